@@ -1,0 +1,44 @@
+"""pez: readable hard prompts, found by gradient (PEZ, Wen et al., NeurIPS 2023) and compared with baselines.
+
+Heavy dependencies load on first use, so ``import pez`` is quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "invert": "pez.api",
+    "optimize": "pez.api",
+    "optimize_each": "pez.api",
+    "make_objective": "pez.api",
+    "PEZConfig": "pez.optim.pez",
+    "PEZ": "pez.optim.pez",
+    "OptimizerConfig": "pez.optim.base",
+    "Progress": "pez.optim.base",
+    "METHODS": "pez.optim",
+    "CLIPObjective": "pez.objectives.clip",
+    "SentenceObjective": "pez.objectives.sentence",
+    "EmbeddingObjective": "pez.objectives.base",
+    "Objective": "pez.objectives.base",
+    "PromptResult": "pez.result",
+    "PezError": "pez.errors",
+    "load_model": "pez.models",
+    "LoadedModel": "pez.models",
+    "Vocabulary": "pez.vocab",
+    "VocabOptions": "pez.vocab",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'pez' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

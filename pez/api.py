@@ -1,0 +1,127 @@
+"""One call per job: :func:`invert` (images/texts -> prompt) and :func:`optimize` (any objective, any method)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from pez.errors import PezError
+from pez.models import DEFAULT_CLIP, LoadedModel, load_model
+from pez.objectives.base import Objective
+from pez.optim import METHODS
+from pez.optim.base import OptimizerConfig, Progress
+from pez.result import PromptResult
+
+
+def _method_for(config: OptimizerConfig):
+    for cls in METHODS.values():
+        if type(config) is cls.config_class:
+            return cls
+    raise TypeError(f"no method takes a {type(config).__name__}; known: {', '.join(METHODS)}")
+
+
+def optimize_each(
+    objective: Objective,
+    config: OptimizerConfig | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> list[PromptResult]:
+    """Run the method that ``config`` belongs to (PEZ by default); one result per target group."""
+    from pez.optim.pez import PEZConfig
+
+    config = config if config is not None else PEZConfig()
+    return _method_for(config)(objective, config).run(callback=callback, checkpoint=checkpoint, resume=resume)
+
+
+def optimize(
+    objective: Objective,
+    config: OptimizerConfig | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> PromptResult:
+    """Find the best hard prompt for ``objective``.
+
+    Args:
+        objective: e.g. :class:`pez.CLIPObjective` or :class:`pez.SentenceObjective`.
+        config: a method config, e.g. ``pez.PEZConfig(prompt_len=8, steps=300, restarts=4, seed=0)``.
+        callback: called with a :class:`Progress` at every sync point.
+        checkpoint: file to save the state to every ``config.checkpoint_every`` steps and at the end.
+        resume: continue from ``checkpoint``.
+
+    Returns:
+        the best prompt over all restarts, scored on its own re-tokenised text.
+    """
+    results = optimize_each(objective, config, callback, checkpoint, resume)
+    if len(results) != 1:
+        raise ValueError(f"this objective has {len(results)} target groups: use optimize_each")
+    return results[0]
+
+
+def make_objective(
+    model: str | LoadedModel,
+    images: Sequence = (),
+    texts: Sequence[str] = (),
+    negative_images: Sequence = (),
+    negative_texts: Sequence[str] = (),
+    negative_weight: float = 1.0,
+    device: str | None = "auto",
+) -> Objective:
+    """The embedding objective for a model spec (or a loaded model) and targets."""
+    if not len(images) and not len(texts):
+        raise PezError("no targets given: pass image files and/or --text")
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
+    targets = dict(
+        images=images,
+        texts=texts,
+        negative_images=negative_images,
+        negative_texts=negative_texts,
+        negative_weight=negative_weight,
+        model_name=loaded.spec,
+    )
+    if loaded.kind == "clip":
+        from pez.objectives.clip import CLIPObjective
+
+        return CLIPObjective(loaded.model, loaded.tokenizer, preprocess=loaded.preprocess, **targets)
+    from pez.objectives.sentence import SentenceObjective
+
+    return SentenceObjective(loaded.model, **targets)
+
+
+def invert(
+    images: Sequence = (),
+    texts: Sequence[str] = (),
+    negative_images: Sequence = (),
+    negative_texts: Sequence[str] = (),
+    model: str | LoadedModel = DEFAULT_CLIP,
+    method: str = "pez",
+    device: str | None = "auto",
+    negative_weight: float = 1.0,
+    callback: Callable[[Progress], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    **config,
+) -> PromptResult:
+    """Find a readable hard prompt whose features match images and/or texts under a model.
+
+    Args:
+        images: target images (paths or PIL images); CLIP models only.
+        texts: target texts.
+        negative_images, negative_texts: targets to move away from.
+        model: a model spec (see :mod:`pez.models`) or a :class:`LoadedModel`.
+        method: optimiser name (``pez``).
+        device: ``auto`` (CUDA if available), ``cpu``, ``cuda``.
+        negative_weight: weight of each negative target relative to a positive one.
+        callback, checkpoint, resume: as in :func:`optimize`.
+        **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``.
+    """
+    if method not in METHODS:
+        raise PezError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
+    config_class = METHODS[method].config_class
+    try:
+        cfg = config_class(**config)
+    except TypeError as e:
+        raise TypeError(f"{config_class.__name__}: {e}") from None
+    obj = make_objective(model, images, texts, negative_images, negative_texts, negative_weight, device)
+    return optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume)

@@ -1,0 +1,140 @@
+"""The objective protocol, and the embedding-similarity objective shared by CLIP and sentence encoders.
+
+An objective turns prompt embeddings into a loss (lower is better) and knows how to score a prompt given as
+token ids, so that the score shown to the user is the score of the text they get. The score is ``-loss``.
+
+Prompts are grouped: prompt r belongs to group ``group[r]``, and each group has its own targets. Restarts are R
+prompts in one group; inverting a folder puts one image in each group.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from pez.errors import PezError
+from pez.vocab import Vocabulary
+
+
+class Objective(Protocol):
+    """What every optimiser needs from a task. Lower loss is better; score = -loss."""
+
+    vocab: Vocabulary
+    n_groups: int
+    score_name: str
+
+    def loss(
+        self, embeds: torch.Tensor, group: torch.Tensor, batch_size: int | None, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Loss for the gradient and, when the same forward gives it, the loss on all evaluation targets.
+
+        Args:
+            embeds: prompt token embeddings, shape (R, L, D).
+            group: the group of each prompt, shape (R,).
+            batch_size: targets (or examples) per prompt for this step; None means all.
+            generator: draws the batch.
+
+        Returns:
+            (loss, eval_loss), each of shape (R,); eval_loss is None when the step saw only a sample.
+        """
+        ...
+
+    def eval_loss(self, embeds: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        """Loss on all evaluation targets, shape (R,)."""
+        ...
+
+    def eval_loss_ids(self, ids: Sequence[Sequence[int]], group: torch.Tensor) -> torch.Tensor:
+        """Loss on all evaluation targets of prompts given as token ids of any lengths, shape (N,)."""
+        ...
+
+    def describe(self) -> dict:
+        """A JSON-able description of the task (model, targets), stored in results and checkpoints."""
+        ...
+
+
+class EmbeddingObjective(ABC):
+    """loss = -sum_j w_j cos(f(prompt), t_j) / sum_j |w_j| over the targets of the prompt's group.
+
+    Subclasses provide the encoder: :meth:`encode_embeds` for a batch of prompt embeddings and
+    :meth:`encode_ids` for prompts given as token ids.
+
+    Args:
+        vocab: the model's vocabulary.
+        targets: target features, shape (T, F) (normalised here).
+        weights: per-group target weights, shape (G, T); negative weights push away; zero means "not mine".
+        info: description of the targets for results.
+    """
+
+    score_name = "cosine"
+
+    def __init__(self, vocab: Vocabulary, targets: torch.Tensor, weights: torch.Tensor, info: dict):
+        if targets.shape[0] == 0:
+            raise PezError("no targets given: pass at least one image or --text")
+        if weights.ndim != 2 or weights.shape[1] != targets.shape[0]:
+            raise ValueError(f"weights must have shape (groups, {targets.shape[0]}), got {tuple(weights.shape)}")
+        if not (weights > 0).any(dim=1).all():
+            raise PezError("every prompt needs at least one positive target, not only negative ones")
+        self.vocab = vocab
+        self.targets = F.normalize(targets.detach().float(), dim=-1)  # (T, F)
+        self.weights = weights.to(self.targets)  # (G, T)
+        self.n_groups = weights.shape[0]
+        self.info = info
+
+    # -- to be provided by the encoder ------------------------------------------------------------------
+    @abstractmethod
+    def encode_embeds(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Features of prompts given as embeddings (R, L, D) -> (R, F)."""
+
+    @abstractmethod
+    def encode_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Features of prompts given as token ids of any lengths -> (N, F)."""
+
+    # -- the objective ----------------------------------------------------------------------------------
+    def similarities(self, feats: torch.Tensor) -> torch.Tensor:
+        """Cosine of each prompt feature with each target, shape (R, T)."""
+        return F.normalize(feats.float(), dim=-1) @ self.targets.T
+
+    def _weighted(self, sims: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return -(sims * w).sum(-1) / w.abs().sum(-1)
+
+    def loss(self, embeds, group, batch_size, generator):
+        sims = self.similarities(self.encode_embeds(embeds))  # (R, T)
+        w = self.weights[group]  # (R, T)
+        full = self._weighted(sims, w)
+        n_mine = (w != 0).sum(-1)
+        if batch_size is None or bool((n_mine <= batch_size).all()):
+            return full, full.detach()
+        # each prompt draws its own batch_size targets among those of its group
+        u = torch.rand(w.shape, generator=generator, device=w.device).masked_fill(w == 0, 2.0)
+        picked = torch.zeros_like(w, dtype=torch.bool).scatter_(1, u.topk(batch_size, largest=False).indices, True)
+        return self._weighted(sims, w * picked), full.detach()
+
+    @torch.no_grad()
+    def eval_loss(self, embeds, group):
+        return self._weighted(self.similarities(self.encode_embeds(embeds)), self.weights[group])
+
+    @torch.no_grad()
+    def eval_loss_ids(self, ids, group):
+        return self._weighted(self.similarities(self.encode_ids(ids)), self.weights[group])
+
+    @torch.no_grad()
+    def target_cosines(self, ids: Sequence[int], group: int = 0) -> list[dict]:
+        """Per-target cosine of one prompt: [{"target": ..., "weight": w, "cosine": c}, ...] for its group."""
+        sims = self.similarities(self.encode_ids([ids]))[0].tolist()
+        out = []
+        for j, (name, w) in enumerate(zip(self.info["targets"], self.weights[group].tolist())):
+            if w != 0:
+                out.append({"target": name, "weight": w, "cosine": sims[j]})
+        return out
+
+    def describe(self) -> dict:
+        return dict(self.info)
+
+
+def target_weights(n_pos: int, n_neg: int, negative_weight: float) -> torch.Tensor:
+    """One group's weights, shape (1, n_pos + n_neg): +1 for each positive, -negative_weight for each negative."""
+    return torch.tensor([[1.0] * n_pos + [-negative_weight] * n_neg])

@@ -1,0 +1,175 @@
+"""CLIP objective: make a prompt's text features match image and text targets (open_clip models).
+
+The text path is rebuilt from open_clip's public attributes (token embedding, positional embedding, causal
+transformer, final layer norm, pooling at end-of-text, projection), so gradients flow to the prompt embeddings.
+Under the causal mask the end-of-text feature depends only on the first L + 2 positions (start, prompt, end), so
+only those are computed: the official PEZ code runs all 77.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from pez.errors import PezError
+from pez.images import load_image
+from pez.objectives.base import EmbeddingObjective, target_weights
+from pez.vocab import ClipTokenizer, Vocabulary
+
+
+class ClipTextPath(nn.Module):
+    """open_clip's ``encode_text`` taken apart so that it accepts token embeddings.
+
+    Args:
+        model: an open_clip ``CLIP`` or ``CustomTextCLIP`` whose text tower is open_clip's causal
+            ``TextTransformer``.
+        tokenizer: the model's open_clip tokenizer.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer):
+        super().__init__()
+        tower = model.text if hasattr(model, "text") else model
+        pool = getattr(tower, "text_pool_type", None) or getattr(tower, "pool_type", None)
+        needed = ("token_embedding", "positional_embedding", "transformer", "ln_final", "attn_mask")
+        if not all(hasattr(tower, a) for a in needed):
+            raise PezError(f"{type(tower).__name__} text towers are not supported: pez needs open_clip's causal TextTransformer")
+        if tower.attn_mask is None or getattr(tower, "cls_emb", None) is not None or pool not in ("argmax", "eos"):
+            raise PezError("this open_clip text tower is not causal with end-of-text pooling, which pez needs")
+        self.tower = tower
+        self.tok = ClipTokenizer(tokenizer)
+        self.context_length = min(tower.positional_embedding.shape[0], self.tok.context_length)
+
+    @property
+    def token_embedding(self) -> torch.Tensor:
+        return self.tower.token_embedding.weight  # (V, D)
+
+    def forward(self, x: torch.Tensor, eot_pos: torch.Tensor) -> torch.Tensor:
+        """Text features of full sequences given as embeddings.
+
+        Args:
+            x: embeddings of start + tokens + end (+ anything after), shape (N, S, D).
+            eot_pos: position of the end-of-text token in each row, shape (N,).
+
+        Returns:
+            unnormalised text features, shape (N, F).
+        """
+        t = self.tower
+        s = x.shape[1]
+        cast = t.transformer.get_cast_dtype()
+        x = x.to(cast) + t.positional_embedding[:s].to(cast)
+        x = t.transformer(x, attn_mask=t.attn_mask[:s, :s])  # (N, S, D)
+        x = t.ln_final(x[torch.arange(x.shape[0], device=x.device), eot_pos])  # (N, D)
+        proj = t.text_projection
+        if proj is None:
+            return x
+        return proj(x) if isinstance(proj, nn.Linear) else x @ proj
+
+    def encode_embeds(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Features of prompts given as embeddings (R, L, D): start + prompt + end, L + 2 positions."""
+        r, length, _ = embeds.shape
+        w = self.token_embedding
+        sot = w[self.tok.bos_id].expand(r, 1, -1)
+        eot = w[self.tok.eos_id].expand(r, 1, -1)
+        x = torch.cat([sot, embeds.to(w.dtype), eot], dim=1)  # (R, L + 2, D)
+        return self(x, torch.full((r,), length + 1, device=embeds.device))
+
+    def encode_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Features of prompts given as token ids of any lengths (each cut to the context)."""
+        ids = [list(i)[: self.context_length - 2] for i in ids]
+        s = max(len(i) for i in ids) + 2
+        rows = [[self.tok.bos_id, *i, self.tok.eos_id] + [0] * (s - len(i) - 2) for i in ids]
+        t = torch.tensor(rows, device=self.token_embedding.device)
+        eot = torch.tensor([len(i) + 1 for i in ids], device=t.device)
+        return self(self.tower.token_embedding(t), eot)
+
+
+class CLIPObjective(EmbeddingObjective):
+    """Match CLIP image and text targets, and push away from negative ones.
+
+    Args:
+        model: an open_clip model (its device and dtype are followed).
+        tokenizer: ``open_clip.get_tokenizer(name)``.
+        images: target images (file paths or PIL images).
+        texts: target texts.
+        negative_images, negative_texts: targets to move away from.
+        negative_weight: weight of each negative target relative to a positive one.
+        preprocess: image transform; default: the model's own evaluation transform.
+        model_name: how the model is named in results.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        images: Sequence = (),
+        texts: Sequence[str] = (),
+        negative_images: Sequence = (),
+        negative_texts: Sequence[str] = (),
+        negative_weight: float = 1.0,
+        preprocess=None,
+        model_name: str | None = None,
+    ):
+        if not len(images) and not len(texts):
+            raise PezError("no targets given: pass at least one image or --text")
+        self.path = ClipTextPath(model, tokenizer)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.preprocess = preprocess or _eval_transform(model)
+        pos = self._encode_targets(images, texts)
+        neg = self._encode_targets(negative_images, negative_texts)
+        feats = torch.cat([pos, neg]) if len(neg) else pos
+        names = _names(images, texts) + _names(negative_images, negative_texts)
+        info = {
+            "kind": "clip",
+            "model": model_name or type(model).__name__,
+            "targets": names,
+            "negatives": len(neg),
+            "negative_weight": negative_weight,
+        }
+        vocab = Vocabulary(self.path.tok, self.path.token_embedding, self.path.context_length - 2)
+        super().__init__(vocab, feats, target_weights(len(pos), len(neg), negative_weight), info)
+
+    @torch.no_grad()
+    def _encode_targets(self, images: Sequence, texts: Sequence[str]) -> torch.Tensor:
+        device = self.path.token_embedding.device
+        feats = []
+        if len(images):
+            if not hasattr(self.model, "encode_image"):
+                raise PezError("this model has no image tower: give text targets, or use a CLIP model for images")
+            pixels = torch.stack([self.preprocess(load_image(im)) for im in images])
+            dtype = next(self.model.visual.parameters()).dtype
+            feats.append(self.model.encode_image(pixels.to(device, dtype)).float())
+        if len(texts):
+            ids = [self.path.tok.encode(t) for t in texts]
+            feats.append(self.path.encode_ids(ids).float())
+        return torch.cat(feats) if feats else torch.zeros(0, 1, device=device)
+
+    def encode_embeds(self, embeds):
+        return self.path.encode_embeds(embeds)
+
+    def encode_ids(self, ids):
+        return self.path.encode_ids(ids)
+
+
+def _eval_transform(model: nn.Module):
+    import open_clip
+
+    cfg = getattr(getattr(model, "visual", None), "preprocess_cfg", None)
+    if cfg is None:
+        return None
+    return open_clip.image_transform(
+        cfg["size"],
+        is_train=False,
+        mean=cfg["mean"],
+        std=cfg["std"],
+        resize_mode=cfg.get("resize_mode"),
+        interpolation=cfg.get("interpolation"),
+        fill_color=cfg.get("fill_color", 0),
+    )
+
+
+def _names(images: Sequence, texts: Sequence[str]) -> list[str]:
+    names = [str(im) if isinstance(im, str) or hasattr(im, "__fspath__") else f"<image {i}>" for i, im in enumerate(images)]
+    return [f"image:{n}" for n in names] + [f"text:{t}" for t in texts]

@@ -1,0 +1,58 @@
+"""Shared fixtures: CPU only, small real architectures with random weights, and the embedded minilm."""
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PLANTED = "a red car parked on a quiet street"  # 8 words
+
+
+def tiny_clip():
+    """A real open_clip CLIP with a tiny text and image tower and the full BPE vocabulary."""
+    import open_clip
+
+    torch.manual_seed(0)
+    vision = {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16}
+    text = {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2}
+    return open_clip.CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text).eval()
+
+
+@pytest.fixture(scope="session")
+def clip_tokenizer():
+    import open_clip
+
+    return open_clip.get_tokenizer("ViT-B-32")
+
+
+@pytest.fixture(scope="session")
+def tiny(clip_tokenizer):
+    return tiny_clip(), clip_tokenizer
+
+
+@pytest.fixture(scope="session")
+def vitb32(clip_tokenizer):
+    import open_clip
+
+    torch.manual_seed(0)
+    return open_clip.create_model("ViT-B-32", pretrained=None).eval(), clip_tokenizer
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from pez.models import load_model
+
+    return load_model("minilm", "cpu")
+
+
+@pytest.fixture(scope="session")
+def astronaut_png(tmp_path_factory):
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("img") / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path

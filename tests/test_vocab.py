@@ -1,0 +1,78 @@
+"""Vocabulary masks and the nearest-neighbour projection."""
+
+import pytest
+import torch
+
+from pez.errors import PezError
+from pez.vocab import ClipTokenizer, HFTokenizer, Projector, VocabOptions, Vocabulary
+
+
+@pytest.fixture(scope="module")
+def clip_vocab(tiny):
+    model, tok = tiny
+    return Vocabulary(ClipTokenizer(tok), model.token_embedding.weight.detach(), 75)
+
+
+@pytest.fixture(scope="module")
+def bert_vocab(minilm):
+    hf = minilm.model[0].auto_model
+    return Vocabulary(HFTokenizer(minilm.tokenizer), hf.get_input_embeddings().weight.detach(), 254)
+
+
+@pytest.mark.parametrize("name", ["clip_vocab", "bert_vocab"])
+def test_every_allowed_row_projects_to_itself(request, name):
+    vocab = request.getfixturevalue(name)
+    allowed = vocab.allowed_mask(VocabOptions(ascii_only=True, whole_words=False))
+    proj = Projector(vocab.embeddings, allowed)
+    ids = allowed.nonzero().squeeze(1)
+    assert torch.equal(proj(vocab.embeddings[ids]), ids)
+
+
+@pytest.mark.parametrize("name", ["clip_vocab", "bert_vocab"])
+def test_masked_ids_are_never_chosen(request, name):
+    vocab = request.getfixturevalue(name)
+    allowed = vocab.allowed_mask(VocabOptions(whole_words=True))
+    proj = Projector(vocab.embeddings, allowed)
+    # the rows of masked tokens, and random directions, must all land on allowed tokens
+    masked = (~allowed).nonzero().squeeze(1)
+    queries = torch.cat([vocab.embeddings[masked], torch.randn(500, vocab.embeddings.shape[1])])
+    assert allowed[proj(queries)].all()
+
+
+def test_special_tokens_never_allowed(clip_vocab, bert_vocab):
+    for vocab in (clip_vocab, bert_vocab):
+        allowed = vocab.allowed_mask(VocabOptions(ascii_only=False, whole_words=False))
+        for i in vocab.tokenizer.special_ids:
+            assert not allowed[i]
+
+
+def test_ascii_and_whole_words(clip_vocab, bert_vocab):
+    tok = clip_vocab.tokenizer
+    allowed = clip_vocab.allowed_mask(VocabOptions(ascii_only=True, whole_words=True))
+    for i in allowed.nonzero().squeeze(1).tolist()[::97]:
+        text = tok.token_text(i)
+        assert text.isascii() and text.strip()
+        assert tok.encode(text) == [i]  # a whole word comes back as itself
+    car = tok.encode("car")[0]
+    assert allowed[car]
+    sub = bert_vocab.tokenizer.encode("unbelievably")  # un ##bel ##ie ##va ##bly or similar
+    allowed_b = bert_vocab.allowed_mask(VocabOptions(whole_words=True))
+    assert not allowed_b[sub[1:]].any()
+    unused = bert_vocab.tokenizer.tok.convert_tokens_to_ids("[unused5]")
+    assert not allowed_b[unused]
+
+
+def test_blocklist_blocks_substrings(clip_vocab):
+    tok = clip_vocab.tokenizer
+    allowed = clip_vocab.allowed_mask(VocabOptions(blocklist=("car",)))
+    for word in ("car", "cars", "scary", "Carpet"):
+        for i in tok.encode(word.lower()):
+            if "car" in tok.token_text(i):
+                assert not allowed[i]
+    assert allowed[tok.encode("dog")[0]]
+
+
+def test_blocklist_that_leaves_nothing_is_an_error(clip_vocab):
+    letters = tuple("abcdefghijklmnopqrstuvwxyz0123456789") + tuple("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+    with pytest.raises(PezError, match="no token allowed"):
+        clip_vocab.allowed_mask(VocabOptions(blocklist=letters))
