@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--negative-text", action="append", default=[], metavar="T", help="text to move away from")
     inv.add_argument("--negative-image", action="append", default=[], metavar="F", help="image to move away from")
     inv.add_argument("--negative-weight", type=float, default=1.0, help="weight of each negative target (default 1)")
-    inv.add_argument("--model", default=DEFAULT_CLIP, help=f"minilm, st:NAME, or open_clip NAME/TAG (default {DEFAULT_CLIP})")
+    inv.add_argument(
+        "--model", default=DEFAULT_CLIP, help=f"minilm, st:NAME, or open_clip NAME/TAG (default {DEFAULT_CLIP})"
+    )
     inv.add_argument("--method", default="pez", choices=sorted(METHODS), help="optimiser (default pez)")
     inv.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     inv.add_argument("--out", metavar="FILE", help="write the result as JSON")

@@ -161,7 +161,8 @@ class Vocabulary:
             allowed[: len(hit)] &= ~hit
         if not allowed.any():
             raise PezError(
-                "the vocabulary options leave no token allowed: shorten the blocklist or drop --whole-words/--ascii-only"
+                "the vocabulary options leave no token allowed: "
+                "shorten the blocklist, or use --no-whole-words / --no-ascii-only"
             )
         return allowed
 

@@ -34,7 +34,9 @@ class ClipTextPath(nn.Module):
         pool = getattr(tower, "text_pool_type", None) or getattr(tower, "pool_type", None)
         needed = ("token_embedding", "positional_embedding", "transformer", "ln_final", "attn_mask")
         if not all(hasattr(tower, a) for a in needed):
-            raise PezError(f"{type(tower).__name__} text towers are not supported: pez needs open_clip's causal TextTransformer")
+            raise PezError(
+                f"{type(tower).__name__} text towers are not supported: pez needs open_clip's causal TextTransformer"
+            )
         if tower.attn_mask is None or getattr(tower, "cls_emb", None) is not None or pool not in ("argmax", "eos"):
             raise PezError("this open_clip text tower is not causal with end-of-text pooling, which pez needs")
         self.tower = tower
@@ -171,5 +173,7 @@ def _eval_transform(model: nn.Module):
 
 
 def _names(images: Sequence, texts: Sequence[str]) -> list[str]:
-    names = [str(im) if isinstance(im, str) or hasattr(im, "__fspath__") else f"<image {i}>" for i, im in enumerate(images)]
+    names = [
+        str(im) if isinstance(im, str) or hasattr(im, "__fspath__") else f"<image {i}>" for i, im in enumerate(images)
+    ]
     return [f"image:{n}" for n in names] + [f"text:{t}" for t in texts]

@@ -178,7 +178,7 @@ class PromptOptimizer(ABC):
                 raise PezError(f"nothing to resume: checkpoint {checkpoint} does not exist")
             start, elapsed0 = self._load_checkpoint(checkpoint, tracker)
         interrupted = False
-        done = start
+        done = reported = start
         t_loop = time.perf_counter()
 
         def elapsed() -> float:
@@ -197,6 +197,7 @@ class PromptOptimizer(ABC):
                 if (step + 1) % cfg.sync_every == 0:
                     tracker.sync(step + 1, elapsed())
                     if callback is not None:
+                        reported = step + 1
                         callback(tracker.progress(step + 1, cfg.steps, elapsed()))
                     if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
                         self._save_checkpoint(checkpoint, step + 1, elapsed(), tracker)
@@ -206,7 +207,7 @@ class PromptOptimizer(ABC):
         if checkpoint is not None:
             self._save_checkpoint(checkpoint, done, elapsed(), tracker)
         tracker.sync(done, elapsed())
-        if callback is not None:
+        if callback is not None and reported != done:
             callback(tracker.progress(done, cfg.steps, elapsed()))
         loop_s = time.perf_counter() - t_loop
         timings = {
@@ -368,9 +369,7 @@ class Tracker:
             best = self._group_best(g)
             if best is None:  # no step ran: report the initial prompt honestly
                 raise PezError("the run stopped before its first step: nothing to report")
-            restarts = [
-                {"text": h["text"], "score": -h["loss"]} for h, gg in zip(self.honest, g_of) if gg == g and h
-            ]
+            restarts = [{"text": h["text"], "score": -h["loss"]} for h, gg in zip(self.honest, g_of) if gg == g and h]
             target_scores = obj.target_cosines(best["text_ids"], g) if hasattr(obj, "target_cosines") else []
             info = obj.describe()
             out.append(
