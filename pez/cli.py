@@ -98,6 +98,13 @@ def _progress_bar(total: int, quiet: bool):
     return bar, callback
 
 
+def _quiet_libraries() -> None:
+    """Keep the terminal for pez's own progress: no weight-loading bars from transformers."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def _invert(args: argparse.Namespace) -> int:
     import pez
     from pez.images import load_image
@@ -118,13 +125,15 @@ def _invert(args: argparse.Namespace) -> int:
         load_image(im)
     if not args.images and not args.text:
         raise PezError("no targets given: pass image files and/or --text")
+    _quiet_libraries()
     loaded = load_model(args.model, args.device)
     obj = pez.make_objective(
         loaded, args.images, args.text, args.negative_image, args.negative_text, args.negative_weight
     )
+    optimizer = method(obj, config)  # validates the options against the model before any progress is shown
     bar, callback = _progress_bar(config.steps, args.quiet)
     try:
-        res = pez.optimize(obj, config, callback=callback, checkpoint=args.checkpoint, resume=args.resume)
+        (res,) = optimizer.run(callback=callback, checkpoint=args.checkpoint, resume=args.resume)
     finally:
         if bar is not None:
             bar.close()

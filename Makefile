@@ -1,0 +1,34 @@
+# make demo: set up .venv (once) and distil a sentence into an 8-token prompt with the embedded minilm model.
+# make test: set up .venv (once), lint, and run the CPU test suite (slow and GPU tests are behind markers).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.pez-installed
+DEMO_TEXT ?= A man is riding a horse on the beach at sunset.
+
+.PHONY: install demo test test-all bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/pez invert --model minilm --text "$(DEMO_TEXT)" --prompt-len 8 --steps 300 --restarts 4 \
+		--device cpu --out demo-result.json
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check pez tests benchmarks
+	$(PY) -m pytest -q -m "not slow and not gpu"
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_speed.py
+	$(PY) benchmarks/bench_vocab.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo-result.json

@@ -1,0 +1,99 @@
+"""The CLI: a real run, and one clear line with exit code 2 for every kind of bad input."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from pez.cli import main
+
+TEXT = "A man is riding a horse on the beach at sunset."
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_invert_minilm_writes_result(capsys, tmp_path):
+    out = tmp_path / "r.json"
+    code, stdout, err = run(
+        capsys, "invert", "--model", "minilm", "--text", TEXT, "--prompt-len", "4", "--steps", "20",
+        "--device", "cpu", "--seed", "1", "--out", str(out), "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out.read_text())
+    assert stdout.strip() == data["text"]
+    assert len(data["ids"]) == 4 and data["config"]["steps"] == 20 and data["seed"] == 1
+    assert data["model"] == "minilm" and len(data["history"]) == 20
+    assert f"cosine {data['score']:.4f}" in err
+
+
+def test_invert_images_with_clip_and_modes(capsys, tmp_path, astronaut_png):
+    rgba = tmp_path / "a.png"
+    Image.open(astronaut_png).convert("RGBA").save(rgba)
+    cmyk = tmp_path / "b.jpg"
+    Image.open(astronaut_png).convert("CMYK").save(cmyk)
+    code, stdout, err = run(
+        capsys, "invert", str(astronaut_png), str(rgba), str(cmyk), "--text", "an astronaut",
+        "--model", "ViT-B-32/random", "--prompt-len", "4", "--steps", "3", "--device", "cpu", "--quiet",
+        "--blocklist", "nasa", "--no-whole-words",
+    )  # fmt: skip
+    assert code == 0, err
+    assert stdout.strip() and "nasa" not in stdout
+
+
+BAD = [
+    (["invert", "missing.jpg", "--model", "minilm"], "image not found"),
+    (["invert", "{notimage}", "--model", "minilm"], "not an image"),
+    (["invert", "--model", "minilm"], "no targets given"),
+    (["invert", "--model", "minilm", "--text", "x", "--prompt-len", "0"], "prompt-len must be positive"),
+    (["invert", "--model", "minilm", "--text", "x", "--prompt-len", "300"], "longer than this model allows"),
+    (["invert", "--model", "minilm", "--text", "x", "--prompt-len", "abc"], "invalid int value"),
+    (["invert", "--model", "ViT-Q-99", "--text", "x"], "unknown model"),
+    (["invert", "--model", "ViT-B-32/not_a_tag", "--text", "x"], "unknown tag"),
+    (["invert", "--model", "ViT-B-32/laion2b_s34b_b79k", "--text", "x", "--device", "cpu"], "network access"),
+    (["invert", "--model", "minilm", "--text", "x", "--blocklist", *"aeiouy"], None),
+    (["invert", "--model", "minilm", "--text", "x", "--resume"], "--resume needs --checkpoint"),
+    (["invert", "{image}", "--model", "minilm"], "cannot take image targets"),
+    (["invert", "--model", "minilm", "--text", "x", "--steps", "-3"], "steps must be positive"),
+    (["invert", "--model", "minilm", "--text", "x", "--device", "cuda:0"], None),
+    (["invert", "--model", "minilm", "--text", "x", "--bogus"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD, ids=[" ".join(a[1:4]) for a, _ in BAD])
+def test_bad_input_gives_one_line_and_exit_2(capsys, tmp_path, astronaut_png, monkeypatch, argv, message):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    notimage = tmp_path / "notes.png"
+    notimage.write_text("hello")
+    argv = [a.format(notimage=notimage, image=astronaut_png) for a in argv]
+    if "aeiouy" in "".join(argv[-6:]):  # a blocklist of every vowel still leaves tokens like "b", "2", "!"
+        argv += [*"bcdfghjklmnpqrstvwxz0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"]
+        message = "no token allowed"
+    if "cuda:0" in argv:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+        message = "no CUDA GPU"
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("WARNING")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pez: error: ") and message in lines[0]
+    assert "Traceback" not in err and out == ""
+
+
+def test_readme_documents_every_option():
+    from pathlib import Path
+
+    from pez.cli import build_parser
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    invert = build_parser()._subparsers._group_actions[0].choices["invert"]
+    flags = [s for a in invert._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
+    missing = [f for f in flags if f"`{f}" not in readme and f"/ `{f}" not in readme]
+    assert not missing, f"README lacks {missing}"
