@@ -97,3 +97,30 @@ def test_readme_documents_every_option():
     flags = [s for a in invert._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
     missing = [f for f in flags if f"`{f}" not in readme and f"/ `{f}" not in readme]
     assert not missing, f"README lacks {missing}"
+
+
+def test_ctrl_c_prints_and_saves_the_best_prompt(capsys, tmp_path, monkeypatch):
+    from pez.optim.pez import PEZ
+
+    real_step = PEZ.step
+
+    def step(self, i):
+        if i == 25:
+            raise KeyboardInterrupt
+        return real_step(self, i)
+
+    monkeypatch.setattr(PEZ, "step", step)
+    out = tmp_path / "r.json"
+    code, stdout, err = run(
+        capsys, "invert", "--model", "minilm", "--text", TEXT, "--prompt-len", "4", "--steps", "100",
+        "--device", "cpu", "--out", str(out), "--checkpoint", str(tmp_path / "c.ckpt"),
+    )  # fmt: skip
+    assert code == 130
+    data = json.loads(out.read_text())
+    assert data["interrupted"] and data["steps_done"] == 25 and stdout.strip() == data["text"]
+    assert "interrupted after step 25" in err and "Traceback" not in err
+
+
+def test_models_lists_embedded_and_open_clip(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and out.startswith("minilm") and "ViT-H-14/laion2b_s32b_b79k" in out

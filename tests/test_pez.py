@@ -70,8 +70,7 @@ def test_groups_optimise_one_prompt_per_target(tiny):
     model, tok = tiny
     texts = [PLANTED, "a bowl of hot soup on a wooden table"]
     obj = pez.CLIPObjective(model, tok, texts=texts)
-    obj.weights = torch.eye(2)  # group g matches target g only
-    obj.n_groups = 2
+    obj.set_groups(torch.eye(2))  # group g matches target g only
     first, second = pez.optimize_each(obj, pez.PEZConfig(prompt_len=8, steps=100, seed=0, restarts=2))
     assert clip_cosine(model, tok, first.text, texts[0]) > clip_cosine(model, tok, first.text, texts[1])
     assert clip_cosine(model, tok, second.text, texts[1]) > clip_cosine(model, tok, second.text, texts[0])

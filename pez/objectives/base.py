@@ -74,15 +74,24 @@ class EmbeddingObjective(ABC):
     def __init__(self, vocab: Vocabulary, targets: torch.Tensor, weights: torch.Tensor, info: dict):
         if targets.shape[0] == 0:
             raise PezError("no targets given: pass at least one image or --text")
-        if weights.ndim != 2 or weights.shape[1] != targets.shape[0]:
-            raise ValueError(f"weights must have shape (groups, {targets.shape[0]}), got {tuple(weights.shape)}")
         if not (weights > 0).any(dim=1).all():
             raise PezError("every prompt needs at least one positive target, not only negative ones")
         self.vocab = vocab
         self.targets = F.normalize(targets.detach().float(), dim=-1)  # (T, F)
+        self.info = info
+        self.set_groups(weights)
+
+    def set_groups(self, weights: torch.Tensor) -> None:
+        """Give each group its own targets: weights of shape (G, T), zero where a target is not the group's.
+
+        E.g. ``torch.eye(T)`` optimises one prompt per target (batch inversion of a folder).
+        """
+        if weights.ndim != 2 or weights.shape[1] != self.targets.shape[0]:
+            raise ValueError(f"weights must have shape (groups, {self.targets.shape[0]}), got {tuple(weights.shape)}")
         self.weights = weights.to(self.targets)  # (G, T)
         self.n_groups = weights.shape[0]
-        self.info = info
+        # known on the host, so that the step never asks the device whether to sample
+        self.max_targets = int((weights != 0).sum(1).max())
 
     # -- to be provided by the encoder ------------------------------------------------------------------
     @abstractmethod
@@ -105,8 +114,7 @@ class EmbeddingObjective(ABC):
         sims = self.similarities(self.encode_embeds(embeds))  # (R, T)
         w = self.weights[group]  # (R, T)
         full = self._weighted(sims, w)
-        n_mine = (w != 0).sum(-1)
-        if batch_size is None or bool((n_mine <= batch_size).all()):
+        if batch_size is None or self.max_targets <= batch_size:
             return full, full.detach()
         # each prompt draws its own batch_size targets among those of its group
         u = torch.rand(w.shape, generator=generator, device=w.device).masked_fill(w == 0, 2.0)

@@ -46,6 +46,9 @@ class SentenceObjective(EmbeddingObjective):
         limit = min(model.max_seq_length or 10**9, getattr(self.hf.config, "max_position_embeddings", 10**9))
         max_len = limit - len(self.tok.prefix_ids) - len(self.tok.suffix_ids)
         self.vocab = vocab = Vocabulary(self.tok, self.hf.get_input_embeddings().weight, max_len)
+        device = vocab.embeddings.device
+        self._prefix = torch.tensor(self.tok.prefix_ids, dtype=torch.long, device=device)  # e.g. [CLS]
+        self._suffix = torch.tensor(self.tok.suffix_ids, dtype=torch.long, device=device)  # e.g. [SEP]
         with torch.no_grad():
             pos = self.encode_ids([self.tok.encode(t) for t in texts])
             neg = self.encode_ids([self.tok.encode(t) for t in negative_texts]) if len(negative_texts) else None
@@ -62,14 +65,10 @@ class SentenceObjective(EmbeddingObjective):
     def _forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.model({"inputs_embeds": x, "attention_mask": mask})["sentence_embedding"]
 
-    def _special(self, ids: list[int], n: int) -> torch.Tensor:
-        w = self.vocab.embeddings
-        return w[torch.tensor(ids, dtype=torch.long, device=w.device)].expand(n, -1, -1)
-
     def encode_embeds(self, embeds):
         r = embeds.shape[0]
         w = self.vocab.embeddings
-        pre, suf = self._special(self.tok.prefix_ids, r), self._special(self.tok.suffix_ids, r)
+        pre, suf = w[self._prefix].expand(r, -1, -1), w[self._suffix].expand(r, -1, -1)
         x = torch.cat([pre, embeds.to(w.dtype), suf], dim=1)  # (R, S, D)
         mask = torch.ones(x.shape[:2], dtype=torch.long, device=x.device)
         return self._forward(x, mask)

@@ -28,7 +28,7 @@ from pez.vocab import Projector, VocabOptions
 log = logging.getLogger(__name__)
 
 
-def _help(default, text: str):
+def config_field(default, text: str):
     return field(default=default, metadata={"help": text})
 
 
@@ -36,19 +36,19 @@ def _help(default, text: str):
 class OptimizerConfig:
     """Fields shared by all methods. Invalid values raise :class:`PezError` on creation."""
 
-    prompt_len: int = _help(16, "number of tokens in the prompt")
-    steps: int = _help(3000, "optimisation steps")
-    restarts: int = _help(1, "independent prompts optimised together in one batch; the best is returned")
-    seed: int = _help(0, "seed of the run's torch.Generator (initial prompt, target sampling)")
-    batch_size: int | None = _help(1, "targets drawn per prompt per step for the gradient (None: all)")
-    init_text: str | None = _help(None, "start from this text instead of random tokens")
-    ascii_only: bool = _help(True, "allow only tokens whose text is printable ASCII")
-    whole_words: bool = _help(True, "allow only tokens that are whole words, so the text re-tokenises the same")
-    blocklist: tuple[str, ...] = _help((), "never use tokens containing any of these (case-insensitive)")
-    sync_every: int = _help(10, "steps between host syncs: progress, honest re-scoring of improved prompts")
-    eval_every: int = _help(50, "steps between full evaluations when a step sees only a sample of the targets")
-    checkpoint_every: int = _help(100, "steps between checkpoints (a multiple of sync_every)")
-    amp: bool = _help(True, "bf16 autocast on CUDA (the prompt itself stays in fp32)")
+    prompt_len: int = config_field(16, "number of tokens in the prompt")
+    steps: int = config_field(3000, "optimisation steps")
+    restarts: int = config_field(1, "independent prompts optimised together in one batch; the best is returned")
+    seed: int = config_field(0, "seed of the run's torch.Generator (initial prompt, target sampling)")
+    batch_size: int | None = config_field(1, "targets drawn per prompt per step for the gradient (None: all)")
+    init_text: str | None = config_field(None, "start from this text instead of random tokens")
+    ascii_only: bool = config_field(True, "allow only tokens whose text is printable ASCII")
+    whole_words: bool = config_field(True, "allow only tokens that are whole words, so the text re-tokenises the same")
+    blocklist: tuple[str, ...] = config_field((), "never use tokens containing any of these (case-insensitive)")
+    sync_every: int = config_field(10, "steps between host syncs: progress, honest re-scoring of improved prompts")
+    eval_every: int = config_field(50, "steps between full evaluations when a step sees only a sample of the targets")
+    checkpoint_every: int = config_field(100, "steps between checkpoints (a multiple of sync_every)")
+    amp: bool = config_field(True, "bf16 autocast on CUDA (the prompt itself stays in fp32)")
 
     def __post_init__(self):
         self.blocklist = tuple(self.blocklist)

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import torch
 
-from pez.optim.base import OptimizerConfig, PromptOptimizer, _help
+from pez.optim.base import OptimizerConfig, PromptOptimizer, config_field
 
 
 @dataclass
 class PEZConfig(OptimizerConfig):
     """PEZ with the official defaults (16 tokens, 3000 steps, AdamW lr 0.1, weight decay 0.1)."""
 
-    lr: float = _help(0.1, "AdamW learning rate on the continuous prompt")
-    weight_decay: float = _help(0.1, "AdamW weight decay")
+    lr: float = config_field(0.1, "AdamW learning rate on the continuous prompt")
+    weight_decay: float = config_field(0.1, "AdamW weight decay")
 
 
 class PEZ(PromptOptimizer):
