@@ -23,6 +23,8 @@ class ClipTokenizer:
     """Adapter over open_clip's ``SimpleTokenizer`` (CLIP byte-level BPE, words end with ``</w>``)."""
 
     def __init__(self, tokenizer):
+        if not all(hasattr(tokenizer, a) for a in ("encoder", "decoder", "sot_token_id", "eot_token_id")):
+            raise PezError(f"{type(tokenizer).__name__} is not open_clip's CLIP BPE tokenizer, which pez needs here")
         self.tok = tokenizer
         self.vocab_size = len(tokenizer.encoder)
         self.special_ids = frozenset(tokenizer.all_special_ids)
@@ -180,8 +182,11 @@ class Projector:
         self.normed = F.normalize(embeddings.detach()[self.allowed_ids].float(), dim=-1)  # (A, D)
 
     @torch.no_grad()
-    def __call__(self, soft: torch.Tensor) -> torch.Tensor:
-        """Project soft embeddings of shape (..., D) to token ids of shape (...)."""
-        q = F.normalize(soft.float(), dim=-1)
-        sims = q @ self.normed.T  # (..., A)
-        return self.allowed_ids[sims.argmax(-1)]
+    def __call__(self, soft: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+        """Project soft embeddings of shape (..., D) to token ids of shape (...).
+
+        Queries go in chunks of ``chunk`` rows so the (rows, A) similarity matrix stays small.
+        """
+        q = F.normalize(soft.float(), dim=-1).reshape(-1, soft.shape[-1])  # (N, D)
+        best = [(part @ self.normed.T).argmax(-1) for part in q.split(chunk)]  # (n, A) -> (n,)
+        return self.allowed_ids[torch.cat(best)].reshape(soft.shape[:-1])

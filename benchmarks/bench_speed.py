@@ -1,0 +1,355 @@
+"""Speed of pez's PEZ against a naive reference loop that pays the official PEZ implementation's costs.
+
+What is measured, for each CLIP model (random weights, ``open_clip.create_model(name, pretrained=None)``, the
+visual tower dropped since only text targets are used) and the same text target:
+
+- **reference**: a PEZ loop written here the way the official code runs it: fp32, one prompt at a time, the
+  text encoder over all 77 positions (start token, prompt, end token, zero-id padding, positional embeddings,
+  ``model.transformer`` with ``model.attn_mask``, ``ln_final``, pooling at the end-of-text position,
+  ``@ text_projection``), the nearest-neighbour projection normalising the whole embedding matrix every step,
+  the gradient taken at the projected point and applied to the continuous prompt by AdamW (lr 0.1, weight decay
+  0.1), and a second no-grad forward every step only to track the best prompt. With R prompts the reference runs
+  them one after the other, so its cost per step is R times that of one prompt.
+- **pez**: ``pez.optimize(pez.CLIPObjective(model, tok, texts=[...]), pez.PEZConfig(prompt_len, steps, restarts=R,
+  seed=0))`` for each R in ``--restarts``, timed by the result's ``timings["loop_s"] / timings["steps_run"]``
+  (the step loop with its best-prompt tracking, host syncs and honest re-scoring; set-up excluded). On CUDA pez
+  runs with its default bf16 autocast and the reference in fp32.
+
+Both are warmed up (``--warmup`` steps, excluded from timing) before ``--steps`` timed steps. Reported: steps/s,
+prompt-steps/s (R x steps/s) and the speed-up per prompt (pez prompt-steps/s over reference prompt-steps/s).
+Before timing, the reference encoder is checked against ``model.encode_text(tokenizer([text]))`` (max abs diff
+< 1e-4). Results go to ``benchmarks/results_speed.json``.
+
+Run (about 10-15 minutes on 2 CPU cores)::
+
+    .venv/bin/python benchmarks/bench_speed.py
+
+Options: ``--models ViT-B-32 ViT-H-14 --steps ViT-B-32=30 ViT-H-14=6 --restarts 1 8 32 --device cpu
+--out benchmarks/results_speed.json``; ``--steps 10`` sets the same number for every model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import pez
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_STEPS = {"ViT-B-32": 30, "ViT-H-14": 6}
+FALLBACK_STEPS = 10
+TARGET_TEXT = "a photo of an astronaut riding a horse on the moon"
+CHECK_TEXT = "an oil painting of a lighthouse in a storm, dramatic light"
+
+
+# -- the naive reference --------------------------------------------------------------------------------------
+def reference_features(model: nn.Module, seq: torch.Tensor, seq_ids: torch.Tensor) -> torch.Tensor:
+    """open_clip's text forward over all positions of token embeddings ``seq`` (N, 77, D).
+
+    ``seq_ids`` (N, 77) are the ids the sequence stands for (prompt positions may hold anything smaller than the
+    end-of-text id); the feature is pooled at the end-of-text token, the largest id, as open_clip does.
+    """
+    cast = model.transformer.get_cast_dtype()
+    x = seq.to(cast) + model.positional_embedding.to(cast)
+    x = model.transformer(x, attn_mask=model.attn_mask)
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), seq_ids.argmax(dim=-1)]
+    proj = model.text_projection
+    if proj is None:
+        return x
+    return proj(x) if isinstance(proj, nn.Linear) else x @ proj
+
+
+class ReferencePEZ:
+    """One prompt, fp32, 77 positions, full-matrix normalisation and a second forward every step."""
+
+    def __init__(self, model: nn.Module, tokenizer, targets: torch.Tensor, prompt_len: int, seed: int):
+        self.model, self.tokenizer = model, tokenizer
+        self.E = model.token_embedding.weight  # (V, D), the whole vocabulary as the official code uses it
+        device = self.E.device
+        self.targets = F.normalize(targets.float(), dim=-1)  # (T, F)
+        self.length = prompt_len
+        context = model.positional_embedding.shape[0]
+        ids = torch.zeros(1, context, dtype=torch.long, device=device)  # zero-id padding
+        ids[0, 0] = tokenizer.sot_token_id
+        ids[0, prompt_len + 1] = tokenizer.eot_token_id
+        self.seq_ids = ids
+        with torch.no_grad():
+            self.template = model.token_embedding(ids).float()  # (1, 77, D)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        start = torch.randint(self.E.shape[0], (1, prompt_len), generator=gen, device=device)
+        self.soft = self.E[start].detach().float().clone().requires_grad_(True)  # (1, L, D)
+        self.opt = torch.optim.AdamW([self.soft], lr=0.1, weight_decay=0.1)
+        self.best_score = -math.inf
+        self.best_text = ""
+
+    def sequence(self, prompt: torch.Tensor) -> torch.Tensor:
+        t = self.template
+        return torch.cat([t[:, :1], prompt, t[:, self.length + 1 :]], dim=1)  # (1, 77, D)
+
+    def project(self) -> torch.Tensor:
+        with torch.no_grad():
+            normed = F.normalize(self.E.float(), dim=-1)  # the whole (V, D) matrix, every step
+            sims = F.normalize(self.soft, dim=-1) @ normed.T  # (1, L, V)
+            return sims.argmax(dim=-1)  # (1, L)
+
+    def score(self, feats: torch.Tensor) -> torch.Tensor:
+        return (F.normalize(feats.float(), dim=-1) @ self.targets.T).mean(dim=-1)  # (1,)
+
+    def step(self) -> None:
+        ids = self.project()
+        hard = self.E[ids].detach().float().requires_grad_(True)
+        loss = 1 - self.score(reference_features(self.model, self.sequence(hard), self.seq_ids)).sum()
+        (self.soft.grad,) = torch.autograd.grad(loss, hard)  # gradient at the projected point
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        with torch.no_grad():  # the second forward, only to track the best prompt
+            score = self.score(reference_features(self.model, self.sequence(self.E[ids].float()), self.seq_ids))
+            score = score.item()
+        text = self.tokenizer.decode(ids[0].tolist())
+        if score > self.best_score:
+            self.best_score, self.best_text = score, text
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def load_text_model(name: str, device: torch.device) -> tuple[nn.Module, object]:
+    model = open_clip.create_model(name, pretrained=None, device=device)
+    model.eval()
+    if hasattr(model, "visual"):
+        del model.visual  # only text targets are used: the image tower is dead weight here
+    gc.collect()
+    return model, open_clip.get_tokenizer(name)
+
+
+def check_reference(model: nn.Module, tokenizer, obj, device: torch.device) -> dict:
+    """The reference encoder equals open_clip's ``encode_text``; record how far pez's own path is from it."""
+    with torch.no_grad():
+        tokens = tokenizer([CHECK_TEXT]).to(device)
+        want = model.encode_text(tokens).float()
+        got = reference_features(model, model.token_embedding(tokens), tokens).float()
+        diff = (got - want).abs().max().item()
+        assert diff < 1e-4, f"reference encoder differs from encode_text by {diff}"
+        # a random 16-token prompt through both paths (pez computes only the first L + 2 positions)
+        length = 16
+        ids = torch.randint(1, tokenizer.eot_token_id - 1, (1, length), generator=torch.Generator().manual_seed(1))
+        ids = ids.to(device)
+        seq_ids = torch.zeros(1, tokens.shape[1], dtype=torch.long, device=device)
+        seq_ids[0, 0] = tokenizer.sot_token_id
+        seq_ids[0, 1 : length + 1] = ids[0]
+        seq_ids[0, length + 1] = tokenizer.eot_token_id
+        ref = reference_features(model, model.token_embedding(seq_ids), seq_ids).float()
+        ours = obj.encode_embeds(model.token_embedding(ids)).float()
+        pez_diff = (ours - ref).abs().max().item()
+    return {
+        "check_text": CHECK_TEXT,
+        "reference_vs_encode_text_max_abs_diff": diff,
+        "pez_vs_reference_max_abs_diff": pez_diff,
+    }
+
+
+def time_reference(model, tokenizer, targets, prompt_len: int, steps: int, warmup: int, device) -> dict:
+    ref = ReferencePEZ(model, tokenizer, targets, prompt_len, seed=0)
+    for _ in range(warmup):
+        ref.step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        ref.step()
+    sync(device)
+    loop_s = time.perf_counter() - t0
+    return {
+        "loop_s": loop_s,
+        "steps_run": steps,
+        "s_per_step": loop_s / steps,
+        "steps_per_s": steps / loop_s,
+        "prompt_steps_per_s": steps / loop_s,
+        "best_score": ref.best_score,
+        "best_text": ref.best_text,
+    }
+
+
+def time_pez(obj, prompt_len: int, steps: int, warmup: int, restarts: int, device) -> dict:
+    if warmup:
+        pez.optimize(obj, pez.PEZConfig(prompt_len=prompt_len, steps=warmup, restarts=restarts, seed=0))
+    sync(device)
+    t0 = time.perf_counter()
+    res = pez.optimize(obj, pez.PEZConfig(prompt_len=prompt_len, steps=steps, restarts=restarts, seed=0))
+    sync(device)
+    call_s = time.perf_counter() - t0
+    loop_s, run = res.timings["loop_s"], res.timings["steps_run"]
+    return {
+        "restarts": restarts,
+        "loop_s": loop_s,
+        "steps_run": run,
+        "call_s": call_s,
+        "s_per_step": loop_s / run,
+        "steps_per_s": run / loop_s,
+        "prompt_steps_per_s": restarts * run / loop_s,
+        "best_score": res.score,
+        "best_text": res.text,
+    }
+
+
+def parse_steps(items: list[str] | None, models: list[str]) -> dict[str, int]:
+    steps = {m: DEFAULT_STEPS.get(m, FALLBACK_STEPS) for m in models}
+    for item in items or []:
+        if "=" in item:
+            name, _, n = item.partition("=")
+            steps[name] = int(n)
+        else:
+            steps = {m: int(item) for m in models}
+    bad = {m: n for m, n in steps.items() if n <= 0}
+    if bad:
+        raise SystemExit(f"--steps must be positive: {bad}")
+    return steps
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+        "pez": pez.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def print_table(rows: list[dict]) -> None:
+    head = f"{'model':<10} {'method':<20} {'R':>3} {'s/step':>9} {'steps/s':>9} "
+    head += f"{'prompt-steps/s':>15} {'speed-up/prompt':>16}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['model']:<10} {r['method']:<20} {r['restarts']:>3} {r['s_per_step']:>9.4f} {r['steps_per_s']:>9.3f} "
+            f"{r['prompt_steps_per_s']:>15.3f} {r['speedup_per_prompt']:>15.2f}x"
+        )
+
+
+# -- main ----------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=["ViT-B-32", "ViT-H-14"], help="open_clip model names")
+    p.add_argument(
+        "--steps",
+        nargs="+",
+        default=None,
+        help=f"timed steps: N for every model, or NAME=N pairs (default {DEFAULT_STEPS}, else {FALLBACK_STEPS})",
+    )
+    p.add_argument("--restarts", nargs="+", type=int, default=[1, 8, 32], help="pez restarts R to time")
+    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps before each timing")
+    p.add_argument("--prompt-len", type=int, default=16, help="prompt length in tokens")
+    p.add_argument("--text", default=TARGET_TEXT, help="the target text")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--out", default=str(HERE / "results_speed.json"), help="JSON file to write")
+    args = p.parse_args(argv)
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda asked for, but CUDA is not available")
+    steps = parse_steps(args.steps, args.models)
+    out: dict = {
+        "benchmark": "pez vs naive reference PEZ loop: steps per second",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]) if argv is None else f"main({argv!r})",
+        "machine": machine_info(device),
+        "settings": {
+            "prompt_len": args.prompt_len,
+            "warmup": args.warmup,
+            "restarts": args.restarts,
+            "target_text": args.text,
+            "pez_precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+            "reference_precision": "fp32",
+            "reference": "77 positions, full-matrix normalisation every step, second no-grad forward every step, "
+            "one prompt at a time (R prompts: R times the cost of one)",
+        },
+        "models": {},
+        "ratios": [],
+    }
+    rows: list[dict] = []
+    for name in args.models:
+        n = steps[name]
+        print(
+            f"== {name}: prompt_len {args.prompt_len}, {n} timed steps (+{args.warmup} warm-up), {device}", flush=True
+        )
+        t0 = time.perf_counter()
+        model, tokenizer = load_text_model(name, device)
+        load_s = time.perf_counter() - t0
+        obj = pez.CLIPObjective(model, tokenizer, texts=[args.text], model_name=f"{name}/random")
+        targets = obj.targets  # the same normalised text features for both loops
+        entry: dict = {
+            "steps": n,
+            "warmup": args.warmup,
+            "prompt_len": args.prompt_len,
+            "text_params": sum(t.numel() for t in model.parameters()),
+            "vocab_size": model.token_embedding.weight.shape[0],
+            "width": model.token_embedding.weight.shape[1],
+            "context_length": model.positional_embedding.shape[0],
+            "load_s": load_s,
+        }
+        entry["check"] = check_reference(model, tokenizer, obj, device)
+        print(f"   check: {entry['check']}", flush=True)
+
+        ref = time_reference(model, tokenizer, targets, args.prompt_len, n, args.warmup, device)
+        entry["reference"] = ref
+        print(f"   reference: {ref['s_per_step']:.4f} s/step", flush=True)
+        rows.append({"model": name, "method": "reference", "restarts": 1, **_rate(ref, ref)})
+        entry["pez"] = {}
+        for r in args.restarts:
+            res = time_pez(obj, args.prompt_len, n, args.warmup, r, device)
+            entry["pez"][str(r)] = res
+            print(f"   pez R={r}: {res['s_per_step']:.4f} s/step", flush=True)
+            seq = {
+                "s_per_step": ref["s_per_step"] * r,
+                "steps_per_s": ref["steps_per_s"] / r,
+                "prompt_steps_per_s": ref["steps_per_s"],
+            }
+            if r != 1:
+                rows.append({"model": name, "method": f"reference x{r} (seq.)", "restarts": r, **_rate(seq, ref)})
+            rows.append({"model": name, "method": "pez", "restarts": r, **_rate(res, ref)})
+        out["models"][name] = entry
+        del obj, model
+        gc.collect()
+    out["ratios"] = rows
+    print()
+    print_table(rows)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def _rate(mine: dict, ref: dict) -> dict:
+    return {
+        "s_per_step": mine["s_per_step"],
+        "steps_per_s": mine["steps_per_s"],
+        "prompt_steps_per_s": mine["prompt_steps_per_s"],
+        "speedup_per_prompt": mine["prompt_steps_per_s"] / ref["prompt_steps_per_s"],
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
