@@ -18,13 +18,19 @@ visual tower dropped since only text targets are used) and the same text target:
 Both are warmed up (``--warmup`` steps, excluded from timing) before ``--steps`` timed steps. Reported: steps/s,
 prompt-steps/s (R x steps/s) and the speed-up per prompt (pez prompt-steps/s over reference prompt-steps/s).
 Before timing, the reference encoder is checked against ``model.encode_text(tokenizer([text]))`` (max abs diff
-< 1e-4). Results go to ``benchmarks/results_speed.json``.
+< 1e-4), and pez's own text path against the reference on a random prompt. pez runs with its default vocabulary
+options (ASCII whole words), the reference over the whole vocabulary, as the official code does.
+
+Timings on a shared machine are only as good as its idleness: each timing records ``other_cores``, the mean
+number of CPU cores other processes used meanwhile (from /proc/stat; ~0 means the numbers are clean). On a
+2-core machine one busy core elsewhere can slow torch's two threads many times over. Results go to
+``benchmarks/results_speed.json``.
 
 Run (about 10-15 minutes on 2 CPU cores)::
 
     .venv/bin/python benchmarks/bench_speed.py
 
-Options: ``--models ViT-B-32 ViT-H-14 --steps ViT-B-32=30 ViT-H-14=6 --restarts 1 8 32 --device cpu
+Options: ``--models ViT-B-32 ViT-H-14 --steps ViT-B-32=100 ViT-H-14=30 --restarts 1 8 32 --device cpu
 --out benchmarks/results_speed.json``; ``--steps 10`` sets the same number for every model.
 """
 
@@ -36,6 +42,7 @@ import json
 import math
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -48,7 +55,7 @@ import torch.nn.functional as F
 import pez
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_STEPS = {"ViT-B-32": 30, "ViT-H-14": 6}
+DEFAULT_STEPS = {"ViT-B-32": 100, "ViT-H-14": 30}
 FALLBACK_STEPS = 10
 TARGET_TEXT = "a photo of an astronaut riding a horse on the moon"
 CHECK_TEXT = "an oil painting of a lighthouse in a storm, dramatic light"
@@ -129,6 +136,27 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def cpu_snapshot() -> tuple[float, float | None, float]:
+    """(wall clock, CPU seconds used by the whole machine or None off Linux, CPU seconds used by this process)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    except (OSError, ValueError):
+        busy = None
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), busy, ru.ru_utime + ru.ru_stime
+
+
+def foreign_cores(before: tuple, after: tuple) -> float | None:
+    """Mean number of cores that other processes kept busy between two snapshots (contention check)."""
+    if before[1] is None or after[1] is None:
+        return None
+    wall = after[0] - before[0]
+    other = (after[1] - before[1]) - (after[2] - before[2])
+    return max(other, 0.0) / wall if wall > 0 else None
+
+
 def load_text_model(name: str, device: torch.device) -> tuple[nn.Module, object]:
     model = open_clip.create_model(name, pretrained=None, device=device)
     model.eval()
@@ -169,12 +197,14 @@ def time_reference(model, tokenizer, targets, prompt_len: int, steps: int, warmu
     for _ in range(warmup):
         ref.step()
     sync(device)
+    snap = cpu_snapshot()
     t0 = time.perf_counter()
     for _ in range(steps):
         ref.step()
     sync(device)
     loop_s = time.perf_counter() - t0
     return {
+        "other_cores": foreign_cores(snap, cpu_snapshot()),
         "loop_s": loop_s,
         "steps_run": steps,
         "s_per_step": loop_s / steps,
@@ -189,13 +219,16 @@ def time_pez(obj, prompt_len: int, steps: int, warmup: int, restarts: int, devic
     if warmup:
         pez.optimize(obj, pez.PEZConfig(prompt_len=prompt_len, steps=warmup, restarts=restarts, seed=0))
     sync(device)
+    snap = cpu_snapshot()
     t0 = time.perf_counter()
     res = pez.optimize(obj, pez.PEZConfig(prompt_len=prompt_len, steps=steps, restarts=restarts, seed=0))
     sync(device)
     call_s = time.perf_counter() - t0
+    other = foreign_cores(snap, cpu_snapshot())
     loop_s, run = res.timings["loop_s"], res.timings["steps_run"]
     return {
         "restarts": restarts,
+        "other_cores": other,
         "loop_s": loop_s,
         "steps_run": run,
         "call_s": call_s,
@@ -232,6 +265,7 @@ def machine_info(device: torch.device) -> dict:
         "pez": pez.__version__,
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
+        "loadavg_start": _loadavg(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -239,16 +273,28 @@ def machine_info(device: torch.device) -> dict:
     return info
 
 
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def print_table(rows: list[dict]) -> None:
     head = f"{'model':<10} {'method':<20} {'R':>3} {'s/step':>9} {'steps/s':>9} "
-    head += f"{'prompt-steps/s':>15} {'speed-up/prompt':>16}"
+    head += f"{'prompt-steps/s':>15} {'speed-up/prompt':>16} {'other-cores':>12}"
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
             f"{r['model']:<10} {r['method']:<20} {r['restarts']:>3} {r['s_per_step']:>9.4f} {r['steps_per_s']:>9.3f} "
-            f"{r['prompt_steps_per_s']:>15.3f} {r['speedup_per_prompt']:>15.2f}x"
+            f"{r['prompt_steps_per_s']:>15.3f} {r['speedup_per_prompt']:>15.2f}x {_fmt(r['other_cores']):>12}"
         )
+    print("other-cores: mean number of CPU cores other processes used while timing (contention; ideally ~0)")
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 # -- main ----------------------------------------------------------------------------------------------------
@@ -290,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         "models": {},
         "ratios": [],
     }
+    defaults = pez.PEZConfig()
+    default_vocab = pez.VocabOptions(defaults.ascii_only, defaults.whole_words, defaults.blocklist)
     rows: list[dict] = []
     for name in args.models:
         n = steps[name]
@@ -305,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             "steps": n,
             "warmup": args.warmup,
             "prompt_len": args.prompt_len,
+            "pez_allowed_tokens": int(obj.vocab.allowed_mask(default_vocab).sum()),
             "text_params": sum(t.numel() for t in model.parameters()),
             "vocab_size": model.token_embedding.weight.shape[0],
             "width": model.token_embedding.weight.shape[1],
@@ -335,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         del obj, model
         gc.collect()
     out["ratios"] = rows
+    out["machine"]["loadavg_end"] = _loadavg()
     print()
     print_table(rows)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
@@ -348,6 +398,7 @@ def _rate(mine: dict, ref: dict) -> dict:
         "steps_per_s": mine["steps_per_s"],
         "prompt_steps_per_s": mine["prompt_steps_per_s"],
         "speedup_per_prompt": mine["prompt_steps_per_s"] / ref["prompt_steps_per_s"],
+        "other_cores": mine.get("other_cores", ref.get("other_cores")),
     }
 
 

@@ -96,10 +96,12 @@ _CLASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # library tok
 
 
 def _token_classes(tok) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
-    """Per-token facts that do not depend on the options: (special, ascii, word, texts), cached per tokenizer.
+    """Per-token facts that do not depend on the options: (never, ascii, word, texts), cached per tokenizer.
 
-    ``word`` marks tokens that start a word and come back unchanged when their text is tokenised alone, which
-    excludes junk rows such as BERT's ``[unused12]`` or CLIP's upper-case letters (lower-cased on encoding).
+    ``never`` marks special tokens and junk: word-level tokens that do not survive tokenisation on their own.
+    ``word`` marks tokens that start a word and come back unchanged when their text is tokenised alone; the
+    word-level tokens that do not (BERT's ``[unused12]``, CLIP's upper-case letters, lower-cased on encoding)
+    are junk.
     """
     if tok.tok not in _CLASSES:
         _CLASSES[tok.tok] = _compute_token_classes(tok)
@@ -115,7 +117,9 @@ def _compute_token_classes(tok) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     for i, t in enumerate(texts):
         if not special[i] and tok.is_word(i) and tok.encode(t) == [i]:
             word[i] = True
-    return special, ascii_ok, word, texts
+    # word-level tokens whose text does not come back as themselves are junk in any mode ([unused12], "A</w>")
+    junk = torch.tensor([tok.is_word(i) for i in range(tok.vocab_size)]) & ~word
+    return special | junk, ascii_ok, word, texts
 
 
 @dataclass
@@ -144,8 +148,8 @@ class Vocabulary:
         Raises:
             PezError: when the options leave no token allowed.
         """
-        special, ascii_ok, word, texts = _token_classes(self.tokenizer)
-        allowed = ~special
+        never, ascii_ok, word, texts = _token_classes(self.tokenizer)
+        allowed = ~never
         n_rows = self.embeddings.shape[0]
         if n_rows < len(allowed):  # embedding matrices never index past their rows
             allowed = allowed[:n_rows]

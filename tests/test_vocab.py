@@ -61,6 +61,9 @@ def test_ascii_and_whole_words(clip_vocab, bert_vocab):
     assert not allowed_b[sub[1:]].any()
     unused = bert_vocab.tokenizer.tok.convert_tokens_to_ids("[unused5]")
     assert not allowed_b[unused]
+    # junk rows are excluded even when sub-words are allowed
+    assert not bert_vocab.allowed_mask(VocabOptions(whole_words=False))[unused]
+    assert not clip_vocab.allowed_mask(VocabOptions(whole_words=False))[tok.tok.encoder["A</w>"]]
 
 
 def test_blocklist_blocks_substrings(clip_vocab):

@@ -101,6 +101,7 @@ class PromptOptimizer(ABC):
     config_class: type[OptimizerConfig] = OptimizerConfig
 
     def __init__(self, objective: Objective, config: OptimizerConfig):
+        self._t_created = time.perf_counter()
         self.obj = objective
         self.cfg = config
         vocab = objective.vocab
@@ -171,6 +172,7 @@ class PromptOptimizer(ABC):
         """
         cfg, obj = self.cfg, self.obj
         t_start = time.perf_counter()
+        setup_s = t_start - self._t_created  # vocabulary masks, projection matrix, initial prompt
         tracker = Tracker(obj, self.group, cfg.restarts, exact=self.device.type != "cuda" or not cfg.amp)
         start, elapsed0 = 0, 0.0
         if resume:
@@ -211,7 +213,8 @@ class PromptOptimizer(ABC):
             callback(tracker.progress(done, cfg.steps, elapsed()))
         loop_s = time.perf_counter() - t_loop
         timings = {
-            "total_s": time.perf_counter() - t_start,
+            "setup_s": setup_s,
+            "total_s": time.perf_counter() - t_start + setup_s,
             "loop_s": loop_s,
             "steps_run": done - start,
             "steps_per_s": (done - start) / loop_s if loop_s > 0 else math.nan,
