@@ -124,3 +124,15 @@ def test_ctrl_c_prints_and_saves_the_best_prompt(capsys, tmp_path, monkeypatch):
 def test_models_lists_embedded_and_open_clip(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0 and out.startswith("minilm") and "ViT-H-14/laion2b_s32b_b79k" in out
+
+
+def test_checkpoint_and_resume_from_the_cli(capsys, tmp_path):
+    common = ["invert", "--model", "minilm", "--text", TEXT, "--prompt-len", "4", "--device", "cpu", "--quiet",
+              "--sync-every", "5", "--checkpoint-every", "10", "--seed", "3"]  # fmt: skip
+    straight, ck = tmp_path / "straight.json", tmp_path / "c.ckpt"
+    assert run(capsys, *common, "--steps", "40", "--out", str(straight))[0] == 0
+    assert run(capsys, *common, "--steps", "20", "--checkpoint", str(ck))[0] == 0
+    resumed = tmp_path / "resumed.json"
+    assert run(capsys, *common, "--steps", "40", "--checkpoint", str(ck), "--resume", "--out", str(resumed))[0] == 0
+    a, b = json.loads(straight.read_text()), json.loads(resumed.read_text())
+    assert a["text"] == b["text"] and a["history"] == b["history"] and b["steps_done"] == 40

@@ -160,3 +160,24 @@ def test_init_text_starts_from_that_text(tiny):
     obj = pez.CLIPObjective(model, tok, texts=[PLANTED])
     res = pez.optimize(obj, pez.PEZConfig(prompt_len=8, steps=1, init_text=PLANTED, sync_every=1))
     assert res.history[0]["score"] > 0.999  # the first evaluated prompt is the planted text itself
+
+
+def test_sigint_stops_between_steps_and_resumes_exactly(tiny, tmp_path):
+    import os
+    import signal
+
+    model, tok = tiny
+    obj = pez.CLIPObjective(model, tok, texts=[PLANTED])
+    cfg = pez.PEZConfig(prompt_len=6, steps=60, sync_every=5, checkpoint_every=10, seed=2)
+    straight = pez.optimize(obj, cfg)
+
+    def ctrl_c_at_25(p):
+        if p.step == 25:
+            os.kill(os.getpid(), signal.SIGINT)  # as a user's Ctrl-C: the loop finishes its step, then stops
+
+    ck = tmp_path / "run.ckpt"
+    cut = pez.optimize(obj, cfg, callback=ctrl_c_at_25, checkpoint=ck)
+    assert cut.interrupted and cut.steps_done == 25
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    resumed = pez.optimize(obj, cfg, checkpoint=ck, resume=True)
+    assert resumed.ids == straight.ids and resumed.history == straight.history

@@ -13,6 +13,8 @@ import contextlib
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -83,6 +85,27 @@ class Progress:
     best_score: float
     best_text: str
     elapsed: float
+
+
+@contextlib.contextmanager
+def _deferred_sigint():
+    """While optimising, the first Ctrl-C asks the loop to stop between steps (so the state stays consistent
+    and resumable); a second one interrupts at once. Yields a function telling whether a stop was asked."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    asked = []
+
+    def handler(signum, frame):
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(signum)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(asked)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # Changing these between a checkpoint and its resume would change the run, so they must match.
@@ -167,8 +190,9 @@ class PromptOptimizer(ABC):
     ) -> list[PromptResult]:
         """Optimise; return the best prompt of each group (one result per group).
 
-        Ctrl-C stops the loop and returns the best prompts so far (marked ``interrupted``). With ``checkpoint``,
-        the state is saved every ``checkpoint_every`` steps and at the end; ``resume`` continues from it.
+        Ctrl-C stops the loop at the end of the step under way and returns the best prompts so far (marked
+        ``interrupted``); a second Ctrl-C stops at once. With ``checkpoint``, the state is saved every
+        ``checkpoint_every`` steps and at the end (Ctrl-C included); ``resume`` continues from it exactly.
         """
         cfg, obj = self.cfg, self.obj
         t_start = time.perf_counter()
@@ -186,26 +210,29 @@ class PromptOptimizer(ABC):
         def elapsed() -> float:
             return elapsed0 + time.perf_counter() - t_loop
 
-        try:
-            for step in range(start, cfg.steps):
-                ids, loss = self.step(step)
-                last = step + 1 == cfg.steps
-                if loss is None and ((step + 1) % cfg.eval_every == 0 or last):
-                    with torch.no_grad(), self.autocast():
-                        loss = obj.eval_loss(self.E[ids], self.group)
-                if loss is not None:
-                    tracker.update(step, ids, loss)
-                done = step + 1
-                if (step + 1) % cfg.sync_every == 0:
-                    tracker.sync(step + 1, elapsed())
-                    if callback is not None:
-                        reported = step + 1
-                        callback(tracker.progress(step + 1, cfg.steps, elapsed()))
-                    if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
-                        self._save_checkpoint(checkpoint, step + 1, elapsed(), tracker)
-        except KeyboardInterrupt:
-            interrupted = True
-            log.warning("interrupted after step %d: keeping the best prompt so far", done)
+        with _deferred_sigint() as stop_requested:
+            try:
+                for step in range(start, cfg.steps):
+                    if stop_requested():
+                        raise KeyboardInterrupt
+                    ids, loss = self.step(step)
+                    last = step + 1 == cfg.steps
+                    if loss is None and ((step + 1) % cfg.eval_every == 0 or last):
+                        with torch.no_grad(), self.autocast():
+                            loss = obj.eval_loss(self.E[ids], self.group)
+                    if loss is not None:
+                        tracker.update(step, ids, loss)
+                    done = step + 1
+                    if (step + 1) % cfg.sync_every == 0:
+                        tracker.sync(step + 1, elapsed())
+                        if callback is not None:
+                            reported = step + 1
+                            callback(tracker.progress(step + 1, cfg.steps, elapsed()))
+                        if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
+                            self._save_checkpoint(checkpoint, step + 1, elapsed(), tracker)
+            except KeyboardInterrupt:
+                interrupted = True
+                log.warning("interrupted after step %d: keeping the best prompt so far", done)
         if checkpoint is not None:
             self._save_checkpoint(checkpoint, done, elapsed(), tracker)
         tracker.sync(done, elapsed())
