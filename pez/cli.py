@@ -159,7 +159,9 @@ def _models(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # pez's own warnings are shown; other libraries' log lines would repeat what pez's one-line errors say
+    logging.basicConfig(level=logging.CRITICAL, format="%(levelname)s: %(message)s")
+    logging.getLogger("pez").setLevel(logging.WARNING)
     try:
         args = build_parser().parse_args(argv)
         return {"invert": _invert, "models": _models}[args.command](args)

@@ -70,8 +70,10 @@ def _sentence(spec: str, name: str, dev: torch.device) -> LoadedModel:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
 
+    if name.startswith((os.sep, ".", "~")) and not os.path.isdir(os.path.expanduser(name)):
+        raise PezError(f"no sentence-transformers model folder at {name}")
     try:
-        model = SentenceTransformer(name, device=str(dev))
+        model = SentenceTransformer(os.path.expanduser(name), device=str(dev))
     except (OSError, ValueError) as e:
         raise PezError(
             f"cannot load sentence-transformers model {name!r}: it needs network access to the Hugging Face hub "

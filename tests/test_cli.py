@@ -60,6 +60,7 @@ BAD = [
     (["invert", "--model", "minilm", "--text", "x", "--steps", "-3"], "steps must be positive"),
     (["invert", "--model", "minilm", "--text", "x", "--device", "cuda:0"], None),
     (["invert", "--model", "minilm", "--text", "x", "--bogus"], "unrecognized arguments"),
+    (["invert", "--model", "st:/no/such/folder", "--text", "x"], "no sentence-transformers model folder"),
 ]
 
 
@@ -81,7 +82,7 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, tmp_path, astronaut_png, mo
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, *argv)
     assert code == 2
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("WARNING")]
+    lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert lines[0].startswith("pez: error: ") and message in lines[0]
     assert "Traceback" not in err and out == ""
