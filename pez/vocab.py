@@ -113,12 +113,12 @@ def _compute_token_classes(tok) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     special = torch.zeros(tok.vocab_size, dtype=torch.bool)
     special[list(tok.special_ids)] = True
     ascii_ok = torch.tensor([t.strip() != "" and t.isascii() and t.strip().isprintable() for t in texts])
+    word_level = torch.tensor([tok.is_word(i) for i in range(tok.vocab_size)]) & ~special
     word = torch.zeros(tok.vocab_size, dtype=torch.bool)
-    for i, t in enumerate(texts):
-        if not special[i] and tok.is_word(i) and tok.encode(t) == [i]:
-            word[i] = True
+    for i in word_level.nonzero().squeeze(1).tolist():
+        word[i] = tok.encode(texts[i]) == [i]
     # word-level tokens whose text does not come back as themselves are junk in any mode ([unused12], "A</w>")
-    junk = torch.tensor([tok.is_word(i) for i in range(tok.vocab_size)]) & ~word
+    junk = word_level & ~word
     return special | junk, ascii_ok, word, texts
 
 
