@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from pez.errors import PezError
+from pez.images import load_image
 from pez.models import DEFAULT_CLIP, LoadedModel, load_model
 from pez.objectives.base import Objective
 from pez.optim import METHODS
@@ -68,9 +69,14 @@ def make_objective(
     negative_weight: float = 1.0,
     device: str | None = "auto",
 ) -> Objective:
-    """The embedding objective for a model spec (or a loaded model) and targets."""
+    """The embedding objective for a model spec (or a loaded model) and targets.
+
+    Targets and image files are checked before the model is loaded, so bad input fails at once.
+    """
     if not len(images) and not len(texts):
         raise PezError("no targets given: pass image files and/or --text")
+    for im in [*images, *negative_images]:
+        load_image(im)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     targets = dict(
         images=images,

@@ -107,8 +107,6 @@ def _quiet_libraries() -> None:
 
 def _invert(args: argparse.Namespace) -> int:
     import pez
-    from pez.images import load_image
-    from pez.models import load_model
     from pez.optim import METHODS
 
     if args.resume and not args.checkpoint:
@@ -121,14 +119,9 @@ def _invert(args: argparse.Namespace) -> int:
         if k not in names:
             raise PezError(f"--{k.replace('_', '-')} does not apply to method {args.method}")
     config = method.config_class(**given)
-    for im in [*args.images, *args.negative_image]:  # fail before the (slow) model load
-        load_image(im)
-    if not args.images and not args.text:
-        raise PezError("no targets given: pass image files and/or --text")
     _quiet_libraries()
-    loaded = load_model(args.model, args.device)
-    obj = pez.make_objective(
-        loaded, args.images, args.text, args.negative_image, args.negative_text, args.negative_weight
+    obj = pez.make_objective(  # checks targets and image files before the (slow) model load
+        args.model, args.images, args.text, args.negative_image, args.negative_text, args.negative_weight, args.device
     )
     optimizer = method(obj, config)  # validates the options against the model before any progress is shown
     bar, callback = _progress_bar(config.steps, args.quiet)

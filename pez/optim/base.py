@@ -297,6 +297,7 @@ class Tracker:
 
     def __init__(self, obj: Objective, group: torch.Tensor, restarts: int, exact: bool):
         self.obj, self.group, self.restarts, self.exact = obj, group, restarts, exact
+        self.group_of = group.tolist()  # the same on the host, for bookkeeping at sync points
         r = len(group)
         self.best_loss = torch.full((r,), math.inf, device=group.device)
         self.best_ids: torch.Tensor | None = None  # (R, L)
@@ -319,12 +320,11 @@ class Tracker:
 
     def sync(self, step: int, elapsed: float) -> None:
         """Copy history to the host and honestly re-score the prompts that improved since the last sync."""
-        g_of = self.group.tolist()
         if self.pending:
             losses = torch.stack([l for _, l in self.pending]).cpu()  # (S, R)
             for (s, _), row in zip(self.pending, losses.tolist()):
                 for g in range(len(self.history)):
-                    mine = [-x for x, gg in zip(row, g_of) if gg == g]
+                    mine = [-x for x, gg in zip(row, self.group_of) if gg == g]
                     self.history[g].append({"step": s + 1, "score": max(mine), "mean_score": sum(mine) / len(mine)})
             self.pending = []
         idx = self.changed.nonzero().squeeze(1).tolist()
@@ -361,7 +361,7 @@ class Tracker:
                 self.best_history[g].append(entry)
 
     def _group_best(self, g: int) -> dict | None:
-        mine = [h for h, gg in zip(self.honest, self.group.tolist()) if gg == g and h is not None]
+        mine = [h for h, gg in zip(self.honest, self.group_of) if gg == g and h is not None]
         return min(mine, key=lambda h: h["loss"]) if mine else None
 
     def progress(self, step: int, steps: int, elapsed: float) -> Progress:
@@ -393,13 +393,14 @@ class Tracker:
     def results(self, opt: PromptOptimizer, steps_done: int, interrupted: bool, timings: dict) -> list[PromptResult]:
         """One :class:`PromptResult` per group."""
         obj, cfg = opt.obj, opt.cfg
-        g_of = self.group.tolist()
         out = []
         for g in range(obj.n_groups):
             best = self._group_best(g)
             if best is None:  # no step ran: report the initial prompt honestly
                 raise PezError("the run stopped before its first step: nothing to report")
-            restarts = [{"text": h["text"], "score": -h["loss"]} for h, gg in zip(self.honest, g_of) if gg == g and h]
+            restarts = [
+                {"text": h["text"], "score": -h["loss"]} for h, gg in zip(self.honest, self.group_of) if gg == g and h
+            ]
             target_scores = obj.target_cosines(best["text_ids"], g) if hasattr(obj, "target_cosines") else []
             info = obj.describe()
             out.append(
