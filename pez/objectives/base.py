@@ -26,6 +26,9 @@ class Objective(Protocol):
     vocab: Vocabulary
     n_groups: int
     score_name: str
+    # sequences run through the model so far, {"forward": n, "backward": n}: one prompt through an encoder is
+    # one sequence; for LM tasks, one prompt with one example is one. The comparison harness budgets by it.
+    counts: dict[str, int]
 
     def loss(
         self, embeds: torch.Tensor, group: torch.Tensor, batch_size: int | None, generator: torch.Generator
@@ -79,6 +82,7 @@ class EmbeddingObjective(ABC):
         self.vocab = vocab
         self.targets = F.normalize(targets.detach().float(), dim=-1)  # (T, F)
         self.info = info
+        self.counts = {"forward": 0, "backward": 0}
         self.set_groups(weights)
 
     def set_groups(self, weights: torch.Tensor) -> None:
@@ -110,7 +114,13 @@ class EmbeddingObjective(ABC):
     def _weighted(self, sims: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return -(sims * w).sum(-1) / w.abs().sum(-1)
 
+    def _count(self, n: int) -> None:
+        self.counts["forward"] += n
+        if torch.is_grad_enabled():
+            self.counts["backward"] += n
+
     def loss(self, embeds, group, batch_size, generator):
+        self._count(embeds.shape[0])
         sims = self.similarities(self.encode_embeds(embeds))  # (R, T)
         w = self.weights[group]  # (R, T)
         full = self._weighted(sims, w)
@@ -123,10 +133,12 @@ class EmbeddingObjective(ABC):
 
     @torch.no_grad()
     def eval_loss(self, embeds, group):
+        self._count(embeds.shape[0])
         return self._weighted(self.similarities(self.encode_embeds(embeds)), self.weights[group])
 
     @torch.no_grad()
     def eval_loss_ids(self, ids, group):
+        self._count(len(ids))
         return self._weighted(self.similarities(self.encode_ids(ids)), self.weights[group])
 
     @torch.no_grad()
