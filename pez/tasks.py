@@ -34,7 +34,9 @@ class Template:
             raise PezError(f"bad template {self.text!r}: {e} (write literal braces as {{{{ and }}}})") from None
         unknown = sorted(set(slots) - {"prompt", "text"})
         if unknown:
-            raise PezError(f"template {self.text!r} has unknown slot {{{unknown[0]}}}: use only {{prompt}} and {{text}}")
+            raise PezError(
+                f"template {self.text!r} has unknown slot {{{unknown[0]}}}: use only {{prompt}} and {{text}}"
+            )
         if slots.count("text") != 1:
             raise PezError(f"template {self.text!r} needs exactly one {{text}} slot for the input")
         if slots.count("prompt") > 1:

@@ -56,3 +56,43 @@ def astronaut_png(tmp_path_factory):
     path = tmp_path_factory.mktemp("img") / "astronaut.png"
     Image.fromarray(data.astronaut()).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The embedded real LM (SmolLM2-135M-Instruct); converted to a cache folder on first use (~25 s once)."""
+    from pez.models import load_lm
+
+    return load_lm("smollm2", "cpu")
+
+
+def tiny_lm(kind: str, tokenizer, seed: int = 0):
+    """A tiny random causal LM of a real architecture ("llama" or "gpt2") over the smollm2 vocabulary."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    v = len(tokenizer)
+    if kind == "llama":
+        config = LlamaConfig(
+            vocab_size=v,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=True,
+        )
+        return LlamaForCausalLM(config).eval()
+    config = GPT2Config(vocab_size=v, n_embd=64, n_layer=2, n_head=4, n_positions=256)
+    return GPT2LMHeadModel(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(smollm2, tmp_path_factory):
+    """A tiny random Llama saved as a transformers folder with the smollm2 tokenizer (for CLI tests)."""
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tiny_lm("llama", smollm2.tokenizer).save_pretrained(path)
+    smollm2.tokenizer.save_pretrained(path)
+    return str(path)

@@ -1,0 +1,77 @@
+"""Score a text prompt on a local transformers causal LM: the label with the highest log-probability wins.
+
+The prompt is scored as the text a user pastes: the template is filled with the prompt TEXT and the whole string
+is tokenised (not the optimiser's ids), exactly as an API would see it. A label word of several tokens scores by
+the sum of its tokens' log-probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from pez.evaluation.base import EvalResult, accuracy_of
+from pez.objectives.lm import LMPath, _row_spots, _SpotScorer
+from pez.tasks import Task
+
+
+@torch.no_grad()
+def evaluate_local(
+    prompt: str,
+    examples: Sequence,
+    task: Task,
+    model,
+    tokenizer,
+    model_name: str = "",
+    data_name: str = "",
+    batch_size: int = 32,
+    path: LMPath | None = None,
+    callback: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Accuracy of ``prompt`` on labelled ``examples`` under a local causal LM.
+
+    Args:
+        prompt: the prompt text ("" for the empty template).
+        examples: objects with ``.text`` and ``.label``.
+        task: template + verbaliser.
+        model, tokenizer: a transformers causal LM and its tokenizer.
+        batch_size: examples per forward pass.
+        path: a ready :class:`LMPath` with no text before the prompt (reused across calls to save set-up).
+        callback: called with (done, total) after each batch.
+    """
+    v = task.verbalizer
+    labels = [v.index(e.label) for e in examples]  # every label must be covered before any work
+    path = path if path is not None else LMPath(model, tokenizer)
+    tok = path.tok
+    conts = [tok.encode(task.continuation(c)) for c in range(len(v.labels))]
+    score = _SpotScorer(path)
+    empty = path.E[:0][None]  # (1, 0, D): the whole text is in the rows
+    predictions = []
+    for start in range(0, len(examples), batch_size):
+        chunk = range(start, min(len(examples), start + batch_size))
+        prepared = [_row_spots(tok.encode(task.template.fill(prompt, examples[i].text)), conts) for i in chunk]
+        scores, _ = score(empty, prepared, len(conts))  # (1, B, C)
+        for i, row in zip(chunk, scores[0].tolist()):
+            best = max(range(len(row)), key=row.__getitem__)
+            predictions.append(
+                {
+                    "index": i,
+                    "text": examples[i].text,
+                    "label": v.labels[labels[i]],
+                    "predicted": v.labels[best],
+                    "correct": best == labels[i],
+                    "scores": dict(zip(v.labels, row)),
+                }
+            )
+        if callback is not None:
+            callback(len(predictions), len(examples))
+    return EvalResult(
+        prompt=prompt,
+        model=model_name,
+        accuracy=accuracy_of(predictions),
+        n=len(predictions),
+        predictions=predictions,
+        task={"template": task.template.text, "labels": list(v.labels), "words": list(v.words)},
+        data=data_name,
+    )
