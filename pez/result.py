@@ -36,6 +36,7 @@ class PromptResult:
     versions: dict = field(default_factory=dict)
     steps_done: int = 0
     interrupted: bool = False
+    extras: dict = field(default_factory=dict)  # method-specific numbers, e.g. a soft prompt's continuous_score
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -94,10 +94,11 @@ def test_readme_documents_every_option():
     from pez.cli import build_parser
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    invert = build_parser()._subparsers._group_actions[0].choices["invert"]
-    flags = [s for a in invert._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
-    missing = [f for f in flags if f"`{f}" not in readme and f"/ `{f}" not in readme]
-    assert not missing, f"README lacks {missing}"
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in ("invert", "discover", "compress", "evaluate", "compare"):
+        flags = [s for a in commands[name]._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
+        missing = [f for f in flags if f"`{f}" not in readme and f"/ `{f}" not in readme]
+        assert not missing, f"README lacks {missing} of pez {name}"
 
 
 def test_ctrl_c_prints_and_saves_the_best_prompt(capsys, tmp_path, monkeypatch):

@@ -124,3 +124,39 @@ def test_api_model_needs_base_url(reviews, capsys):
     code, _, err = _run(capsys, "evaluate", "--prompt", "x", "--model", "openai:gpt-4o-mini", "--data", reviews,
                         "--split", "all", "--quiet")
     assert code == 2 and "--base-url" in err
+
+
+def test_compare_on_an_lm_task_with_peft_bounds(tiny_llama_dir, reviews, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code, stdout, err = _run(capsys, "compare", "--model", tiny_llama_dir, "--data", reviews, "--methods",
+                             "pez,gcg,random", "--seeds", "1", "--budget-steps", "2", "--prompt-len", "3",
+                             "--set", "batch_size=4", "--set", "gcg.search_width=8", "--set", "random.candidates=8",
+                             "--set", "sync_every=1", "--set", "checkpoint_every=1", "--peft", "prompt-tuning",
+                             "--device", "cpu", "--out", str(out), "--quiet")
+    assert code == 0, err
+    data = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in data["runs"]] == ["pez", "gcg", "random"]
+    assert all(0 <= r["accuracy"] <= 1 for r in data["runs"])
+    assert all(r["results"][0]["steps_done"] == 2 for r in data["runs"])
+    (peft,) = data["continuous"]
+    assert peft["method"] == "prompt-tuning" and peft["steps_done"] == 2 and peft["num_virtual_tokens"] == 3
+    table = (out / "results.md").read_text()
+    assert "held-out accuracy" in table and "Continuous upper bounds" in table and "prompt-tuning" in table
+    assert (out / "plot.png").stat().st_size > 0 and (out / "results.csv").exists()
+
+
+def test_peft_scorer_matches_local_evaluation(smollm2):
+    """Without virtual tokens, the PEFT path scores labels exactly as pez evaluate does."""
+    from pez.evaluation.local import evaluate_local
+    from pez.lm import make_task
+    from pez.peft_tuning import _Scorer
+    from tests.conftest import tiny_lm
+    from tests.test_lm import REVIEWS as EXAMPLES
+
+    model, tok = tiny_lm("llama", smollm2.tokenizer), smollm2.tokenizer
+    task = make_task("{prompt} {text} It was", "negative=truly awful,positive=really good")
+    ref = evaluate_local("", EXAMPLES, task, model, tok)
+    with __import__("torch").no_grad():
+        ours = _Scorer(model, tok, task)(EXAMPLES)
+    for p, row in zip(ref.predictions, ours.tolist()):
+        assert [p["scores"][label] for label in task.verbalizer.labels] == pytest.approx(row, abs=1e-5)

@@ -5,6 +5,11 @@ A method subclasses :class:`PromptOptimizer` and writes three things: how to sta
 their loss), and its state for checkpoints. The loop here tracks the best prompt of every restart on the device
 without a host round trip; at sync points (every ``sync_every`` steps) the prompts that improved are decoded,
 re-tokenised and, where the ids changed, scored again, so the best prompt is chosen by the score of its text.
+
+A run can also stop on a budget of wall-clock seconds or of forward-equivalent passes (forward + 2 x backward
+sequences, counted by the objective), so that methods with very different steps can be compared fairly. The
+helpers at the end (first-order swap scores, batched candidate evaluation, the re-tokenisation filter) are shared
+by the discrete methods (HotFlip, AutoPrompt, GCG, random search).
 """
 
 from __future__ import annotations
@@ -77,6 +82,18 @@ class OptimizerConfig:
 
 
 @dataclass
+class CandidateConfig(OptimizerConfig):
+    """Fields shared by the methods that score candidate prompts exactly (AutoPrompt, GCG, HotFlip, random)."""
+
+    eval_chunk: int = config_field(512, "candidate prompts per forward when scoring them (halved on CUDA OOM)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.eval_chunk <= 0:
+            raise PezError(f"eval-chunk must be positive, got {self.eval_chunk}")
+
+
+@dataclass
 class Progress:
     """Passed to callbacks at every sync point."""
 
@@ -112,6 +129,37 @@ def _deferred_sigint():
 _RESUME_FREE = {"steps", "checkpoint_every"}
 
 
+def _passes(counts: dict[str, int]) -> int:
+    """Forward-equivalent passes: a backward costs about two forwards."""
+    return counts["forward"] + 2 * counts["backward"]
+
+
+class _Budget:
+    """Wall-clock seconds and forward-equivalent passes a run may use (None: no limit).
+
+    After each step, :meth:`spent` says whether another step of the same cost would overrun a budget.
+    """
+
+    def __init__(self, seconds: float | None, passes: int | None, seconds0: float, passes0: int):
+        self.limits = {"budget_seconds": seconds, "budget_passes": passes}
+        self.prev = (seconds0, passes0)
+
+    def fraction(self, seconds: float, passes: int) -> float:
+        """The share of the budgets used, 0 to 1 (0 without budgets)."""
+        used = {"budget_seconds": seconds, "budget_passes": passes}
+        return min(1.0, max((used[k] / v for k, v in self.limits.items() if v is not None), default=0.0))
+
+    def spent(self, seconds: float, passes: int) -> str | None:
+        """The name of the budget that the next step would overrun, or None."""
+        now = (seconds, passes)
+        cost = [n - p for n, p in zip(now, self.prev)]
+        self.prev = now
+        for (name, limit), n, c in zip(self.limits.items(), now, cost):
+            if limit is not None and n + c > limit:
+                return name
+        return None
+
+
 class PromptOptimizer(ABC):
     """The shared loop. Subclasses set ``name`` and ``config_class`` and implement the abstract methods.
 
@@ -138,6 +186,8 @@ class PromptOptimizer(ABC):
         self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
         g = objective.n_groups
         self.group = torch.arange(g, device=self.device).repeat_interleave(config.restarts)  # (R,)
+        self.progress = 0.0  # share of the run done before the current step, for schedules (set by run)
+        self._chunk_cap = math.inf  # candidates per forward, lowered on CUDA out-of-memory
         self.init(self.initial_ids())
 
     # -- what a method provides ---------------------------------------------------------------------------
@@ -187,36 +237,53 @@ class PromptOptimizer(ABC):
         callback: Callable[[Progress], None] | None = None,
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
+        budget_seconds: float | None = None,
+        budget_passes: int | None = None,
     ) -> list[PromptResult]:
         """Optimise; return the best prompt of each group (one result per group).
 
         Ctrl-C stops the loop at the end of the step under way and returns the best prompts so far (marked
         ``interrupted``); a second Ctrl-C stops at once. With ``checkpoint``, the state is saved every
         ``checkpoint_every`` steps and at the end (Ctrl-C included); ``resume`` continues from it exactly.
+
+        Budgets end the run like its last step: after the step past which another step of the same cost would
+        not fit in ``budget_seconds`` of loop time or in ``budget_passes`` forward-equivalent passes (forward +
+        2 x backward sequences counted by the objective since the run started, before a resume included). The
+        time is checked on the host after every step.
         """
         cfg, obj = self.cfg, self.obj
+        for name, value in (("budget-seconds", budget_seconds), ("budget-passes", budget_passes)):
+            if value is not None and value <= 0:
+                raise PezError(f"{name} must be positive, got {value}")
         t_start = time.perf_counter()
         setup_s = t_start - self._t_created  # vocabulary masks, projection matrix, initial prompt
         tracker = Tracker(obj, self.group, cfg.restarts, exact=self.device.type != "cuda" or not cfg.amp)
-        start, elapsed0 = 0, 0.0
+        start, elapsed0, used0 = 0, 0.0, {"forward": 0, "backward": 0}
         if resume:
             if checkpoint is None or not os.path.exists(checkpoint):
                 raise PezError(f"nothing to resume: checkpoint {checkpoint} does not exist")
-            start, elapsed0 = self._load_checkpoint(checkpoint, tracker)
-        interrupted = False
+            start, elapsed0, used0 = self._load_checkpoint(checkpoint, tracker)
+        counts0 = dict(obj.counts)
+        interrupted, stopped_by = False, "steps"
         done = reported = start
         t_loop = time.perf_counter()
 
         def elapsed() -> float:
             return elapsed0 + time.perf_counter() - t_loop
 
+        def used() -> dict[str, int]:
+            return {k: used0[k] + obj.counts[k] - counts0[k] for k in used0}
+
+        budget = _Budget(budget_seconds, budget_passes, elapsed0, _passes(used0))
         with _deferred_sigint() as stop_requested:
             try:
                 for step in range(start, cfg.steps):
                     if stop_requested():
                         raise KeyboardInterrupt
+                    self.progress = max(step / cfg.steps, budget.fraction(elapsed(), _passes(used())))
                     ids, loss = self.step(step)
-                    last = step + 1 == cfg.steps
+                    spent = budget.spent(elapsed(), _passes(used()))
+                    last = step + 1 == cfg.steps or spent is not None
                     if loss is None and ((step + 1) % cfg.eval_every == 0 or last):
                         with torch.no_grad(), self.autocast():
                             loss = obj.eval_loss(self.E[ids], self.group)
@@ -229,34 +296,78 @@ class PromptOptimizer(ABC):
                             reported = step + 1
                             callback(tracker.progress(step + 1, cfg.steps, elapsed()))
                         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
-                            self._save_checkpoint(checkpoint, step + 1, elapsed(), tracker)
+                            self._save_checkpoint(checkpoint, step + 1, elapsed(), tracker, used())
+                    if spent is not None:
+                        stopped_by = spent
+                        break
             except KeyboardInterrupt:
-                interrupted = True
+                interrupted, stopped_by = True, "interrupted"
                 log.warning("interrupted after step %d: keeping the best prompt so far", done)
         if checkpoint is not None:
-            self._save_checkpoint(checkpoint, done, elapsed(), tracker)
+            self._save_checkpoint(checkpoint, done, elapsed(), tracker, used())
         tracker.sync(done, elapsed())
         if callback is not None and reported != done:
             callback(tracker.progress(done, cfg.steps, elapsed()))
         loop_s = time.perf_counter() - t_loop
+        steps_run = done - start
+        counts = used()
         timings = {
             "setup_s": setup_s,
             "total_s": time.perf_counter() - t_start + setup_s,
             "loop_s": loop_s,
-            "steps_run": done - start,
-            "steps_per_s": (done - start) / loop_s if loop_s > 0 else math.nan,
+            "steps_run": steps_run,
+            "steps_per_s": steps_run / loop_s if loop_s > 0 else math.nan,
+            "s_per_step": loop_s / steps_run if steps_run else math.nan,
             "elapsed_s": elapsed(),
+            "forward": counts["forward"],
+            "backward": counts["backward"],
+            "passes": _passes(counts),
+            "stopped_by": stopped_by,
         }
         return tracker.results(self, done, interrupted, timings)
 
+    @torch.no_grad()
+    def candidate_losses(self, ids: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        """Eval loss of candidate prompts, in batched forwards of at most ``eval_chunk`` prompts.
+
+        On CUDA out-of-memory the chunk is halved for the rest of the run (the failed forward stays counted).
+
+        Args:
+            ids: candidate prompts, shape (N, L).
+            group: the group of each candidate, shape (N,).
+
+        Returns:
+            their loss on all evaluation targets, shape (N,).
+        """
+        out, start = [], 0
+        while start < len(ids):
+            part = ids[start : start + min(self.cfg.eval_chunk, self._chunk_cap)]  # (n, L)
+            try:
+                with self.autocast():
+                    out.append(self.obj.eval_loss(self.E[part], group[start : start + len(part)]).float())
+            except torch.OutOfMemoryError:
+                if len(part) == 1:
+                    raise
+                self._chunk_cap = len(part) // 2
+                torch.cuda.empty_cache()
+                log.warning("out of memory scoring candidates: %d per forward from now on", self._chunk_cap)
+                continue
+            start += len(part)
+        return torch.cat(out) if out else torch.zeros(0, device=self.device)
+
+    def result_extras(self, group: int) -> dict:
+        """What a method adds to the result of ``group`` (:attr:`PromptResult.extras`); nothing by default."""
+        return {}
+
     # -- checkpoints -----------------------------------------------------------------------------------------
-    def _save_checkpoint(self, path, step: int, elapsed: float, tracker: Tracker) -> None:
+    def _save_checkpoint(self, path, step: int, elapsed: float, tracker: Tracker, counts: dict) -> None:
         state = {
             "method": self.name,
             "config": self.cfg.to_dict(),
             "objective": self.obj.describe(),
             "step": step,
             "elapsed": elapsed,
+            "counts": counts,
             "generator": self.gen.get_state(),
             "method_state": self.state_dict(),
             "tracker": tracker.state_dict(),
@@ -266,7 +377,7 @@ class PromptOptimizer(ABC):
         torch.save(state, tmp)
         os.replace(tmp, path)
 
-    def _load_checkpoint(self, path, tracker: Tracker) -> tuple[int, float]:
+    def _load_checkpoint(self, path, tracker: Tracker) -> tuple[int, float, dict]:
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as e:  # a truncated or foreign file: say which, do not guess
@@ -282,7 +393,7 @@ class PromptOptimizer(ABC):
         self.gen.set_state(state["generator"].cpu() if self.device.type != "cpu" else state["generator"])
         self.load_state_dict(state["method_state"])
         tracker.load_state_dict(state["tracker"])
-        return state["step"], state["elapsed"]
+        return state["step"], state["elapsed"], state.get("counts", {"forward": 0, "backward": 0})
 
 
 class Tracker:
@@ -425,6 +536,47 @@ class Tracker:
                     versions=versions(),
                     steps_done=steps_done,
                     interrupted=interrupted,
+                    extras=opt.result_extras(g),
                 )
             )
         return out
+
+
+# -- shared by the discrete methods ----------------------------------------------------------------------------
+def swap_scores(grad: torch.Tensor, E: torch.Tensor, ids: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """First-order estimate of how much each single-token swap lowers the loss (HotFlip): -(E[v] - E[x_i]) . g_i.
+
+    Args:
+        grad: dLoss/dE[ids] at the current prompt, shape (R, L, D).
+        E: the embedding matrix, shape (V, D).
+        ids: the current prompt, shape (R, L).
+        allowed: tokens a prompt may use, shape (V,).
+
+    Returns:
+        scores, shape (R, L, V), higher is better; -inf for tokens not allowed and for the current token.
+    """
+    g = grad.float()
+    scores = -(g @ E.float().T)  # (R, L, V)
+    scores += (g * E[ids].float()).sum(-1, keepdim=True)  # + E[x_i] . g_i: the swap's baseline
+    scores.masked_fill_(~allowed, -math.inf)
+    return scores.scatter_(-1, ids[..., None], -math.inf)
+
+
+def survives_retokenization(vocab, ids: torch.Tensor) -> torch.Tensor:
+    """Whether each prompt's decoded text tokenises back to the same ids, shape (N,) bool (one host sync).
+
+    The first token may come back without its word-start marker (byte-level BPE's "Ġ", SentencePiece's "▁"):
+    a prompt's text has no space before its first word, so under those tokenizers no prompt would survive otherwise.
+
+    Args:
+        vocab: a :class:`pez.vocab.Vocabulary`.
+        ids: prompts, shape (N, L).
+    """
+
+    def same(row: list[int]) -> bool:
+        back = vocab.encode(vocab.decode(row))
+        if len(back) != len(row) or back[1:] != row[1:]:
+            return False
+        return back[:1] == row[:1] or vocab.decode(back[:1]) == vocab.decode(row[:1])
+
+    return torch.tensor([same(r) for r in ids.tolist()], dtype=torch.bool, device=ids.device)

@@ -1,0 +1,89 @@
+"""GCG: greedy coordinate gradient (Zou et al., "Universal and Transferable Adversarial Attacks on Aligned Language
+Models", 2023, arXiv 2307.15043).
+
+Each step takes the gradient at the current hard prompt, keeps the ``top_k`` allowed tokens per position with the
+best first-order score, samples ``search_width`` candidates per prompt (each replacing one random position with
+a random token of that position's top-k), drops those whose text does not tokenise back to the same ids, scores
+the rest exactly in batched forwards, and moves to the best candidate, even if it is worse than the current
+prompt (the shared loop keeps the best prompt seen). A prompt whose candidates are all dropped stays put.
+
+Defaults are the paper's (top-k 256, 512 candidates), sized for a GPU; on a CPU 32 to 128 candidates per step is
+more practical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pez.errors import PezError
+from pez.optim.base import CandidateConfig, PromptOptimizer, config_field, survives_retokenization, swap_scores
+
+
+@dataclass
+class GCGConfig(CandidateConfig):
+    """GCG with the paper's defaults (top-k 256, search width 512)."""
+
+    top_k: int = config_field(256, "tokens per position, by first-order score, that candidates draw from")
+    search_width: int = config_field(512, "candidates per prompt per step (512 suits a GPU; use 32-128 on CPU)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("top_k", "search_width"):
+            if getattr(self, name) <= 0:
+                raise PezError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+
+
+class GCG(PromptOptimizer):
+    name = "gcg"
+    config_class = GCGConfig
+
+    def init(self, ids: torch.Tensor) -> None:
+        self.ids = ids.clone()  # (R, L), the current prompt
+        self.cur_loss: torch.Tensor | None = None  # (R,), its eval loss, computed on the first step
+
+    def sample_candidates(self, ids: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+        """Candidates that each replace one random position with a random token of that position's top-k.
+
+        Args:
+            ids: the current prompts, shape (R, L).
+            top: candidate tokens per position, shape (R, L, k); never the current token.
+
+        Returns:
+            candidates, shape (R, search_width, L), each differing from its prompt in exactly one position.
+        """
+        (r, length, k), w = top.shape, self.cfg.search_width
+        pos = torch.randint(length, (r, w), generator=self.gen, device=self.device)  # (R, W)
+        pick = torch.randint(k, (r, w), generator=self.gen, device=self.device)  # (R, W)
+        tok = top[torch.arange(r, device=self.device)[:, None], pos, pick]  # (R, W)
+        return ids[:, None, :].repeat(1, w, 1).scatter_(2, pos[..., None], tok[..., None])
+
+    def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ids = self.ids
+        r, length = ids.shape
+        if self.cur_loss is None:
+            self.cur_loss = self.candidate_losses(ids, self.group)
+        hard = self.E[ids].float().requires_grad_(True)  # (R, L, D)
+        with self.autocast():
+            loss, _ = self.obj.loss(hard, self.group, self.cfg.batch_size, self.gen)
+        (grad,) = torch.autograd.grad(loss.sum(), hard)
+        k = max(1, min(self.cfg.top_k, len(self.projector.allowed_ids) - 1))
+        top = swap_scores(grad, self.E, ids, self.allowed).topk(k, dim=-1).indices  # (R, L, k)
+        cand = self.sample_candidates(ids, top)  # (R, W, L)
+        flat = cand.reshape(-1, length)
+        ok = survives_retokenization(self.obj.vocab, flat)
+        losses = torch.full((len(flat),), torch.inf, device=self.device)
+        losses[ok] = self.candidate_losses(flat[ok], self.group.repeat_interleave(cand.shape[1])[ok])
+        best_loss, best = losses.view(r, -1).min(-1)  # (R,)
+        moved = best_loss.isfinite()
+        self.ids = torch.where(moved[:, None], cand[torch.arange(r, device=self.device), best], ids)
+        self.cur_loss = torch.where(moved, best_loss, self.cur_loss)
+        return self.ids, self.cur_loss
+
+    def state_dict(self) -> dict:
+        return {"ids": self.ids, "cur_loss": self.cur_loss}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ids = state["ids"].to(self.device)
+        self.cur_loss = None if state["cur_loss"] is None else state["cur_loss"].to(self.device)
