@@ -1,5 +1,5 @@
 """PEZ against its baselines (HotFlip, AutoPrompt, GCG, FluentPrompt, soft prompt, random search) at equal wall-clock
-budget, through :func:`pez.compare.compare`.
+budget, through :func:`pez.compare`.
 
 Tasks:
 
@@ -39,9 +39,9 @@ import open_clip
 import torch
 
 import pez
-from pez.compare import compare
+from pez import compare
 from pez.optim import METHODS
-from pez.result import versions
+from pez.records import versions
 
 HERE = Path(__file__).resolve().parent
 PLANTED = "a red car parked on a quiet street"

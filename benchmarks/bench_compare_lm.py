@@ -16,7 +16,7 @@ import argparse
 import os
 import time
 
-from pez.lm import compare_task
+from pez import compare_task
 from pez.models import load_lm
 
 OUT = os.path.join(os.path.dirname(__file__), "compare", "smollm2")

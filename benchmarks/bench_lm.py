@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 import pez
+from pez import discover, make_task
 from pez.data import load_splits
-from pez.lm import discover, make_task
 from pez.models import load_lm
 from pez.objectives.lm import ClassificationObjective
 

@@ -1,5 +1,9 @@
 """pez: readable hard prompts, found by gradient (PEZ, Wen et al., NeurIPS 2023) and compared with baselines.
 
+The architecture, one folder each: ``jobs`` (one function per user job), ``cli``, ``optim`` (the loop and one
+file per method), ``objectives``, ``text`` (tokenizers, vocabulary masks, the projection, templates),
+``models``, ``data``, ``evaluation``; ``records`` holds every result type. See CONTRIBUTING.md.
+
 Heavy dependencies load on first use, so ``import pez`` is quick.
 """
 
@@ -10,61 +14,71 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "invert": "pez.api",
-    "optimize": "pez.api",
-    "optimize_each": "pez.api",
-    "make_objective": "pez.api",
-    "PEZConfig": "pez.optim.pez",
-    "PEZ": "pez.optim.pez",
-    "OptimizerConfig": "pez.optim.base",
-    "Progress": "pez.optim.base",
+    # jobs: one call each (pez.jobs)
+    "invert": "pez.jobs",
+    "optimize": "pez.jobs",
+    "optimize_each": "pez.jobs",
+    "make_objective": "pez.jobs",
+    "discover": "pez.jobs",
+    "compress": "pez.jobs",
+    "evaluate": "pez.jobs",
+    "compare": "pez.jobs",
+    "compare_task": "pez.jobs",
+    "ComparisonResult": "pez.jobs",
+    "Run": "pez.jobs",
+    "make_task": "pez.text.templates",
+    # methods and their configs (pez.optim)
     "METHODS": "pez.optim",
-    "HotFlip": "pez.optim.hotflip",
-    "HotFlipConfig": "pez.optim.hotflip",
-    "AutoPrompt": "pez.optim.autoprompt",
-    "AutoPromptConfig": "pez.optim.autoprompt",
-    "GCG": "pez.optim.gcg",
-    "GCGConfig": "pez.optim.gcg",
-    "FluentPrompt": "pez.optim.fluent",
-    "FluentConfig": "pez.optim.fluent",
-    "SoftPrompt": "pez.optim.soft",
-    "SoftConfig": "pez.optim.soft",
-    "RandomSearch": "pez.optim.random_search",
-    "RandomConfig": "pez.optim.random_search",
-    "CandidateConfig": "pez.optim.base",
-    "compare": "pez.compare",
-    "ComparisonResult": "pez.compare",
-    "Run": "pez.compare",
-    "discover": "pez.lm",
-    "compress": "pez.lm",
-    "evaluate": "pez.lm",
-    "compare_task": "pez.lm",
-    "make_task": "pez.lm",
-    "TaskReport": "pez.lm",
+    "make_config": "pez.optim",
+    "OptimizerConfig": "pez.optim",
+    "CandidateConfig": "pez.optim",
+    "Progress": "pez.optim",
+    "PEZ": "pez.optim",
+    "PEZConfig": "pez.optim",
+    "HotFlip": "pez.optim",
+    "HotFlipConfig": "pez.optim",
+    "AutoPrompt": "pez.optim",
+    "AutoPromptConfig": "pez.optim",
+    "GCG": "pez.optim",
+    "GCGConfig": "pez.optim",
+    "FluentPrompt": "pez.optim",
+    "FluentConfig": "pez.optim",
+    "SoftPrompt": "pez.optim",
+    "SoftConfig": "pez.optim",
+    "RandomSearch": "pez.optim",
+    "RandomConfig": "pez.optim",
+    "tune_continuous": "pez.optim.peft",
+    # objectives
+    "Objective": "pez.objectives.base",
+    "EmbeddingObjective": "pez.objectives.base",
+    "CLIPObjective": "pez.objectives.clip",
+    "SentenceObjective": "pez.objectives.sentence",
     "ClassificationObjective": "pez.objectives.lm",
     "CompletionObjective": "pez.objectives.lm",
     "CompressionObjective": "pez.objectives.lm",
-    "load_lm": "pez.models",
-    "EvalResult": "pez.evaluation.base",
-    "tune_continuous": "pez.peft_tuning",
-    "CLIPObjective": "pez.objectives.clip",
-    "SentenceObjective": "pez.objectives.sentence",
-    "EmbeddingObjective": "pez.objectives.base",
-    "Objective": "pez.objectives.base",
-    "PromptResult": "pez.result",
-    "PezError": "pez.errors",
+    # models, text, records, errors
     "load_model": "pez.models",
+    "load_lm": "pez.models",
     "LoadedModel": "pez.models",
-    "Vocabulary": "pez.vocab",
-    "VocabOptions": "pez.vocab",
+    "Vocabulary": "pez.text",
+    "VocabOptions": "pez.text",
+    "PromptResult": "pez.records",
+    "TaskReport": "pez.records",
+    "EvalResult": "pez.records",
+    "ContinuousResult": "pez.records",
+    "PezError": "pez.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str):
+    # No public name is also the name of a submodule of pez, so importing a submodule never rebinds one; and the
+    # value is cached here, so a name is the same object on every use.
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'pez' has no attribute {name!r}")
 
 

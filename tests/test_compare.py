@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import pez
-from pez.compare import ComparisonResult, add_compare_arguments, compare, parse_settings, run_compare_cli
+from pez import ComparisonResult, compare
+from pez.cli.compare import add_compare_arguments, comparison_options, parse_settings, write_comparison
 from pez.optim import METHODS
 from pez.optim.fluent import FluentConfig, FluentPrompt
 from pez.optim.gcg import GCG, GCGConfig
@@ -141,7 +142,7 @@ def test_objective_factory_is_called_once_per_run(planted):
         ({"budget_steps": 2, "config": {"steps": 5}}, "set by the budget"),
         ({"budget_steps": 2, "config": {"seed": 5}}, "set by the seeds"),
         ({"budget_steps": 2, "methods": ["gcg"], "config": {"lr": 0.1}}, "no compared method"),
-        ({"budget_steps": 2, "overrides": {"gcg": {"nope": 1}}, "methods": ["gcg"]}, "GCGConfig"),
+        ({"budget_steps": 2, "overrides": {"gcg": {"nope": 1}}, "methods": ["gcg"]}, "GCGConfig has no 'nope'"),
         ({"budget_steps": 2, "seeds": []}, "at least one seed"),
     ],
 )
@@ -175,7 +176,7 @@ def test_cli_helpers_run_and_write_the_table(planted, tmp_path, capsys):
     argv = ["--methods", "pez,gcg", "--seeds", "2", "--budget-steps", "3", "--prompt-len", "4"]
     argv += ["--set", "gcg.search_width=8", "--set", "sync_every=1", "--out", str(tmp_path / "cmp")]
     args = parser.parse_args(argv)
-    assert run_compare_cli(args, planted) == 0
+    assert write_comparison(args, compare(planted, **comparison_options(args))) == 0
     out, err = capsys.readouterr()
     assert all(f"| {m} |" in out or f"| **{m}** |" in out for m in ("pez", "gcg"))
     assert err.count(" seed ") == 4  # a line per finished run

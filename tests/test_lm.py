@@ -12,12 +12,12 @@ from pez.objectives.lm import (
     ClassificationObjective,
     CompletionObjective,
     CompressionObjective,
+    LabelScorer,
     LMPath,
-    _row_spots,
-    _SpotScorer,
+    answer_rows,
 )
 from pez.optim.pez import PEZ, PEZConfig
-from pez.tasks import Task, Template, Verbalizer
+from pez.text.templates import Task, Template, Verbalizer
 from tests.conftest import tiny_lm
 
 
@@ -85,9 +85,9 @@ def test_multi_token_verbaliser_is_summed_token_logprob(tiny):
 def test_single_token_labels_share_one_row(tiny):
     model, tok = tiny
     path = LMPath(model, tok)
-    rows, spots = _row_spots([5, 6, 7], [[11], [12]])
+    rows, spots = answer_rows([5, 6, 7], [[11], [12]])
     assert rows == [[5, 6, 7]] and [s[1] for s in spots] == [2, 2]
-    scores, _ = _SpotScorer(path)(path.E[:0][None], [(rows, spots)], 2)
+    scores, _ = LabelScorer(path)(path.E[:0][None], [(rows, spots)], 2)
     for c, t in enumerate([11, 12]):
         assert scores[0, 0, c].item() == pytest.approx(_reference_logprob(model, [5, 6, 7], [t]), abs=1e-4)
 

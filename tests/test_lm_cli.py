@@ -147,9 +147,9 @@ def test_compare_on_an_lm_task_with_peft_bounds(tiny_llama_dir, reviews, tmp_pat
 
 def test_peft_scorer_matches_local_evaluation(smollm2):
     """Without virtual tokens, the PEFT path scores labels exactly as pez evaluate does."""
+    from pez import make_task
     from pez.evaluation.local import evaluate_local
-    from pez.lm import make_task
-    from pez.peft_tuning import _Scorer
+    from pez.optim.peft import PeftScorer
     from tests.conftest import tiny_lm
     from tests.test_lm import REVIEWS as EXAMPLES
 
@@ -157,6 +157,6 @@ def test_peft_scorer_matches_local_evaluation(smollm2):
     task = make_task("{prompt} {text} It was", "negative=truly awful,positive=really good")
     ref = evaluate_local("", EXAMPLES, task, model, tok)
     with __import__("torch").no_grad():
-        ours = _Scorer(model, tok, task)(EXAMPLES)
+        ours = PeftScorer(model, tok, task)(EXAMPLES)
     for p, row in zip(ref.predictions, ours.tolist()):
         assert [p["scores"][label] for label in task.verbalizer.labels] == pytest.approx(row, abs=1e-5)

@@ -3,7 +3,7 @@ on held-out reviews the search never saw (small settings; benchmarks/bench_lm.py
 
 import pytest
 
-from pez.lm import discover
+from pez import discover
 
 
 def test_discovered_prompt_beats_the_empty_template(smollm2):

@@ -10,7 +10,7 @@ import torch
 import pez
 from pez.optim import METHODS
 from pez.optim.autoprompt import AutoPrompt, AutoPromptConfig
-from pez.optim.base import survives_retokenization, swap_scores
+from pez.optim.candidates import survives_retokenization, swap_scores
 from pez.optim.fluent import FluentConfig, FluentPrompt
 from pez.optim.gcg import GCG, GCGConfig
 from pez.optim.pez import PEZ, PEZConfig
@@ -125,11 +125,11 @@ def test_candidates_are_scored_in_chunks_and_the_chunk_halves_on_out_of_memory(p
     calls = []
     real = planted.eval_loss
 
-    def small_memory(embeds, group):
+    def small_memory(embeds, group, ids=None):
         calls.append(len(embeds))
         if len(embeds) > 3:
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return real(embeds, group)
+        return real(embeds, group, ids)
 
     monkeypatch.setattr(planted, "eval_loss", small_memory)
     assert torch.allclose(opt.candidate_losses(ids, group), whole, atol=1e-6)
@@ -149,7 +149,7 @@ def test_hotflip_with_exact_candidates_moves_to_the_best_one(planted):
 
 
 def test_retokenization_filter_under_a_byte_level_tokenizer(smollm2):
-    from pez.vocab import HFTokenizer, Vocabulary
+    from pez.text import HFTokenizer, Vocabulary
 
     tok = smollm2.tokenizer
     vocab = Vocabulary(HFTokenizer(tok), torch.zeros(len(tok), 4), 64)
@@ -225,7 +225,7 @@ def test_fluent_temperature_and_noise_follow_the_schedule(planted):
     plain = PEZ(planted, PEZConfig(prompt_len=16, restarts=8, lr=0.05, steps=10, seed=0))
     assert torch.equal(plain.soft, opt.soft)
     state = opt.gen.get_state()
-    opt.progress = plain.progress = 0.3
+    opt.run_fraction = plain.run_fraction = 0.3
     opt.step(3)
     plain.step(3)
     expected = torch.Generator().set_state(state)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import pez
-from pez.optim.base import Tracker
+from pez.optim.tracking import Tracker
 from tests.conftest import PLANTED
 
 

@@ -13,16 +13,15 @@ import pytest
 import torch
 
 from pez.errors import PezError
+from pez.evaluation.client import api_root, retry_after
 from pez.evaluation.remote import (
     ApiFailure,
-    _api_root,
-    _retry_after,
-    _span_logprob,
     evaluate_remote,
     parse_answer,
     parse_api_model,
+    span_logprob,
 )
-from pez.tasks import Task, Template, Verbalizer
+from pez.text.templates import Task, Template, Verbalizer
 
 KEY_ENV = "PEZ_TEST_API_KEY"
 KEY = "test-secret"
@@ -270,16 +269,16 @@ def test_helpers():
     assert parse_api_model("smollm2") is None and parse_api_model(None) is None
     with pytest.raises(PezError, match="needs a model name"):
         parse_api_model("openai:")
-    assert _api_root("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
-    assert _api_root("https://generativelanguage.googleapis.com/v1beta/openai").endswith("/openai")
+    assert api_root("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
+    assert api_root("https://generativelanguage.googleapis.com/v1beta/openai").endswith("/openai")
     with pytest.raises(PezError, match="names an endpoint"):
-        _api_root("http://127.0.0.1:8000/v1/chat/completions")
+        api_root("http://127.0.0.1:8000/v1/chat/completions")
     with pytest.raises(PezError, match="not an http"):
-        _api_root("127.0.0.1:8000/v1")
-    assert _retry_after(httpx.Headers({"Retry-After": "3"})) == 3.0
-    assert _retry_after(httpx.Headers({})) is None and _retry_after(httpx.Headers({"Retry-After": "soon"})) is None
+        api_root("127.0.0.1:8000/v1")
+    assert retry_after(httpx.Headers({"Retry-After": "3"})) == 3.0
+    assert retry_after(httpx.Headers({})) is None and retry_after(httpx.Headers({"Retry-After": "soon"})) is None
     date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
-    assert 25 < _retry_after(httpx.Headers({"Retry-After": date})) <= 30
+    assert 25 < retry_after(httpx.Headers({"Retry-After": date})) <= 30
     # " positive" straddles a template that ends in a space: the token is the label's
     echo = {
         "choices": [
@@ -292,5 +291,5 @@ def test_helpers():
             }
         ]
     }
-    assert _span_logprob(echo, 7, 15) == -2.0  # "It was " + "positive"
-    assert _span_logprob(echo, 6, 15) == -2.0  # "It was" + " positive"
+    assert span_logprob(echo, 7, 15) == -2.0  # "It was " + "positive"
+    assert span_logprob(echo, 6, 15) == -2.0  # "It was" + " positive"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pez.errors import PezError
-from pez.vocab import ClipTokenizer, HFTokenizer, Projector, VocabOptions, Vocabulary
+from pez.text import ClipTokenizer, HFTokenizer, Projector, VocabOptions, Vocabulary
 
 
 @pytest.fixture(scope="module")

@@ -1,2 +1,3 @@
-"""Scoring a text prompt on a task: on a local transformers model (:mod:`.local`) or an OpenAI-compatible API
-(:mod:`.remote`). Both fill the same :class:`pez.tasks.Task` template and return an :class:`EvalResult`."""
+"""Scoring a text prompt on labelled examples: on a local causal LM (:mod:`~pez.evaluation.local`) or through an
+OpenAI-compatible API (:mod:`~pez.evaluation.remote`, over :mod:`~pez.evaluation.client`). Results are
+:class:`pez.records.EvalResult`."""

@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from pez.evaluation.base import EvalResult, accuracy_of
-from pez.objectives.lm import LMPath, _row_spots, _SpotScorer
-from pez.tasks import Task
+from pez.objectives.lm.labels import LabelScorer, answer_rows
+from pez.objectives.lm.path import LMPath
+from pez.records import EvalResult, accuracy_of
+from pez.text.templates import Task
 
 
 @torch.no_grad()
@@ -45,12 +46,12 @@ def evaluate_local(
     path = path if path is not None else LMPath(model, tokenizer)
     tok = path.tok
     conts = [tok.encode(task.continuation(c)) for c in range(len(v.labels))]
-    score = _SpotScorer(path)
+    score = LabelScorer(path)
     empty = path.E[:0][None]  # (1, 0, D): the whole text is in the rows
     predictions = []
     for start in range(0, len(examples), batch_size):
         chunk = range(start, min(len(examples), start + batch_size))
-        prepared = [_row_spots(tok.encode(task.template.fill(prompt, examples[i].text)), conts) for i in chunk]
+        prepared = [answer_rows(tok.encode(task.template.fill(prompt, examples[i].text)), conts) for i in chunk]
         scores, _ = score(empty, prepared, len(conts))  # (1, B, C)
         for i, row in zip(chunk, scores[0].tolist()):
             best = max(range(len(row)), key=row.__getitem__)

@@ -1,4 +1,5 @@
-"""The objective protocol, and the embedding-similarity objective shared by CLIP and sentence encoders.
+"""The objective protocol, and the embedding-similarity objective shared by CLIP and sentence encoders
+(docs/objectives.md).
 
 An objective turns prompt embeddings into a loss (lower is better) and knows how to score a prompt given as
 token ids, so that the score shown to the user is the score of the text they get. The score is ``-loss``.
@@ -11,15 +12,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 
 from pez.errors import PezError
-from pez.vocab import Vocabulary
+from pez.text.vocab import Vocabulary
 
 
+@runtime_checkable
 class Objective(Protocol):
     """What every optimiser needs from a task. Lower loss is better; score = -loss."""
 
@@ -31,27 +33,38 @@ class Objective(Protocol):
     counts: dict[str, int]
 
     def loss(
-        self, embeds: torch.Tensor, group: torch.Tensor, batch_size: int | None, generator: torch.Generator
+        self,
+        embeds: torch.Tensor,
+        group: torch.Tensor,
+        batch_size: int | None,
+        generator: torch.Generator,
+        ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Loss for the gradient and, when the same forward gives it, the loss on all evaluation targets.
 
         Args:
-            embeds: prompt token embeddings, shape (R, L, D).
+            embeds: prompt token embeddings, shape (R, L, D): the hard rows E[ids], or a soft prompt.
             group: the group of each prompt, shape (R,).
             batch_size: targets (or examples) per prompt for this step; None means all.
             generator: draws the batch.
+            ids: the hard ids of the prompts, shape (R, L): the tokens ``embeds`` are (or project to, for a soft
+                prompt). Objectives that score the prompt's own tokens (fluency) need them; others ignore them.
 
         Returns:
             (loss, eval_loss), each of shape (R,); eval_loss is None when the step saw only a sample.
         """
         ...
 
-    def eval_loss(self, embeds: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
-        """Loss on all evaluation targets, shape (R,)."""
+    def eval_loss(self, embeds: torch.Tensor, group: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Loss on all evaluation targets, shape (R,) (``ids`` as in :meth:`loss`)."""
         ...
 
     def eval_loss_ids(self, ids: Sequence[Sequence[int]], group: torch.Tensor) -> torch.Tensor:
         """Loss on all evaluation targets of prompts given as token ids of any lengths, shape (N,)."""
+        ...
+
+    def target_scores(self, ids: Sequence[int], group: int = 0) -> list[dict]:
+        """Per-target scores of one prompt's text ids, for the result (an empty list where there are none)."""
         ...
 
     def describe(self) -> dict:
@@ -119,7 +132,7 @@ class EmbeddingObjective(ABC):
         if torch.is_grad_enabled():
             self.counts["backward"] += n
 
-    def loss(self, embeds, group, batch_size, generator):
+    def loss(self, embeds, group, batch_size, generator, ids=None):
         self._count(embeds.shape[0])
         sims = self.similarities(self.encode_embeds(embeds))  # (R, T)
         w = self.weights[group]  # (R, T)
@@ -132,7 +145,7 @@ class EmbeddingObjective(ABC):
         return self._weighted(sims, w * picked), full.detach()
 
     @torch.no_grad()
-    def eval_loss(self, embeds, group):
+    def eval_loss(self, embeds, group, ids=None):
         self._count(embeds.shape[0])
         return self._weighted(self.similarities(self.encode_embeds(embeds)), self.weights[group])
 
@@ -142,7 +155,7 @@ class EmbeddingObjective(ABC):
         return self._weighted(self.similarities(self.encode_ids(ids)), self.weights[group])
 
     @torch.no_grad()
-    def target_cosines(self, ids: Sequence[int], group: int = 0) -> list[dict]:
+    def target_scores(self, ids: Sequence[int], group: int = 0) -> list[dict]:
         """Per-target cosine of one prompt: [{"target": ..., "weight": w, "cosine": c}, ...] for its group."""
         sims = self.similarities(self.encode_ids([ids]))[0].tolist()
         out = []

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from pez.data.images import load_image
 from pez.errors import PezError
-from pez.images import load_image
 from pez.objectives.base import EmbeddingObjective, target_weights
-from pez.vocab import ClipTokenizer, Vocabulary
+from pez.text.tokenizers import ClipTokenizer
+from pez.text.vocab import Vocabulary
 
 
 class ClipTextPath(nn.Module):

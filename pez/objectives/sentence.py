@@ -12,7 +12,8 @@ import torch
 
 from pez.errors import PezError
 from pez.objectives.base import EmbeddingObjective, target_weights
-from pez.vocab import HFTokenizer, Vocabulary
+from pez.text.tokenizers import HFTokenizer
+from pez.text.vocab import Vocabulary
 
 
 class SentenceObjective(EmbeddingObjective):

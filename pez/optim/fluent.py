@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from pez.errors import PezError
-from pez.optim.base import config_field
+from pez.optim.config import config_field
 from pez.optim.pez import PEZ, PEZConfig
 
 
@@ -51,5 +51,5 @@ class FluentPrompt(PEZ):
     def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         ids, eval_loss = super().step(step)
         with torch.no_grad():
-            self.soft.add_(self.noise(self.progress))
+            self.soft.add_(self.noise(self.run_fraction))
         return ids, eval_loss

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from pez.errors import PezError
-from pez.optim.base import CandidateConfig, PromptOptimizer, config_field, survives_retokenization, swap_scores
+from pez.optim.candidates import CandidateSearch, swap_scores
+from pez.optim.config import CandidateConfig, check_positive, config_field
 
 
 @dataclass
@@ -30,18 +30,12 @@ class GCGConfig(CandidateConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("top_k", "search_width"):
-            if getattr(self, name) <= 0:
-                raise PezError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        check_positive(self, "top_k", "search_width")
 
 
-class GCG(PromptOptimizer):
+class GCG(CandidateSearch):
     name = "gcg"
     config_class = GCGConfig
-
-    def init(self, ids: torch.Tensor) -> None:
-        self.ids = ids.clone()  # (R, L), the current prompt
-        self.cur_loss: torch.Tensor | None = None  # (R,), its eval loss, computed on the first step
 
     def sample_candidates(self, ids: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
         """Candidates that each replace one random position with a random token of that position's top-k.
@@ -60,30 +54,10 @@ class GCG(PromptOptimizer):
         return ids[:, None, :].repeat(1, w, 1).scatter_(2, pos[..., None], tok[..., None])
 
     def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        ids = self.ids
-        r, length = ids.shape
-        if self.cur_loss is None:
-            self.cur_loss = self.candidate_losses(ids, self.group)
-        hard = self.E[ids].float().requires_grad_(True)  # (R, L, D)
-        with self.autocast():
-            loss, _ = self.obj.loss(hard, self.group, self.cfg.batch_size, self.gen)
-        (grad,) = torch.autograd.grad(loss.sum(), hard)
+        self.current_loss()
+        grad = self.gradient()  # (R, L, D)
         k = max(1, min(self.cfg.top_k, len(self.projector.allowed_ids) - 1))
-        top = swap_scores(grad, self.E, ids, self.allowed).topk(k, dim=-1).indices  # (R, L, k)
-        cand = self.sample_candidates(ids, top)  # (R, W, L)
-        flat = cand.reshape(-1, length)
-        ok = survives_retokenization(self.obj.vocab, flat)
-        losses = torch.full((len(flat),), torch.inf, device=self.device)
-        losses[ok] = self.candidate_losses(flat[ok], self.group.repeat_interleave(cand.shape[1])[ok])
-        best_loss, best = losses.view(r, -1).min(-1)  # (R,)
-        moved = best_loss.isfinite()
-        self.ids = torch.where(moved[:, None], cand[torch.arange(r, device=self.device), best], ids)
-        self.cur_loss = torch.where(moved, best_loss, self.cur_loss)
+        top = swap_scores(grad, self.E, self.ids, self.allowed).topk(k, dim=-1).indices  # (R, L, k)
+        cand = self.sample_candidates(self.ids, top)  # (R, W, L)
+        self.move(cand, self.score_candidates(cand, filtered=True), only_if_better=False)
         return self.ids, self.cur_loss
-
-    def state_dict(self) -> dict:
-        return {"ids": self.ids, "cur_loss": self.cur_loss}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.ids = state["ids"].to(self.device)
-        self.cur_loss = None if state["cur_loss"] is None else state["cur_loss"].to(self.device)

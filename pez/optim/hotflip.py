@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from pez.errors import PezError
-from pez.optim.base import CandidateConfig, PromptOptimizer, config_field, swap_scores
+from pez.optim.candidates import CandidateSearch, swap_scores
+from pez.optim.config import CandidateConfig, check_positive, config_field
 
 
 @dataclass
@@ -27,40 +27,28 @@ class HotFlipConfig(CandidateConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.candidates <= 0:
-            raise PezError(f"candidates must be positive, got {self.candidates}")
+        check_positive(self, "candidates")
 
 
-class HotFlip(PromptOptimizer):
+class HotFlip(CandidateSearch):
+    """HotFlip keeps only the current prompt: the loss of a blindly applied swap is not known until it is scored."""
+
     name = "hotflip"
     config_class = HotFlipConfig
-
-    def init(self, ids: torch.Tensor) -> None:
-        self.ids = ids.clone()  # (R, L), the current prompt
 
     def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         ids = self.ids
         hard = self.E[ids].float().requires_grad_(True)  # (R, L, D)
         with self.autocast():
-            loss, eval_loss = self.obj.loss(hard, self.group, self.cfg.batch_size, self.gen)
+            loss, eval_loss = self.obj.loss(hard, self.group, self.cfg.batch_size, self.gen, ids)
         (grad,) = torch.autograd.grad(loss.sum(), hard)
-        r, length = ids.shape
         scores = swap_scores(grad, self.E, ids, self.allowed).flatten(1)  # (R, L * V)
         n = max(1, min(self.cfg.candidates, len(self.projector.allowed_ids) - 1))
         top = scores.topk(n, dim=-1).indices  # (R, n), flat index = position * V + token
         pos, tok = top // self.E.shape[0], top % self.E.shape[0]
-        cand = ids[:, None, :].repeat(1, top.shape[1], 1)  # (R, n, L)
-        cand.scatter_(2, pos[..., None], tok[..., None])
-        if top.shape[1] == 1:
+        cand = ids[:, None, :].repeat(1, n, 1).scatter_(2, pos[..., None], tok[..., None])  # (R, n, L)
+        if n == 1:
             self.ids = cand[:, 0]
             return ids, eval_loss
-        losses = self.candidate_losses(cand.reshape(-1, length), self.group.repeat_interleave(top.shape[1]))
-        best_loss, best = losses.view(r, -1).min(-1)  # (R,)
-        self.ids = cand[torch.arange(r, device=self.device), best]
-        return self.ids, best_loss
-
-    def state_dict(self) -> dict:
-        return {"ids": self.ids}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.ids = state["ids"].to(self.device)
+        self.move(cand, self.score_candidates(cand, filtered=False), only_if_better=False)
+        return self.ids, self.cur_loss

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from pez.optim.base import OptimizerConfig, PromptOptimizer, config_field
+from pez.errors import PezError
+from pez.optim.config import OptimizerConfig, check_positive, config_field
+from pez.optim.loop import PromptOptimizer
 
 
 @dataclass
@@ -20,6 +22,12 @@ class PEZConfig(OptimizerConfig):
 
     lr: float = config_field(0.1, "AdamW learning rate on the continuous prompt")
     weight_decay: float = config_field(0.1, "AdamW weight decay")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(self, "lr")
+        if not self.weight_decay >= 0:
+            raise PezError(f"weight-decay must be >= 0, got {self.weight_decay}")
 
 
 class PEZ(PromptOptimizer):
@@ -34,7 +42,7 @@ class PEZ(PromptOptimizer):
         ids = self.projector(self.soft)  # (R, L)
         hard = self.E[ids].float().requires_grad_(True)  # (R, L, D)
         with self.autocast():
-            loss, eval_loss = self.obj.loss(hard, self.group, self.cfg.batch_size, self.gen)
+            loss, eval_loss = self.obj.loss(hard, self.group, self.cfg.batch_size, self.gen, ids)
         # straight-through: the gradient at the projected point is applied to the continuous prompt
         (self.soft.grad,) = torch.autograd.grad(loss.sum(), hard)
         self.opt.step()

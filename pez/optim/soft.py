@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from pez.optim.base import OptimizerConfig, PromptOptimizer, config_field
+from pez.errors import PezError
+from pez.optim.config import OptimizerConfig, check_positive, config_field
+from pez.optim.loop import PromptOptimizer
 
 
 @dataclass
@@ -23,6 +25,12 @@ class SoftConfig(OptimizerConfig):
 
     lr: float = config_field(0.01, "AdamW learning rate on the continuous prompt")
     weight_decay: float = config_field(0.0, "AdamW weight decay")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(self, "lr")
+        if not self.weight_decay >= 0:
+            raise PezError(f"weight-decay must be >= 0, got {self.weight_decay}")
 
 
 class SoftPrompt(PromptOptimizer):
@@ -39,13 +47,13 @@ class SoftPrompt(PromptOptimizer):
         r = self.n_prompts
         ids = self.projector(self.soft)  # (R, L)
         with self.autocast():
-            loss, cont = self.obj.loss(self.soft, self.group, self.cfg.batch_size, self.gen)
+            loss, cont = self.obj.loss(self.soft, self.group, self.cfg.batch_size, self.gen, ids)
         with torch.no_grad(), self.autocast():
             if cont is None:  # the gradient saw a sample: score P and its projection in one forward
                 both = torch.cat([self.soft.detach(), self.E[ids].float()])  # (2R, L, D)
-                cont, hard = self.obj.eval_loss(both, self.group.repeat(2)).float().split(r)
+                cont, hard = self.obj.eval_loss(both, self.group.repeat(2), ids.repeat(2, 1)).float().split(r)
             else:
-                hard = self.obj.eval_loss(self.E[ids], self.group).float()
+                hard = self.obj.eval_loss(self.E[ids], self.group, ids).float()
         improved = cont.float() < self.best_cont
         self.best_cont = torch.where(improved, cont.float(), self.best_cont)
         self.best_soft = torch.where(improved[:, None, None], self.soft.detach(), self.best_soft)

@@ -133,3 +133,8 @@ class Task:
         before = self.template.text
         word = self.verbalizer.words[c]
         return word if before.endswith((" ", "\n")) else " " + word
+
+
+def make_task(template: str = DEFAULT_TEMPLATE, labels: str | Sequence[str] = "negative,positive") -> Task:
+    """A :class:`Task` from a template string and a verbaliser spec (``"negative,positive"``, ``"0=bad,1=good"``)."""
+    return Task(Template(template), Verbalizer.parse(labels))

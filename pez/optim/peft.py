@@ -3,7 +3,7 @@ prefix tuning (Li & Liang 2021) and P-tuning (Liu et al. 2021).
 
 They learn vectors, not words: their accuracy bounds what a prompt of that length could do on this model, but
 nothing of it can be pasted into another model or an API. They are trained on the same examples, the same
-template and verbaliser, and the same loss (cross-entropy over label scores) as :func:`pez.lm.discover`, and
+template and verbaliser, and the same loss (cross-entropy over label scores) as :func:`pez.discover`, and
 scored on the same held-out examples. PEFT puts its virtual tokens before the whole input, which is where the
 template's ``{prompt}`` slot sits when nothing precedes it.
 """
@@ -14,14 +14,14 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from pez.errors import PezError
-from pez.objectives.lm import _row_spots
-from pez.tasks import Task
+from pez.objectives.lm.labels import answer_rows, gather_spots, sum_spots
+from pez.records import ContinuousResult
+from pez.text.templates import Task
 
 # name -> (PEFT config class name, default AdamW learning rate)
 PEFT_METHODS = {
@@ -29,29 +29,6 @@ PEFT_METHODS = {
     "prefix-tuning": ("PrefixTuningConfig", 1e-2),
     "p-tuning": ("PromptEncoderConfig", 1e-3),
 }
-
-
-@dataclass
-class ContinuousResult:
-    """Held-out accuracy of a PEFT-trained continuous prompt (not pasteable text)."""
-
-    method: str
-    model: str
-    accuracy: float
-    dev_accuracy: float
-    n_test: int
-    num_virtual_tokens: int
-    trainable_params: int
-    steps_done: int
-    seconds_per_step: float
-    elapsed_s: float
-    lr: float
-    seed: int
-    history: list[dict] = field(default_factory=list)  # {"step", "time_s", "loss"}
-    note: str = "continuous upper bound: vectors, not text; cannot be used with another model or an API"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _peft_config(method: str, n_tokens: int, model):
@@ -66,8 +43,9 @@ def _peft_config(method: str, n_tokens: int, model):
     return cls(**kw)
 
 
-class _Scorer:
-    """Label scores (B, C) under a PEFT model: the summed log-probability of each label's tokens."""
+class PeftScorer:
+    """Label scores (B, C) under a PEFT model: the summed log-probability of each label's tokens
+    (:mod:`pez.objectives.lm.labels`, with the PEFT model's own forward)."""
 
     def __init__(self, model, tokenizer, task: Task):
         self.model, self.tok, self.task = model, tokenizer, task
@@ -81,19 +59,17 @@ class _Scorer:
         return self.tok(text, add_special_tokens=False)["input_ids"]
 
     def __call__(self, examples: Sequence) -> torch.Tensor:
-        rows, spots = [], []
-        for e, ex in enumerate(examples):
-            ex_rows, ex_spots = _row_spots(self.prefix + self._encode(self.task.template.fill("", ex.text)), self.conts)
-            spots += [(len(rows) + r, p, t, e * len(self.conts) + k) for r, p, t, k in ex_spots]
-            rows += ex_rows
-        m = max(len(r) for r in rows)
+        fill = self.task.template.fill
+        batch = gather_spots(
+            [answer_rows(self.prefix + self._encode(fill("", ex.text)), self.conts) for ex in examples], len(self.conts)
+        )
+        rows, m = batch.rows, max(len(r) for r in batch.rows)
         ids = torch.tensor([r + [self.pad] * (m - len(r)) for r in rows], device=self.device)
         mask = torch.tensor([[1] * len(r) + [0] * (m - len(r)) for r in rows], device=self.device)
         logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -m:]  # virtual positions dropped
-        row, pos, tok, slot = (torch.tensor(x, device=self.device) for x in zip(*spots))
-        vals = F.log_softmax(logits[row, pos].float(), -1).gather(-1, tok[:, None]).squeeze(-1)
-        out = torch.zeros(len(examples) * len(self.conts), device=self.device).index_add_(0, slot, vals)
-        return out.view(len(examples), len(self.conts))
+        row, pos = (torch.tensor(x, device=self.device) for x in zip(*batch.keys))
+        logp = F.log_softmax(logits[row, pos].float(), -1)  # (S, V)
+        return sum_spots(logp[None], batch)[0]  # (B, C)
 
     @torch.no_grad()
     def accuracy(self, examples: Sequence, batch_size: int = 32) -> float:
@@ -135,7 +111,7 @@ def tune_continuous(
     tuned = peft.get_peft_model(copy.deepcopy(model), config)
     trainable = [p for p in tuned.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=lr)
-    score = _Scorer(tuned, tokenizer, task)
+    score = PeftScorer(tuned, tokenizer, task)
     v = task.verbalizer
     gen = torch.Generator().manual_seed(seed)
     history, done, t0 = [], 0, time.perf_counter()

@@ -1,24 +1,19 @@
-"""One call per job: :func:`invert` (images/texts -> prompt) and :func:`optimize` (any objective, any method)."""
+"""Prompt search jobs: :func:`invert` (images and/or texts -> a prompt) and :func:`optimize` (any objective, any
+method); :func:`make_objective` builds the embedding objective for a model spec."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
 
+from pez.data.images import load_image
 from pez.errors import PezError
-from pez.images import load_image
 from pez.models import DEFAULT_CLIP, LoadedModel, load_model
 from pez.objectives.base import Objective
-from pez.optim import METHODS
-from pez.optim.base import OptimizerConfig, Progress
-from pez.result import PromptResult
-
-
-def _method_for(config: OptimizerConfig):
-    for cls in METHODS.values():
-        if type(config) is cls.config_class:
-            return cls
-    raise TypeError(f"no method takes a {type(config).__name__}; known: {', '.join(METHODS)}")
+from pez.optim import make_config, method_for
+from pez.optim.config import OptimizerConfig
+from pez.optim.tracking import Progress
+from pez.records import PromptResult
 
 
 def optimize_each(
@@ -32,7 +27,7 @@ def optimize_each(
     from pez.optim.pez import PEZConfig
 
     config = config if config is not None else PEZConfig()
-    return _method_for(config)(objective, config).run(callback=callback, checkpoint=checkpoint, resume=resume)
+    return method_for(config)(objective, config).run(callback=callback, checkpoint=checkpoint, resume=resume)
 
 
 def optimize(
@@ -122,12 +117,6 @@ def invert(
         callback, checkpoint, resume: as in :func:`optimize`.
         **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``.
     """
-    if method not in METHODS:
-        raise PezError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
-    config_class = METHODS[method].config_class
-    try:
-        cfg = config_class(**config)
-    except TypeError as e:
-        raise TypeError(f"{config_class.__name__}: {e}") from None
+    cfg = make_config(method, config)
     obj = make_objective(model, images, texts, negative_images, negative_texts, negative_weight, device)
     return optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume)

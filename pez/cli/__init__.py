@@ -1,0 +1,47 @@
+"""The ``pez`` command line: a thin layer over :mod:`pez.jobs`, one file per command.
+
+Method options are generated from the config dataclass fields (names, types, help), so the CLI and the Python
+API cannot drift apart. Bad input prints one line and exits with code 2; Ctrl-C keeps the best prompt so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pez.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser
+from pez.errors import PezError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pez.cli import compare, discover, evaluate, invert, models
+
+    parser = Parser(prog="pez", description="Find readable hard prompts by gradient (PEZ) and compare optimisers.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    invert.add_parser(sub)
+    discover.add_parsers(sub)  # discover and compress
+    evaluate.add_parser(sub)
+    compare.add_parser(sub)
+    models.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    # pez's own warnings are shown; other libraries' log lines would repeat what pez's one-line errors say
+    logging.basicConfig(level=logging.CRITICAL, format="%(levelname)s: %(message)s")
+    logging.getLogger("pez").setLevel(logging.WARNING)
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except PezError as e:
+        print(f"pez: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("pez: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

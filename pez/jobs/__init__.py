@@ -1,0 +1,28 @@
+"""One function per user job. The command line and the web UI call only these.
+
+- :func:`invert`: images and/or texts -> a prompt (:func:`optimize` / :func:`optimize_each` for any objective).
+- :func:`discover`: a task prompt for a causal LM; :func:`compress`: an instruction -> a few tokens.
+- :func:`evaluate`: any text prompt's accuracy, locally or through an API.
+- :func:`compare` / :func:`compare_task`: several methods, one objective, one budget.
+"""
+
+from pez.jobs.compare import compare, compare_task
+from pez.jobs.comparison import ComparisonResult, Run
+from pez.jobs.discover import LM_DEFAULTS, compress, discover
+from pez.jobs.evaluate import evaluate
+from pez.jobs.invert import invert, make_objective, optimize, optimize_each
+
+__all__ = [
+    "LM_DEFAULTS",
+    "ComparisonResult",
+    "Run",
+    "compare",
+    "compare_task",
+    "compress",
+    "discover",
+    "evaluate",
+    "invert",
+    "make_objective",
+    "optimize",
+    "optimize_each",
+]

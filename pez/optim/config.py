@@ -1,0 +1,70 @@
+"""The config fields every method shares, as plain dataclasses with help text (the CLI options are generated from
+them). Invalid values raise :class:`~pez.errors.PezError` on creation. Defaults: docs/defaults.md."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from pez.errors import PezError
+
+
+def config_field(default, text: str):
+    """A dataclass field with help text (shown by ``pez ... --help``)."""
+    return field(default=default, metadata={"help": text})
+
+
+def check_positive(config, *names: str) -> None:
+    """Raise a one-line :class:`PezError` naming the option when one of these fields is not positive."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            raise PezError(f"{name.replace('_', '-')} must be positive, got {value}")
+
+
+@dataclass
+class OptimizerConfig:
+    """Fields shared by all methods."""
+
+    prompt_len: int = config_field(16, "number of tokens in the prompt")
+    steps: int = config_field(3000, "optimisation steps")
+    restarts: int = config_field(1, "independent prompts optimised together in one batch; the best is returned")
+    seed: int = config_field(0, "seed of the run's torch.Generator (initial prompt, target sampling)")
+    batch_size: int | None = config_field(1, "targets drawn per prompt per step for the gradient (None: all)")
+    init_text: str | None = config_field(None, "start from this text instead of random tokens")
+    ascii_only: bool = config_field(True, "allow only tokens whose text is printable ASCII")
+    whole_words: bool = config_field(True, "allow only tokens that are whole words, so the text re-tokenises the same")
+    blocklist: tuple[str, ...] = config_field((), "never use tokens containing any of these (case-insensitive)")
+    sync_every: int = config_field(10, "steps between host syncs: progress, honest re-scoring of improved prompts")
+    eval_every: int = config_field(50, "steps between full evaluations when a step sees only a sample of the targets")
+    checkpoint_every: int = config_field(100, "steps between checkpoints (a multiple of sync_every)")
+    amp: bool = config_field(True, "bf16 autocast on CUDA (the prompt itself stays in fp32)")
+
+    def __post_init__(self):
+        self.blocklist = tuple(self.blocklist)
+        check_positive(self, "prompt_len", "steps", "restarts", "sync_every", "eval_every", "checkpoint_every")
+        check_positive(self, "batch_size")
+        if self.checkpoint_every % self.sync_every:
+            raise PezError(
+                f"checkpoint-every ({self.checkpoint_every}) must be a multiple of sync-every ({self.sync_every})"
+            )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["blocklist"] = list(self.blocklist)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class CandidateConfig(OptimizerConfig):
+    """Fields shared by the methods that score candidate prompts exactly (AutoPrompt, GCG, HotFlip, random)."""
+
+    eval_chunk: int = config_field(512, "candidate prompts per forward when scoring them (halved on CUDA OOM)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(self, "eval_chunk")

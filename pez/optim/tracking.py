@@ -1,0 +1,174 @@
+"""Best-prompt tracking: on the device every step, honestly re-scored at sync points (docs/algorithms.md#tracking).
+
+The step's own losses are compared on the device without a host round trip. Every ``sync_every`` steps the
+prompts that improved are decoded, re-tokenised and, where the ids changed (or the step ran in bf16), scored
+again on their text, so the best prompt is chosen by the score of the text the user gets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from pez.errors import PezError
+from pez.objectives.base import Objective
+from pez.records import PromptResult, versions
+
+
+@dataclass
+class Progress:
+    """Passed to callbacks at every sync point."""
+
+    step: int
+    steps: int
+    best_score: float
+    best_text: str
+    elapsed: float
+
+
+class Tracker:
+    """Best prompt per restart: on the device every step, honestly re-scored at sync points.
+
+    Args:
+        obj: the objective.
+        group: group of each prompt, shape (R,).
+        restarts: prompts per group.
+        exact: whether the step's own losses are exact (fp32); if not, improved prompts are always re-scored.
+    """
+
+    def __init__(self, obj: Objective, group: torch.Tensor, restarts: int, exact: bool):
+        self.obj, self.group, self.restarts, self.exact = obj, group, restarts, exact
+        self.group_of = group.tolist()  # the same on the host, for bookkeeping at sync points
+        r = len(group)
+        self.best_loss = torch.full((r,), math.inf, device=group.device)
+        self.best_ids: torch.Tensor | None = None  # (R, L)
+        self.changed = torch.zeros(r, dtype=torch.bool, device=group.device)
+        self.pending: list[tuple[int, torch.Tensor]] = []  # (step, loss (R,)) not yet copied to the host
+        self.honest: list[dict | None] = [None] * r  # per restart: loss, internal_loss, ids, text, text_ids
+        self.history: list[list[dict]] = [[] for _ in range(obj.n_groups)]
+        self.best_history: list[list[dict]] = [[] for _ in range(obj.n_groups)]
+
+    def update(self, step: int, ids: torch.Tensor, loss: torch.Tensor) -> None:
+        """Record a step's evaluated ids (R, L) and loss (R,); no host synchronisation."""
+        loss = loss.detach().float()
+        if self.best_ids is None:
+            self.best_ids = ids.clone()
+        improved = loss < self.best_loss  # (R,)
+        self.best_loss = torch.where(improved, loss, self.best_loss)
+        self.best_ids = torch.where(improved[:, None], ids, self.best_ids)
+        self.changed |= improved
+        self.pending.append((step, loss))
+
+    def sync(self, step: int, elapsed: float) -> None:
+        """Copy history to the host and honestly re-score the prompts that improved since the last sync."""
+        if self.pending:
+            losses = torch.stack([l for _, l in self.pending]).cpu()  # (S, R)
+            for (s, _), row in zip(self.pending, losses.tolist()):
+                for g in range(len(self.history)):
+                    mine = [-x for x, gg in zip(row, self.group_of) if gg == g]
+                    self.history[g].append({"step": s + 1, "score": max(mine), "mean_score": sum(mine) / len(mine)})
+            self.pending = []
+        idx = self.changed.nonzero().squeeze(1).tolist()
+        if not idx:
+            return
+        self.changed.zero_()
+        vocab = self.obj.vocab
+        ids = self.best_ids[idx].tolist()
+        internal = self.best_loss[idx].tolist()
+        texts = [vocab.decode(i) for i in ids]
+        text_ids = [vocab.encode(t)[: vocab.max_len] for t in texts]
+        honest = list(internal)
+        redo = [k for k in range(len(idx)) if not (self.exact and text_ids[k] == ids[k])]
+        if redo:
+            group = self.group[[idx[k] for k in redo]]
+            scored = self.obj.eval_loss_ids([text_ids[k] for k in redo], group).float().tolist()
+            for k, v in zip(redo, scored):
+                honest[k] = v
+        before = [self._group_best(g) for g in range(len(self.history))]
+        for k, r in enumerate(idx):
+            cur = self.honest[r]
+            if cur is None or honest[k] < cur["loss"]:
+                self.honest[r] = {
+                    "loss": honest[k],
+                    "internal_loss": internal[k],
+                    "ids": ids[k],
+                    "text": texts[k],
+                    "text_ids": text_ids[k],
+                }
+        for g, old in enumerate(before):
+            new = self._group_best(g)
+            if new is not None and (old is None or new["loss"] < old["loss"]):
+                entry = {"step": step, "time_s": elapsed, "score": -new["loss"], "text": new["text"]}
+                self.best_history[g].append(entry)
+
+    def _group_best(self, g: int) -> dict | None:
+        mine = [h for h, gg in zip(self.honest, self.group_of) if gg == g and h is not None]
+        return min(mine, key=lambda h: h["loss"]) if mine else None
+
+    def progress(self, step: int, steps: int, elapsed: float) -> Progress:
+        best = self._group_best(0)
+        score, text = (-best["loss"], best["text"]) if best else (math.nan, "")
+        return Progress(step, steps, score, text, elapsed)
+
+    def state_dict(self) -> dict:
+        return {
+            "best_loss": self.best_loss,
+            "best_ids": self.best_ids,
+            "changed": self.changed,
+            "pending_steps": [s for s, _ in self.pending],
+            "pending_loss": [l for _, l in self.pending],
+            "honest": self.honest,
+            "history": self.history,
+            "best_history": self.best_history,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_loss = state["best_loss"]
+        self.best_ids = state["best_ids"]
+        self.changed = state["changed"]
+        self.pending = list(zip(state["pending_steps"], state["pending_loss"]))
+        self.honest = state["honest"]
+        self.history = state["history"]
+        self.best_history = state["best_history"]
+
+    def results(self, opt, steps_done: int, interrupted: bool, timings: dict) -> list[PromptResult]:
+        """One :class:`PromptResult` per group, for the optimiser ``opt`` (its name, config and extras)."""
+        obj, cfg = opt.obj, opt.cfg
+        out = []
+        for g in range(obj.n_groups):
+            best = self._group_best(g)
+            if best is None:  # no step ran: report the initial prompt honestly
+                raise PezError("the run stopped before its first step: nothing to report")
+            restarts = [
+                {"text": h["text"], "score": -h["loss"]} for h, gg in zip(self.honest, self.group_of) if gg == g and h
+            ]
+            target_scores = obj.target_scores(best["text_ids"], g)
+            info = obj.describe()
+            out.append(
+                PromptResult(
+                    text=best["text"],
+                    ids=best["ids"],
+                    score=-best["loss"],
+                    internal_score=-best["internal_loss"],
+                    text_ids=best["text_ids"],
+                    retokenized=best["text_ids"] != best["ids"],
+                    method=opt.name,
+                    score_name=obj.score_name,
+                    model=info.get("model", ""),
+                    seed=cfg.seed,
+                    config=cfg.to_dict(),
+                    objective=info,
+                    restarts=restarts,
+                    target_scores=target_scores,
+                    history=self.history[g],
+                    best_history=self.best_history[g],
+                    timings=timings,
+                    versions=versions(),
+                    steps_done=steps_done,
+                    interrupted=interrupted,
+                    extras=opt.result_extras(g),
+                )
+            )
+        return out

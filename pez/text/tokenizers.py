@@ -1,0 +1,75 @@
+"""Adapters over the models' own tokenizers (open_clip's CLIP BPE, Hugging Face WordPiece / BPE / SentencePiece).
+
+Both give the same small surface the rest of pez uses: ``encode``, ``decode``, ``token_text``, ``is_word``,
+``vocab_size`` and ``special_ids``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pez.errors import PezError
+
+
+class ClipTokenizer:
+    """Adapter over open_clip's ``SimpleTokenizer`` (CLIP byte-level BPE, words end with ``</w>``)."""
+
+    def __init__(self, tokenizer):
+        if not all(hasattr(tokenizer, a) for a in ("encoder", "decoder", "sot_token_id", "eot_token_id")):
+            raise PezError(f"{type(tokenizer).__name__} is not open_clip's CLIP BPE tokenizer, which pez needs here")
+        self.tok = tokenizer
+        self.vocab_size = len(tokenizer.encoder)
+        self.special_ids = frozenset(tokenizer.all_special_ids)
+        self.bos_id = tokenizer.sot_token_id
+        self.eos_id = tokenizer.eot_token_id
+        self.context_length = tokenizer.context_length
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return " ".join(self.tok.decode(list(ids)).split())
+
+    def token_text(self, i: int) -> str:
+        return self.tok.decode([i])
+
+    def is_word(self, i: int) -> bool:
+        """True for tokens that end a word, so a run of them decodes to separate words."""
+        return self.tok.decoder[i].endswith("</w>")
+
+
+class HFTokenizer:
+    """Adapter over a Hugging Face tokenizer (WordPiece, byte-level BPE or SentencePiece)."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
+        self.vocab_size = len(tokenizer)
+        self.special_ids = frozenset(tokenizer.all_special_ids)
+        pieces = tokenizer.convert_ids_to_tokens(list(range(self.vocab_size)))
+        self.pieces = pieces
+        # Which marker tells a word-initial piece: WordPiece marks continuations with "##", byte-level BPE and
+        # SentencePiece mark word starts with "Ġ" / "▁".
+        n_cont = sum(p.startswith("##") for p in pieces if p)
+        n_g = sum(p.startswith("\u0120") for p in pieces if p)
+        n_sp = sum(p.startswith("\u2581") for p in pieces if p)
+        self.scheme = max((n_cont, "wordpiece"), (n_g, "bytelevel"), (n_sp, "sentencepiece"))[1]
+        full = tokenizer("a")["input_ids"]
+        bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+        at = next(i for i in range(len(full)) if full[i : i + len(bare)] == bare)
+        self.prefix_ids = list(full[:at])  # special tokens the tokenizer puts before a text, e.g. [CLS]
+        self.suffix_ids = list(full[at + len(bare) :])  # and after it, e.g. [SEP]
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tok.decode(list(ids)).strip()
+
+    def token_text(self, i: int) -> str:
+        return self.tok.decode([i])
+
+    def is_word(self, i: int) -> bool:
+        p = self.pieces[i] or ""
+        if self.scheme == "wordpiece":
+            return not p.startswith("##")
+        return p.startswith("\u0120" if self.scheme == "bytelevel" else "\u2581")
