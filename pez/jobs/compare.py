@@ -30,7 +30,7 @@ _SET_BY_COMPARE = {"steps": "the budget", "seed": "the seeds"}
 
 def compare(
     objective: Objective | Callable[[], Objective],
-    methods: Sequence[str] = ("pez", "hotflip", "autoprompt", "gcg", "fluent", "soft", "random"),
+    methods: Sequence[str] = tuple(METHODS),
     seeds: int | Sequence[int] = 3,
     budget_steps: int | None = None,
     budget_seconds: float | None = None,
@@ -101,28 +101,26 @@ def compare_task(
     data: str = "movie-reviews",
     template: str = DEFAULT_TEMPLATE,
     labels: str | Sequence[str] = "negative,positive",
-    methods: Sequence[str] = ("pez", "hotflip", "autoprompt", "gcg", "fluent", "soft", "random"),
-    seeds: int | Sequence[int] = 3,
-    budget_steps: int | None = None,
-    budget_seconds: float | None = None,
-    budget_passes: int | None = None,
-    config: dict | None = None,
-    overrides: dict[str, dict] | None = None,
     peft: Sequence[str] = (),
     fluency: float = 0.0,
     dev_size: int = 64,
     test_size: int | None = 500,
     train_size: int | None = None,
     device: str | None = "auto",
-    callback=None,
-):
+    **comparison,
+) -> ComparisonResult:
     """Compare optimisers on an LM classification task, and PEFT continuous prompts on the same data and budget.
 
     Every hard-prompt method runs on one :class:`~pez.objectives.lm.ClassificationObjective` (same examples, same
     template, same prompt length, same budget; see :func:`compare`); each run's prompt text is then
     scored on the held-out test split. ``peft`` names continuous methods (``prompt-tuning``, ``prefix-tuning``,
     ``p-tuning``) trained with the same number of virtual tokens, batch size and budget (a passes budget becomes
-    steps at 3 x batch passes per step); they are reported apart, as upper bounds that are not text.
+    steps at 3 x batch passes per step); they are reported apart, as upper bounds that are not text. An
+    interrupted comparison trains none of them.
+
+    Args:
+        comparison: :func:`compare`'s keyword arguments (``methods``, ``seeds``, the budgets, ``config``,
+            ``overrides``, ``callback``); the paper's LM setting is the default under ``config``.
 
     Returns:
         a :class:`ComparisonResult` with ``accuracy`` on every run and the PEFT results in
@@ -143,10 +141,12 @@ def compare_task(
         task.verbalizer.index(e.label)
     lm = as_lm(model, device)
     obj = ClassificationObjective(lm.model, lm.tokenizer, task, train, dev, fluency=fluency, model_name=lm.spec)
-    result = compare(
-        obj, methods, seeds, budget_steps, budget_seconds, budget_passes, config, overrides, callback, LM_DEFAULTS
-    )
-    common = {**LM_DEFAULTS, **(config or {})}
+    result = compare(obj, **comparison, defaults=LM_DEFAULTS)
+    if result.interrupted:
+        return result
+    common = {**LM_DEFAULTS, **(comparison.get("config") or {})}
+    budget_steps, budget_passes = comparison.get("budget_steps"), comparison.get("budget_passes")
+    seeds = comparison.get("seeds", 3)
     path = LMPath(lm.model, lm.tokenizer)
     for run in result.runs:
         run.accuracy = evaluate_local(run.results[0].text, test, task, lm.model, lm.tokenizer, path=path).accuracy
@@ -169,7 +169,7 @@ def compare_task(
                 steps=steps or 10**9,
                 batch_size=batch,
                 seed=seed,
-                budget_seconds=budget_seconds,
+                budget_seconds=comparison.get("budget_seconds"),
                 model_name=lm.spec,
             )
             result.continuous.append(res.to_dict())

@@ -21,6 +21,13 @@ def check_positive(config, *names: str) -> None:
             raise PezError(f"{name.replace('_', '-')} must be positive, got {value}")
 
 
+def check_adamw(config) -> None:
+    """``lr`` > 0 and ``weight_decay`` >= 0 (NaN refused), for the methods that step with AdamW."""
+    check_positive(config, "lr")
+    if not config.weight_decay >= 0:
+        raise PezError(f"weight-decay must be >= 0, got {config.weight_decay}")
+
+
 @dataclass
 class OptimizerConfig:
     """Fields shared by all methods."""

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pez.errors import PezError
-from pez.optim.config import OptimizerConfig, check_positive, config_field
+from pez.optim.config import OptimizerConfig, check_adamw, config_field
 from pez.optim.loop import PromptOptimizer
 
 
@@ -25,9 +24,7 @@ class PEZConfig(OptimizerConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "lr")
-        if not self.weight_decay >= 0:
-            raise PezError(f"weight-decay must be >= 0, got {self.weight_decay}")
+        check_adamw(self)
 
 
 class PEZ(PromptOptimizer):

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pez.errors import PezError
-from pez.optim.config import OptimizerConfig, check_positive, config_field
+from pez.optim.config import OptimizerConfig, check_adamw, config_field
 from pez.optim.loop import PromptOptimizer
 
 
@@ -28,9 +27,7 @@ class SoftConfig(OptimizerConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "lr")
-        if not self.weight_decay >= 0:
-            raise PezError(f"weight-decay must be >= 0, got {self.weight_decay}")
+        check_adamw(self)
 
 
 class SoftPrompt(PromptOptimizer):
