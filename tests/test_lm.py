@@ -54,7 +54,7 @@ def _reference_logprob(model, ids: list[int], cont: list[int]) -> float:
 @pytest.mark.parametrize("before", ["", "Review:"])
 def test_path_matches_model_forward_with_padding_and_prefix_cache(tiny, before):
     model, tok = tiny
-    path = LMPath(model, tok, before)
+    path = LMPath(model, tok, tok(before, add_special_tokens=False)["input_ids"] if before else [])
     assert (path._prefix_cache is not None) == bool(path.prefix_ids)
     prompt = tok(" great film here", add_special_tokens=False)["input_ids"]
     rows = [tok(t, add_special_tokens=False)["input_ids"] for t in [" short", " a much longer row of several tokens"]]

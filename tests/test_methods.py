@@ -102,11 +102,11 @@ def test_swap_scores_are_first_order_loss_changes(planted):
     ids = opt.ids
     grad = torch.randn(1, 4, opt.E.shape[1], generator=torch.Generator().manual_seed(0))
     scores = swap_scores(grad, opt.E, ids, opt.allowed)  # (1, 4, V)
-    v = int(opt.projector.allowed_ids[7])
+    v = int(opt.allowed[1].nonzero().squeeze(1)[7])
     expected = -((opt.E[v] - opt.E[ids[0, 2]]) * grad[0, 2]).sum()
     assert scores[0, 2, v].item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)
     assert scores[0, 2, ids[0, 2]] == -math.inf  # never the current token
-    assert (scores[0][:, ~opt.allowed] == -math.inf).all()  # never a token outside the allowed vocabulary
+    assert (scores[0][~opt.allowed] == -math.inf).all()  # never a token outside the allowed vocabulary
 
 
 def test_retokenization_filter(tiny, planted):
@@ -119,7 +119,7 @@ def test_retokenization_filter(tiny, planted):
 
 def test_candidates_are_scored_in_chunks_and_the_chunk_halves_on_out_of_memory(planted, monkeypatch):
     opt = GCG(planted, GCGConfig(prompt_len=5, seed=0, eval_chunk=64))
-    ids = opt.projector.allowed_ids[torch.randperm(500, generator=torch.Generator().manual_seed(0))[:50].view(10, 5)]
+    ids = opt.allowed[1].nonzero().squeeze(1)[torch.randperm(500, generator=torch.Generator().manual_seed(0))[:50].view(10, 5)]
     group = torch.zeros(10, dtype=torch.long)
     whole = planted.eval_loss(opt.E[ids], group)
     calls = []
@@ -149,18 +149,23 @@ def test_hotflip_with_exact_candidates_moves_to_the_best_one(planted):
 
 
 def test_retokenization_filter_under_a_byte_level_tokenizer(smollm2):
+    """The filter checks the ids a prompt's text becomes where the prompt sits: after "Review: " its first word
+    carries the word-start marker ("Ġgreat"); opening the text it does not ("great")."""
     from pez.text import HFTokenizer, Vocabulary
 
     tok = smollm2.tokenizer
-    vocab = Vocabulary(HFTokenizer(tok), torch.zeros(len(tok), 4), 64)
 
     def enc(text):
         return tok(text, add_special_tokens=False)["input_ids"]
 
-    words = enc(" great movie")  # [Ġgreat, Ġmovie]: the text "great movie" starts with "great", not "Ġgreat"
+    marked = enc(" great movie")  # [Ġgreat, Ġmovie]
+    bare = enc("great movie")  # [great, Ġmovie]
     split = enc(" car") + enc("pet")  # the text "carpet" is other tokens
-    assert enc("great movie") != words
-    assert survives_retokenization(vocab, torch.tensor([words, split])).tolist() == [True, False]
+    assert marked != bare
+    after_text = Vocabulary(HFTokenizer(tok), torch.zeros(len(tok), 4), 64, before="Review: ")
+    opening = Vocabulary(HFTokenizer(tok), torch.zeros(len(tok), 4), 64, before="")
+    assert survives_retokenization(after_text, torch.tensor([marked, bare, split])).tolist() == [True, False, False]
+    assert survives_retokenization(opening, torch.tensor([marked, bare, split])).tolist() == [False, True, False]
 
 
 @pytest.mark.parametrize("method", ["gcg", "autoprompt"])
@@ -207,7 +212,7 @@ def test_gcg_candidates_differ_in_exactly_one_position(planted):
     r, w, pos = diff.nonzero(as_tuple=True)
     new = cand[r, w, pos]
     assert (top[r, pos] == new[:, None]).any(-1).all()  # drawn from that position's top-k
-    assert opt.allowed[new].all()
+    assert opt.allowed[pos, new].all()
     assert len(set(pos.tolist())) > 1  # positions are drawn at random
 
 

@@ -45,8 +45,9 @@ class AutoPrompt(CandidateSearch):
         grad = self.gradient(cfg.accum_steps)  # (R, L, D)
         rows = torch.arange(r, device=self.device)
         pos = torch.randint(length, (r,), generator=self.gen, device=self.device)  # (R,)
-        scores = swap_scores(grad[rows, pos, None], self.E, ids[rows, pos, None], self.allowed)[:, 0]  # (R, V)
-        k = max(1, min(cfg.candidates, len(self.projector.allowed_ids) - 1))
+        allowed = self.allowed[pos, None]  # (R, 1, V): the chosen position's tokens
+        scores = swap_scores(grad[rows, pos, None], self.E, ids[rows, pos, None], allowed)[:, 0]  # (R, V)
+        k = max(1, min(cfg.candidates, self.projector.min_allowed - 1))
         cand = ids[:, None, :].repeat(1, k, 1)  # (R, k, L)
         cand[rows[:, None], torch.arange(k, device=self.device), pos[:, None]] = scores.topk(k, dim=-1).indices
         self.move(cand, self.score_candidates(cand, filtered=True), only_if_better=True)

@@ -26,7 +26,7 @@ def swap_scores(grad: torch.Tensor, E: torch.Tensor, ids: torch.Tensor, allowed:
         grad: dLoss/dE[ids] at the current prompt, shape (R, L, D).
         E: the embedding matrix, shape (V, D).
         ids: the current prompt, shape (R, L).
-        allowed: tokens a prompt may use, shape (V,).
+        allowed: tokens each position may use, shape (L, V) (or (R, L, V), or (V,) for every position).
 
     Returns:
         scores, shape (R, L, V), higher is better; -inf for tokens not allowed and for the current token.
@@ -39,23 +39,15 @@ def swap_scores(grad: torch.Tensor, E: torch.Tensor, ids: torch.Tensor, allowed:
 
 
 def survives_retokenization(vocab, ids: torch.Tensor) -> torch.Tensor:
-    """Whether each prompt's decoded text tokenises back to the same ids, shape (N,) bool (one host sync).
-
-    The first token may come back without its word-start marker (byte-level BPE's "Ġ", SentencePiece's "▁"):
-    a prompt's text has no space before its first word, so under those tokenizers no prompt would survive otherwise.
+    """Whether each prompt's decoded text tokenises back to the same ids where it sits, shape (N,) bool (one host
+    sync).
 
     Args:
         vocab: a :class:`pez.text.vocab.Vocabulary`.
         ids: prompts, shape (N, L).
     """
-
-    def same(row: list[int]) -> bool:
-        back = vocab.encode(vocab.decode(row))
-        if len(back) != len(row) or back[1:] != row[1:]:
-            return False
-        return back[:1] == row[:1] or vocab.decode(back[:1]) == vocab.decode(row[:1])
-
-    return torch.tensor([same(r) for r in ids.tolist()], dtype=torch.bool, device=ids.device)
+    same = [vocab.encode(vocab.decode(row)) == row for row in ids.tolist()]
+    return torch.tensor(same, dtype=torch.bool, device=ids.device)
 
 
 class CandidateSearch(PromptOptimizer):

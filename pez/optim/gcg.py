@@ -56,7 +56,7 @@ class GCG(CandidateSearch):
     def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         self.current_loss()
         grad = self.gradient()  # (R, L, D)
-        k = max(1, min(self.cfg.top_k, len(self.projector.allowed_ids) - 1))
+        k = max(1, min(self.cfg.top_k, self.projector.min_allowed - 1))
         top = swap_scores(grad, self.E, self.ids, self.allowed).topk(k, dim=-1).indices  # (R, L, k)
         cand = self.sample_candidates(self.ids, top)  # (R, W, L)
         self.move(cand, self.score_candidates(cand, filtered=True), only_if_better=False)

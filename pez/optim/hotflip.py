@@ -43,7 +43,7 @@ class HotFlip(CandidateSearch):
             loss, eval_loss = self.obj.loss(hard, self.group, self.cfg.batch_size, self.gen, ids)
         (grad,) = torch.autograd.grad(loss.sum(), hard)
         scores = swap_scores(grad, self.E, ids, self.allowed).flatten(1)  # (R, L * V)
-        n = max(1, min(self.cfg.candidates, len(self.projector.allowed_ids) - 1))
+        n = max(1, min(self.cfg.candidates, self.projector.min_allowed - 1))
         top = scores.topk(n, dim=-1).indices  # (R, n), flat index = position * V + token
         pos, tok = top // self.E.shape[0], top % self.E.shape[0]
         cand = ids[:, None, :].repeat(1, n, 1).scatter_(2, pos[..., None], tok[..., None])  # (R, n, L)

@@ -76,7 +76,7 @@ class PromptOptimizer(ABC):
         self.E = vocab.embeddings.detach()  # (V, D)
         self.device = self.E.device
         options = VocabOptions(config.ascii_only, config.whole_words, config.blocklist)
-        self.allowed = vocab.allowed_mask(options).to(self.device)  # (V,)
+        self.allowed = vocab.allowed_masks(options, config.prompt_len).to(self.device)  # (L, V), per position
         self.projector = Projector(self.E, self.allowed)
         self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
         g = objective.n_groups
@@ -119,13 +119,11 @@ class PromptOptimizer(ABC):
     def initial_ids(self) -> torch.Tensor:
         """Random allowed tokens, or the init text projected onto allowed tokens and padded at random (R, L)."""
         r, length = self.n_prompts, self.cfg.prompt_len
-        allowed_ids = self.projector.allowed_ids
-        pick = torch.randint(len(allowed_ids), (r, length), generator=self.gen, device=self.device)
-        ids = allowed_ids[pick]
+        ids = self.projector.sample((r, length), None, self.gen)
         if self.cfg.init_text:
             start = self.obj.vocab.encode(self.cfg.init_text)[:length]
             if start:
-                start_ids = self.projector(self.E[torch.tensor(start, device=self.device)])
+                start_ids = self.projector(self.E[torch.tensor([start], device=self.device)])  # (1, n)
                 ids[:, : len(start)] = start_ids
         return ids
 

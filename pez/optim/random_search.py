@@ -38,9 +38,8 @@ class RandomSearch(CandidateSearch):
         ids, cfg = self.ids, self.cfg
         (r, length), w = ids.shape, cfg.candidates
         self.current_loss()
-        allowed = self.projector.allowed_ids
         pos = torch.rand((r, w, length), generator=self.gen, device=self.device).argsort(-1)[..., : cfg.positions]
-        tok = allowed[torch.randint(len(allowed), pos.shape, generator=self.gen, device=self.device)]  # (R, W, m)
+        tok = self.projector.sample(pos.shape, pos, self.gen)  # (R, W, m)
         cand = ids[:, None, :].repeat(1, w, 1).scatter_(2, pos, tok)  # (R, W, L)
         self.move(cand, self.score_candidates(cand, filtered=False), only_if_better=True)
         return self.ids, self.cur_loss

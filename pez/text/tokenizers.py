@@ -68,8 +68,35 @@ class HFTokenizer:
     def token_text(self, i: int) -> str:
         return self.tok.decode([i])
 
+    @property
+    def marker(self) -> str | None:
+        """The word-start marker of byte-level BPE ("Ġ") or SentencePiece ("▁"); None for WordPiece."""
+        return {"bytelevel": "\u0120", "sentencepiece": "\u2581"}.get(self.scheme)
+
     def is_word(self, i: int) -> bool:
         p = self.pieces[i] or ""
         if self.scheme == "wordpiece":
             return not p.startswith("##")
-        return p.startswith("\u0120" if self.scheme == "bytelevel" else "\u2581")
+        return p.startswith(self.marker)
+
+    def context(self, before: str) -> tuple[list[int], bool]:
+        """How a prompt that follows ``before`` in a text is tokenised.
+
+        Returns:
+            (prefix, bare_start): the ids of ``before`` that no following word changes (``"Review: "`` gives
+            the ids of ``"Review:"``: its space belongs to the prompt's first word), and whether the prompt's first
+            word comes out without the word-start marker (a prompt that opens the text, or follows a newline).
+        """
+        a, b = self.encode(before + "hello"), self.encode(before + "the")
+        n = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        marker = self.marker
+        bare = marker is not None and n < len(a) and not (self.pieces[a[n]] or "").startswith(marker)
+        return a[:n], bare
+
+    def bare_form(self, i: int) -> int | None:
+        """The id of a marked word token's form without the marker ("Ġgreat" -> "great"), if the vocabulary has it."""
+        p = self.pieces[i] or ""
+        if self.marker is None or not p.startswith(self.marker) or len(p) == 1:
+            return None
+        j = self.tok.convert_tokens_to_ids(p[1:])
+        return j if isinstance(j, int) and j != self.tok.unk_token_id and self.pieces[j] == p[1:] else None

@@ -56,6 +56,22 @@ def _compute_token_classes(tok) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return special | junk, ascii_ok, word, texts
 
 
+_BARE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # library tokenizer -> _bare_forms
+
+
+def _bare_forms(tok: HFTokenizer) -> torch.Tensor:
+    """For every token, the id of its form without the word-start marker when that form is a token whose text
+    tokenises back to it at the start of a text; -1 otherwise. Shape (V,), cached per tokenizer."""
+    if tok.tok not in _BARE:
+        bare = [tok.bare_form(i) for i in range(tok.vocab_size)]
+        have = [j for j in bare if j is not None]
+        texts = [tok.token_text(j) for j in have]
+        back = tok.tok(texts, add_special_tokens=False)["input_ids"] if texts else []
+        ok = {j for j, b in zip(have, back) if b == [j]}
+        _BARE[tok.tok] = torch.tensor([j if j is not None and j in ok else -1 for j in bare])
+    return _BARE[tok.tok]
+
+
 @dataclass
 class Vocabulary:
     """A model's tokenizer and token embedding matrix, as the optimisers see them.
@@ -64,14 +80,30 @@ class Vocabulary:
         tokenizer: a :class:`ClipTokenizer` or :class:`HFTokenizer`.
         embeddings: the model's own input embedding weight, shape (V, D).
         max_len: the longest prompt (in tokens) the model can take.
+        before: the text a prompt follows inside a filled template (LM tasks; ``""`` when it opens the text);
+            None when the prompt is a text of its own (encoders). With it, :meth:`encode` gives the prompt's ids
+            as the whole filled text tokenises, and :meth:`allowed_masks` gives the first position the tokens a
+            first word really becomes there (without the word-start marker when nothing or a newline precedes it).
     """
 
     tokenizer: ClipTokenizer | HFTokenizer
     embeddings: torch.Tensor
     max_len: int
+    before: str | None = None
+
+    def __post_init__(self):
+        self.prefix_ids: list[int] = []  # the ids of ``before`` that the prompt follows
+        self.bare_start = False
+        if self.before is not None and isinstance(self.tokenizer, HFTokenizer):
+            self.prefix_ids, self.bare_start = self.tokenizer.context(self.before)
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text)
+        """The ids of a prompt's text, as they come out where the prompt sits (see ``before``)."""
+        if self.before is None or not isinstance(self.tokenizer, HFTokenizer):
+            return self.tokenizer.encode(text)
+        full = self.tokenizer.encode(self.before + text)
+        n = len(self.prefix_ids)
+        return full[n:] if full[:n] == self.prefix_ids else full
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(ids)
@@ -105,3 +137,41 @@ class Vocabulary:
                 "shorten the blocklist, or use --no-whole-words / --no-ascii-only"
             )
         return allowed
+
+    def _starts_cleanly(self, candidates: torch.Tensor) -> torch.Tensor:
+        """Which tokens, as a prompt's first word right after ``before``, tokenise to themselves there (a bare ")"
+        after "review." would merge into ".)"). Checked once per token in one batched call, then cached."""
+        known = self.__dict__.setdefault("_clean_start", {})
+        todo = [i for i in candidates.nonzero().squeeze(1).tolist() if i not in known]
+        if todo:
+            texts = [self.before + self.tokenizer.token_text(i) for i in todo]
+            back = self.tokenizer.tok(texts, add_special_tokens=False)["input_ids"]
+            for i, b in zip(todo, back):
+                known[i] = b == self.prefix_ids + [i]
+        ok = torch.zeros_like(candidates)
+        ids = [i for i in candidates.nonzero().squeeze(1).tolist() if known[i]]
+        ok[ids] = True
+        return ok
+
+    def allowed_masks(self, options: VocabOptions, length: int) -> torch.Tensor:
+        """Boolean masks (L, V) of the tokens each prompt position may use.
+
+        Every position takes :meth:`allowed_mask`, except a first position whose word comes out without its
+        word-start marker (``bare_start``): it takes the unmarked forms of the allowed marked words (and, without
+        ``whole_words``, the allowed unmarked tokens), so that the prompt's ids are those of its text.
+        """
+        rest = self.allowed_mask(options)
+        masks = rest[None].repeat(length, 1)
+        if self.bare_start:
+            bare = _bare_forms(self.tokenizer)[: len(rest)]
+            marked = torch.tensor([self.tokenizer.is_word(i) for i in range(len(bare))])
+            first = torch.zeros_like(rest)
+            src = rest[: len(bare)] & marked & (bare >= 0)
+            first[bare[src]] = True
+            if not options.whole_words:
+                first[: len(bare)] |= rest[: len(bare)] & ~marked
+            first &= self._starts_cleanly(first)
+            if not first.any():
+                raise PezError("no token can start this template's prompt: use another template or vocabulary options")
+            masks[0] = first
+        return masks

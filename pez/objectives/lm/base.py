@@ -11,6 +11,7 @@ import torch
 from pez.errors import PezError
 from pez.objectives.lm.path import LMPath
 from pez.text.templates import Template
+from pez.text.tokenizers import HFTokenizer
 from pez.text.vocab import Vocabulary
 
 
@@ -30,9 +31,12 @@ class LMObjective(ABC):
             raise PezError(f"fluency must be >= 0, got {fluency}")
         self.model, self.template, self.fluency, self.max_rows = model, template, fluency, max_rows
         self.model_name = model_name or getattr(model.config, "_name_or_path", type(model).__name__)
-        self.path = LMPath(model, tokenizer, template.before())
+        tok = HFTokenizer(tokenizer)
+        before_ids, _ = tok.context(template.before())
+        self.path = LMPath(model, tokenizer, before_ids, tok)
         limit = self.path.max_positions - self.path.n_prefix - 1
-        self.vocab = Vocabulary(self.path.tok, self.path.E, limit)
+        # the prompt's ids are those of its text inside the filled template (docs/evaluation.md#honest-scores)
+        self.vocab = Vocabulary(tok, self.path.E, limit, before=template.before())
         self.counts = {"forward": 0, "backward": 0}
 
     # -- to be provided by each task ----------------------------------------------------------------------

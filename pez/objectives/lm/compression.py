@@ -47,7 +47,7 @@ class CompressionObjective(LMObjective):
             raise PezError("no inputs to compress the instruction over")
         self.instruction = instruction
         tok = self.path.tok
-        self.instruction_ids = tok.encode(instruction)
+        self.instruction_ids = self.vocab.encode(instruction)  # as it tokenises where the prompt goes
         dev_inputs = inputs if dev_inputs is None or not len(dev_inputs) else dev_inputs
         self._data = {
             "train": [tok.encode(self.template.after(t)) for t in inputs],

@@ -27,12 +27,14 @@ class LMPath:
         model: a transformers ``AutoModelForCausalLM`` (its ``base_model`` gives hidden states, its output
             embeddings the logits).
         tokenizer: its tokenizer.
-        before: the template's fixed text before the prompt (after the tokenizer's own prefix, e.g. BOS).
+        before_ids: the ids of the template's fixed text before the prompt (after the tokenizer's own prefix, e.g.
+            BOS), as :meth:`pez.text.tokenizers.HFTokenizer.context` gives them.
+        tok: the tokenizer's adapter, when the caller has one already.
     """
 
-    def __init__(self, model, tokenizer, before: str = ""):
+    def __init__(self, model, tokenizer, before_ids: Sequence[int] = (), tok: HFTokenizer | None = None):
         self.model = model
-        self.tok = HFTokenizer(tokenizer)
+        self.tok = tok if tok is not None else HFTokenizer(tokenizer)
         self.body = model.base_model
         self.head = model.get_output_embeddings()
         if self.head is None:
@@ -44,7 +46,7 @@ class LMPath:
         self.softcap = getattr(config, "final_logit_softcapping", None)
         self.logit_scale = getattr(config, "logits_scaling", None)
         self.max_positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 4096)
-        self.prefix_ids = list(self.tok.prefix_ids) + (self.tok.encode(before) if before else [])
+        self.prefix_ids = list(self.tok.prefix_ids) + list(before_ids)
         self._prefix_cache = None
         self.prefix_logp = None  # (V,) next-token log-probs after the prefix: scores the prompt's first token
         if self.prefix_ids:
