@@ -27,8 +27,22 @@ def import_all_submodules():
         importlib.import_module(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
 
 
+def test_no_package_exports_a_name_that_is_one_of_its_submodules():
+    import importlib
+    import types
+
+    import_all_submodules()
+    for init in PACKAGE.rglob("__init__.py"):
+        parts = init.parent.relative_to(PACKAGE.parent).parts
+        package = importlib.import_module(".".join(parts))
+        for child in init.parent.iterdir():
+            name = child.stem if child.suffix == ".py" else child.name if (child / "__init__.py").exists() else None
+            if name and name != "__init__" and hasattr(package, name):
+                assert isinstance(getattr(package, name), types.ModuleType), f"{package.__name__}.{name}"
+
+
 def test_compare_stays_callable(tiny):
-    import pez.jobs.compare  # noqa: F401  (the submodule that used to rebind pez.compare)
+    import pez.jobs.comparing  # noqa: F401  (a submodule import used to rebind pez.compare)
 
     model, tok = tiny
     obj = pez.CLIPObjective(model, tok, texts=["a red car on a road"])

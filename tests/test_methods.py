@@ -119,7 +119,8 @@ def test_retokenization_filter(tiny, planted):
 
 def test_candidates_are_scored_in_chunks_and_the_chunk_halves_on_out_of_memory(planted, monkeypatch):
     opt = GCG(planted, GCGConfig(prompt_len=5, seed=0, eval_chunk=64))
-    ids = opt.allowed[1].nonzero().squeeze(1)[torch.randperm(500, generator=torch.Generator().manual_seed(0))[:50].view(10, 5)]
+    allowed = opt.allowed[1].nonzero().squeeze(1)
+    ids = allowed[torch.randperm(500, generator=torch.Generator().manual_seed(0))[:50].view(10, 5)]
     group = torch.zeros(10, dtype=torch.long)
     whole = planted.eval_loss(opt.E[ids], group)
     calls = []

@@ -1,4 +1,4 @@
-"""``pez compare``: several optimisers, same objective and budget -> table, plot, JSON (:mod:`pez.jobs.compare`).
+"""``pez compare``: several optimisers, same objective and budget -> table, plot, JSON (:mod:`pez.jobs.comparing`).
 
 Objective options as for ``pez invert`` (``--model``, ``--text``, images), or an LM classification task with
 ``--data``::
@@ -19,7 +19,7 @@ import sys
 import typing
 from collections.abc import Sequence
 
-from pez.cli.options import EXIT_INTERRUPTED, add_device_option, add_target_options, quiet_libraries
+from pez.cli.options import EXIT_INTERRUPTED, add_device_option, add_target_options, check_output_dir, quiet_libraries
 from pez.errors import PezError
 
 
@@ -159,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     import pez
     from pez.models import DEFAULT_CLIP
 
+    check_output_dir(args.out, "--out")
     quiet_libraries()
     if args.data:
         if args.images or args.text:

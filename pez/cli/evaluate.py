@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pez.cli.options import add_lm_options, add_task_options, quiet_libraries
+from pez.cli.options import add_lm_options, add_task_options, check_output_file, quiet_libraries
 from pez.errors import PezError
 
 
@@ -30,6 +30,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pez import evaluate
 
+    check_output_file(args.out, "--out")
     quiet_libraries()
     bar = None
     if not args.quiet:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 
@@ -63,8 +64,42 @@ def given_config(args: argparse.Namespace) -> dict:
 
     if getattr(args, "resume", False) and not args.checkpoint:
         raise PezError("--resume needs --checkpoint FILE")
+    if hasattr(args, "checkpoint"):
+        check_search_outputs(args)
     every = {f.name for cls in METHODS.values() for f in dataclasses.fields(cls.config_class)}
     return {k: v for k, v in vars(args).items() if k in every}
+
+
+def check_output_file(path: str | None, option: str) -> None:
+    """An output file must be writable where it is asked for: checked before any work starts."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise PezError(f"{option} {path} is a folder: give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise PezError(f"{option} {path}: folder {folder} does not exist (create it first)")
+    if not os.access(folder, os.W_OK):
+        raise PezError(f"{option} {path}: folder {folder} is not writable")
+
+
+def check_output_dir(path: str, option: str) -> None:
+    """An output folder may exist (files in it are replaced) but must not be a file; its parent must exist."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise PezError(f"{option} {path} is a file: give a folder for the results")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise PezError(f"{option} {path}: folder {parent} does not exist (create it first)")
+    if not os.access(parent if not os.path.exists(path) else path, os.W_OK):
+        raise PezError(f"{option} {path} is not writable")
+
+
+def check_search_outputs(args: argparse.Namespace) -> None:
+    """``--out`` and ``--checkpoint`` (and ``--resume``) before any model loads."""
+    check_output_file(args.out, "--out")
+    check_output_file(args.checkpoint, "--checkpoint")
+    if args.resume and args.checkpoint and not os.path.exists(args.checkpoint):
+        raise PezError(f"nothing to resume: checkpoint {args.checkpoint} does not exist")
 
 
 def add_target_options(p: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from pez.data.examples import (
     load_examples,
     load_splits,
     split_examples,
+    stratified_sample,
 )
 from pez.data.files import FILE_TYPES, LABEL_FIELDS, TARGET_FIELDS, TEXT_FIELDS, read_file
 from pez.data.movies import build_movie_reviews, movie_reviews, parse_snippets
@@ -44,4 +45,5 @@ __all__ = [
     "parse_snippets",
     "read_file",
     "split_examples",
+    "stratified_sample",
 ]

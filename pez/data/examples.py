@@ -305,3 +305,23 @@ def _cap(examples: Sequence[Example], limit: int | None) -> list[Example]:
     quota = _quotas({k: len(v) for k, v in groups.items()}, limit)
     keep = sorted(i for k, idx in groups.items() for i in idx[: quota[k]])
     return [examples[i] for i in keep]
+
+
+def stratified_sample(examples: Sequence[Example], n: int | None, seed: int = 0) -> list[Example]:
+    """A seeded sample of ``n`` examples in proportion to the labels (None or n >= len: all of them), in a seeded
+    order whose every prefix is close to the labels' proportions too.
+
+    Raises:
+        PezError: ``n`` is not a positive whole number.
+    """
+    if n is None:
+        n = len(examples)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise PezError(f"a sample size must be a positive whole number of examples, got {n!r}")
+    groups = _groups(examples)
+    quota = _quotas({k: len(v) for k, v in groups.items()}, min(n, len(examples)))
+    rank = {i: r for r, i in enumerate(_order(len(examples), seed, "sample"))}
+    picked = {k: sorted(idx, key=rank.__getitem__)[: quota[k]] for k, idx in groups.items()}
+    # interleave the labels: the j-th of a label of m picks sits at (j + 0.5) / m of the way through
+    keyed = [((j + 0.5) / len(idx), rank[i], i) for idx in picked.values() for j, i in enumerate(idx)]
+    return [examples[i] for _, _, i in sorted(keyed)]

@@ -6,11 +6,11 @@
 - :func:`compare` / :func:`compare_task`: several methods, one objective, one budget.
 """
 
-from pez.jobs.compare import compare, compare_task
+from pez.jobs.comparing import compare, compare_task
 from pez.jobs.comparison import ComparisonResult, Run
-from pez.jobs.discover import LM_DEFAULTS, compress, discover
-from pez.jobs.evaluate import evaluate
-from pez.jobs.invert import invert, make_objective, optimize, optimize_each
+from pez.jobs.inversion import invert, make_objective, optimize, optimize_each
+from pez.jobs.lm_tasks import LM_DEFAULTS, compress, discover
+from pez.jobs.scoring import evaluate
 
 __all__ = [
     "LM_DEFAULTS",

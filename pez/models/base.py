@@ -33,8 +33,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except RuntimeError:
-        raise PezError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from None
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise PezError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise PezError(f"device {device} asked for, but this machine has no MPS: use --device cpu")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise PezError(f"device {device} asked for, but this machine has no CUDA GPU: use --device cpu")
     return dev

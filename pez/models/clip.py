@@ -38,9 +38,17 @@ def load_clip(spec: str, dev: torch.device) -> LoadedModel:
             known = ", ".join(tags) or "none"
             raise PezError(f"unknown tag {tag!r} for {name} (known: {known}; or random, or a weights file)")
     pretrained = None if tag == "random" else tag
+    is_file = tag is not None and os.path.isfile(tag)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=dev)
-    except (RuntimeError, OSError) as e:
+    except Exception as e:  # noqa: BLE001  a local file can fail in any way a foreign pickle or state dict can
+        if is_file:
+            raise PezError(
+                f"cannot load {tag} as {name} weights: it is not an open_clip checkpoint of that model "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
+            ) from None
+        if not isinstance(e, RuntimeError | OSError):
+            raise
         where = f"{name}/{tag}" if tag else name
         raise PezError(
             f"cannot load weights for {where}: they need network access to download, or a local file "

@@ -43,8 +43,14 @@ def load_lm(spec: str, device: str | torch.device | None = "cpu") -> LoadedModel
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or not generative:
         kind = archs[0] if archs else config.model_type
         raise PezError(f"{spec!r} is a {kind} model, not a causal language model (AutoModelForCausalLM)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, TypeError) as e:
+        raise PezError(
+            f"cannot load the tokenizer of {spec!r}: the folder needs its tokenizer files (tokenizer.json or "
+            f"the model's vocabulary files) ({str(e).splitlines()[0][:120]})"
+        ) from None
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
     model.requires_grad_(False)
     return LoadedModel(spec, "lm", model, tokenizer)
 

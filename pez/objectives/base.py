@@ -10,6 +10,7 @@ prompts in one group; inverting a folder puts one image in each group.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -168,6 +169,16 @@ class EmbeddingObjective(ABC):
         return dict(self.info)
 
 
+def check_negative_weight(weight: float) -> None:
+    """A negative target's weight is a positive, finite number (its sign is applied here, not by the user)."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not (math.isfinite(weight) and weight > 0):
+        raise PezError(
+            f"--negative-weight must be a positive number (how strongly to move away), got {weight!r}: "
+            "leave out the negative targets instead of giving 0"
+        )
+
+
 def target_weights(n_pos: int, n_neg: int, negative_weight: float) -> torch.Tensor:
     """One group's weights, shape (1, n_pos + n_neg): +1 for each positive, -negative_weight for each negative."""
+    check_negative_weight(negative_weight)
     return torch.tensor([[1.0] * n_pos + [-negative_weight] * n_neg])

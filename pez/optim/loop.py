@@ -55,6 +55,10 @@ def deferred_sigint():
         signal.signal(signal.SIGINT, previous)
 
 
+class StopRequested(KeyboardInterrupt):
+    """A Ctrl-C taken between steps: the state is consistent (a plain KeyboardInterrupt may come mid-step)."""
+
+
 class PromptOptimizer(ABC):
     """The shared loop. Subclasses set ``name`` and ``config_class`` and implement the abstract methods.
 
@@ -153,6 +157,8 @@ class PromptOptimizer(ABC):
         time is checked on the host after every step.
         """
         budget = Budget(budget_seconds, budget_passes)
+        if checkpoint is not None and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
+            raise PezError(f"checkpoint {checkpoint}: its folder does not exist (create it first)")
         t_start = time.perf_counter()
         setup_s = t_start - self._t_created  # vocabulary masks, projection matrix, initial prompt
         exact = self.device.type != "cuda" or not self.cfg.amp
@@ -166,10 +172,13 @@ class PromptOptimizer(ABC):
         with deferred_sigint() as stop_requested:
             try:
                 self._loop(tracker, run, budget, stop_requested, callback, checkpoint)
-            except KeyboardInterrupt:
+            except StopRequested:
                 run.interrupted, run.stopped_by = True, "interrupted"
                 log.warning("interrupted after step %d: keeping the best prompt so far", run.done)
-        if checkpoint is not None:
+            except KeyboardInterrupt:  # a second Ctrl-C, mid-step: the method's state may hold half a step
+                run.interrupted, run.stopped_by, run.consistent = True, "interrupted", False
+                log.warning("stopped mid-step %d: keeping the best prompt so far and the last checkpoint", run.done + 1)
+        if checkpoint is not None and run.consistent:
             self._save(checkpoint, run, tracker)
         tracker.sync(run.done, run.elapsed())
         if callback is not None and run.reported != run.done:
@@ -180,7 +189,7 @@ class PromptOptimizer(ABC):
         cfg = self.cfg
         for step in range(run.start, cfg.steps):
             if stop_requested():
-                raise KeyboardInterrupt
+                raise StopRequested
             self.run_fraction = max(step / cfg.steps, budget.fraction(run.elapsed(), passes(run.used())))
             ids, loss = self.step(step)
             spent = budget.spent(run.elapsed(), passes(run.used()))
@@ -190,8 +199,16 @@ class PromptOptimizer(ABC):
             if loss is not None:
                 tracker.update(step, ids, loss)
             run.done = step + 1
-            if run.done % cfg.sync_every == 0:
+            if run.done % cfg.sync_every == 0 or last:
                 tracker.sync(run.done, run.elapsed())
+                if tracker.non_finite_step is not None:
+                    run.stopped_by = "non-finite"
+                    log.warning(
+                        "the loss went non-finite at step %d: stopping with the best prompt so far "
+                        "(try a lower --lr, or --no-amp)",
+                        tracker.non_finite_step,
+                    )
+                    return
                 if callback is not None:
                     run.reported = run.done
                     callback(tracker.progress(run.done, cfg.steps, run.elapsed()))
@@ -232,6 +249,7 @@ class _RunState:
         self.counts0 = dict(obj.counts)
         self.t_loop = time.perf_counter()
         self.interrupted, self.stopped_by = False, "steps"
+        self.consistent = True  # False after a hard interrupt: no checkpoint of a half step
 
     def resume_from(self, state: dict) -> None:
         self.start = self.done = self.reported = state["step"]

@@ -49,6 +49,7 @@ class Tracker:
         self.honest: list[dict | None] = [None] * r  # per restart: loss, internal_loss, ids, text, text_ids
         self.history: list[list[dict]] = [[] for _ in range(obj.n_groups)]
         self.best_history: list[list[dict]] = [[] for _ in range(obj.n_groups)]
+        self.non_finite_step: int | None = None  # the first step whose loss was NaN or infinite, seen at a sync
 
     def update(self, step: int, ids: torch.Tensor, loss: torch.Tensor) -> None:
         """Record a step's evaluated ids (R, L) and loss (R,); no host synchronisation."""
@@ -66,6 +67,8 @@ class Tracker:
         if self.pending:
             losses = torch.stack([l for _, l in self.pending]).cpu()  # (S, R)
             for (s, _), row in zip(self.pending, losses.tolist()):
+                if self.non_finite_step is None and not all(math.isfinite(x) for x in row):
+                    self.non_finite_step = s + 1
                 for g in range(len(self.history)):
                     mine = [-x for x, gg in zip(row, self.group_of) if gg == g]
                     self.history[g].append({"step": s + 1, "score": max(mine), "mean_score": sum(mine) / len(mine)})
@@ -139,7 +142,12 @@ class Tracker:
         out = []
         for g in range(obj.n_groups):
             best = self._group_best(g)
-            if best is None:  # no step ran: report the initial prompt honestly
+            if best is None:
+                if self.non_finite_step is not None:
+                    raise PezError(
+                        f"the loss was not finite from step {self.non_finite_step} on, so no prompt was ever scored: "
+                        "try a lower --lr, or --no-amp"
+                    )
                 raise PezError("the run stopped before its first step: nothing to report")
             restarts = [
                 {"text": h["text"], "score": -h["loss"]} for h, gg in zip(self.honest, self.group_of) if gg == g and h

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 
 from pez.data.images import load_image
 from pez.errors import PezError
-from pez.models import DEFAULT_CLIP, LoadedModel, load_model
-from pez.objectives.base import Objective
+from pez.models import DEFAULT_CLIP, LoadedModel, load_model, resolve_device
+from pez.objectives.base import Objective, check_negative_weight
 from pez.optim import make_config, method_for
 from pez.optim.config import OptimizerConfig
 from pez.optim.tracking import Progress
@@ -70,6 +70,9 @@ def make_objective(
     """
     if not len(images) and not len(texts):
         raise PezError("no targets given: pass image files and/or --text")
+    check_negative_weight(negative_weight)
+    if not isinstance(model, LoadedModel):
+        resolve_device(device)
     for im in [*images, *negative_images]:
         load_image(im)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)

@@ -7,17 +7,24 @@ on examples the search never saw (the test split); the dev split only chooses th
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Sequence
 
+import torch
+
 from pez.errors import PezError
-from pez.models import LoadedModel, load_lm
+from pez.models import LoadedModel, load_lm, resolve_device
 from pez.optim import make_config, method_for
 from pez.optim.config import OptimizerConfig
 from pez.optim.tracking import Progress
 from pez.records import EvalResult, PromptResult, TaskReport
 from pez.text.templates import DEFAULT_TEMPLATE, Template, make_task
+
+log = logging.getLogger(__name__)
+
+SPLIT_NAMES = ("train", "dev", "test")
 
 # The paper's LM setting (10 tokens, 16 examples per step), where the user does not say otherwise.
 LM_DEFAULTS = {"prompt_len": 10, "batch_size": 16}
@@ -28,9 +35,42 @@ def lm_config(method: str, config: dict) -> OptimizerConfig:
     return make_config(method, config, LM_DEFAULTS)
 
 
+def check_device(model, device) -> None:
+    """The device a model spec is to be loaded on, checked before any data or model loads."""
+    if not isinstance(model, LoadedModel):
+        resolve_device(device)
+
+
 def as_lm(model: str | LoadedModel, device) -> LoadedModel:
     """A loaded causal LM from a spec (or the loaded model itself)."""
     return model if isinstance(model, LoadedModel) else load_lm(model, device)
+
+
+def check_size(name: str, value, allow_none: bool = True) -> None:
+    """A split size option: a positive whole number (or None, meaning all). Raises a one-line PezError."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        what = "a positive whole number" + (" (or leave it out for all)" if allow_none else "")
+        raise PezError(f"--{name} must be {what}, got {value!r}")
+
+
+def sample_splits(splits, train_size: int | None, dev_size: int | None, test_size: int | None):
+    """Seeded, label-stratified samples of the three splits, and what was used: ``{split: {size, labels}}``.
+
+    A dev set of 0 would make the search choose its prompt on the training data, so dev needs a size >= 1.
+    """
+    from pez.data import label_counts, stratified_sample
+
+    for name, value in (("train-size", train_size), ("dev-size", dev_size), ("test-size", test_size)):
+        check_size(name, value)
+    parts = {
+        "train": stratified_sample(splits.train, train_size) if splits.train else [],
+        "dev": stratified_sample(splits.dev, dev_size) if splits.dev else [],
+        "test": stratified_sample(splits.test, test_size) if splits.test else [],
+    }
+    used = {k: {"size": len(v), "labels": label_counts(v)} for k, v in parts.items()}
+    return parts["train"], parts["dev"], parts["test"], used
 
 
 def _search(obj, config: OptimizerConfig, callback, checkpoint, resume) -> PromptResult:
@@ -69,7 +109,8 @@ def discover(
         fluency: weight of the prompt's own NLL (the paper uses 0.003).
         method: optimiser name.
         dev_size: dev examples that choose the best prompt during the search.
-        test_size, train_size: caps on those splits (None: all).
+        test_size, train_size: caps on those splits (None: all). Every cap is a seeded sample in proportion to
+            the labels; the report's ``splits["used"]`` gives the label counts used.
         device, callback, checkpoint, resume: as in :func:`pez.optimize`.
         **config: fields of the method's config (``prompt_len``, ``steps``, ``lr``, ...); defaults to the paper's
             LM setting: 10 tokens, 16 examples per step.
@@ -80,8 +121,9 @@ def discover(
 
     task = make_task(template, labels)
     cfg = lm_config(method, config)
+    check_device(model, device)
     splits = load_splits(data, eval_spec=eval_data, test_spec=test_data)
-    train, dev, test = splits.train[:train_size], splits.dev[:dev_size], splits.test[:test_size]
+    train, dev, test, used = sample_splits(splits, train_size, dev_size, test_size)
     if not test:
         raise PezError(f"{data} leaves no held-out examples: give --test-data or more data")
     for e in [*train, *dev, *test]:  # every label must be covered before the (slow) model load
@@ -89,13 +131,7 @@ def discover(
     lm = as_lm(model, device)
     obj = ClassificationObjective(lm.model, lm.tokenizer, task, train, dev, fluency=fluency, model_name=lm.spec)
     res = _search(obj, cfg, callback, checkpoint, resume)
-    path = LMPath(lm.model, lm.tokenizer)
-
-    def acc(prompt: str) -> EvalResult:
-        return evaluate_local(prompt, test, task, lm.model, lm.tokenizer, lm.spec, data, path=path)
-
-    found = acc(res.text)
-    return TaskReport(
+    report = TaskReport(
         prompt=res.text,
         ids=res.text_ids,
         model=lm.spec,
@@ -105,17 +141,35 @@ def discover(
         history=res.history,
         score=res.score,
         score_name=res.score_name,
-        accuracy=found.accuracy,
-        baseline_accuracy=acc("").accuracy,
-        baseline_prompts={p: acc(p).accuracy for p in baseline_prompts},
-        dev_accuracy=obj.accuracy(res.text_ids, "dev"),
-        n_test=found.n,
-        perplexity=perplexity(obj.path, res.text_ids) if len(res.text_ids) > 1 else None,
-        splits={**splits.describe(), "used": {"train": len(train), "dev": len(dev), "test": len(test)}},
+        splits={**splits.describe(), "used": used},
         search=res.to_dict(),
-        predictions=found.predictions,
         interrupted=res.interrupted,
     )
+    path = LMPath(lm.model, lm.tokenizer)
+
+    def acc(prompt: str) -> EvalResult:
+        return evaluate_local(prompt, test, task, lm.model, lm.tokenizer, lm.spec, data, path=path)
+
+    def held_out() -> None:
+        found = acc(res.text)
+        report.accuracy, report.n_test, report.predictions = found.accuracy, found.n, found.predictions
+        report.baseline_accuracy = acc("").accuracy
+        report.baseline_prompts = {p: acc(p).accuracy for p in baseline_prompts}
+        report.dev_accuracy = obj.accuracy(res.text_ids, "dev")
+        report.perplexity = perplexity(obj.path, res.text_ids) if len(res.text_ids) > 1 else None
+
+    _evaluate_unless_interrupted(report, held_out)
+    return report
+
+
+def _evaluate_unless_interrupted(report: TaskReport, evaluate: Callable[[], None]) -> None:
+    """Run the held-out evaluation; a Ctrl-C during it keeps the report (prompt and search) without the scores
+    not yet computed, marked interrupted, instead of losing it."""
+    try:
+        evaluate()
+    except KeyboardInterrupt:
+        report.interrupted = True
+        log.warning("interrupted during the held-out evaluation: keeping the prompt, without the remaining scores")
 
 
 def compress(
@@ -148,15 +202,20 @@ def compress(
 
     if not instruction or not instruction.strip():
         raise PezError("the instruction to compress is empty: pass --instruction TEXT")
+    check_size("inputs", n_inputs, allow_none=False)
     cfg = lm_config(method, config)
+    check_device(model, device)
     task = make_task(template, labels) if labels else None
     splits = load_splits(data) if data else None
-    if splits and task:
-        for e in [*splits.train, *splits.dev, *splits.test[:test_size]]:
-            task.verbalizer.index(e.label)
+    used = None
+    if splits:
+        train, dev, test, used = sample_splits(splits, n_inputs, 16, test_size)
+        if task:
+            for e in [*train, *dev, *test]:
+                task.verbalizer.index(e.label)
     lm = as_lm(model, device)
     if splits:
-        pools = [[e.text for e in s[:n]] for s, n in ((splits.train, n_inputs), (splits.dev, 16), (splits.test, 16))]
+        pools = [[e.text for e in part] for part in (train, dev, test[:16])]
     else:
         texts = sample_inputs(lm.model, lm.tokenizer, n_inputs + 32, input_tokens, seed=cfg.seed)
         pools = [texts[:n_inputs], texts[n_inputs : n_inputs + 16], texts[n_inputs + 16 :]]
@@ -165,11 +224,7 @@ def compress(
         lm.model, lm.tokenizer, instruction, pools[0], tmpl, pools[1], fluency=fluency, model_name=lm.spec
     )
     res = _search(obj, cfg, callback, checkpoint, resume)
-    held_out = CompressionObjective(lm.model, lm.tokenizer, instruction, pools[2], tmpl, model_name=lm.spec)
-    import torch
-
-    group = torch.zeros(2, dtype=torch.long)
-    kl_before, kl_after = held_out.eval_loss_ids([[], res.text_ids], group).tolist()
+    held_out_obj = CompressionObjective(lm.model, lm.tokenizer, instruction, pools[2], tmpl, model_name=lm.spec)
     report = TaskReport(
         prompt=res.text,
         ids=res.text_ids,
@@ -180,24 +235,27 @@ def compress(
         history=res.history,
         score=res.score,
         score_name=res.score_name,
-        kl_before=kl_before,
-        kl_after=kl_after,
-        perplexity=perplexity(obj.path, res.text_ids) if len(res.text_ids) > 1 else None,
-        splits=splits.describe() if splits else {"train": len(pools[0]), "dev": len(pools[1]), "test": len(pools[2])},
+        splits={**splits.describe(), "used": used} if splits else {k: len(p) for k, p in zip(SPLIT_NAMES, pools)},
         search=res.to_dict(),
         interrupted=res.interrupted,
     )
-    if splits and task:
-        path = LMPath(lm.model, lm.tokenizer)
-        test = splits.test[:test_size]
+    path = LMPath(lm.model, lm.tokenizer)
 
-        def acc(prompt: str) -> EvalResult:
-            return evaluate_local(prompt, test, task, lm.model, lm.tokenizer, lm.spec, data, path=path)
+    def held_out() -> None:
+        group = torch.zeros(2, dtype=torch.long)
+        report.kl_before, report.kl_after = held_out_obj.eval_loss_ids([[], res.text_ids], group).tolist()
+        if not math.isfinite(report.kl_after):
+            log.warning("the held-out KL came out non-finite: the model's distributions overflowed (try --no-amp)")
+        report.perplexity = perplexity(obj.path, res.text_ids) if len(res.text_ids) > 1 else None
+        if splits and task:
 
-        found = acc(res.text)
-        report.accuracy, report.n_test, report.predictions = found.accuracy, found.n, found.predictions
-        report.baseline_accuracy = acc("").accuracy
-        report.instruction_accuracy = acc(instruction).accuracy
-    if not math.isfinite(report.kl_after):
-        raise PezError("the KL came out non-finite: the model's distributions overflowed (try --no-amp)")
+            def acc(prompt: str) -> EvalResult:
+                return evaluate_local(prompt, test, task, lm.model, lm.tokenizer, lm.spec, data, path=path)
+
+            found = acc(res.text)
+            report.accuracy, report.n_test, report.predictions = found.accuracy, found.n, found.predictions
+            report.baseline_accuracy = acc("").accuracy
+            report.instruction_accuracy = acc(instruction).accuracy
+
+    _evaluate_unless_interrupted(report, held_out)
     return report

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from pez.errors import PezError
 from pez.jobs.comparison import ComparisonResult, Run
-from pez.jobs.discover import LM_DEFAULTS, as_lm
+from pez.jobs.lm_tasks import LM_DEFAULTS, as_lm, check_device, sample_splits
 from pez.models import LoadedModel
 from pez.objectives.base import Objective
 from pez.optim import METHODS, make_config
@@ -135,8 +135,9 @@ def compare_task(
     if bad:
         raise PezError(f"unknown PEFT method {bad[0]!r}: choose from {', '.join(PEFT_METHODS)}")
     task = make_task(template, labels)
+    check_device(model, device)
     splits = load_splits(data)
-    train, dev, test = splits.train[:train_size], splits.dev[:dev_size], splits.test[:test_size]
+    train, dev, test, _ = sample_splits(splits, train_size, dev_size, test_size)
     for e in [*train, *dev, *test]:
         task.verbalizer.index(e.label)
     lm = as_lm(model, device)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from pez.errors import PezError
-from pez.jobs.discover import as_lm
+from pez.jobs.lm_tasks import as_lm, check_device
 from pez.models import LoadedModel
 from pez.records import EvalResult
 from pez.text.templates import DEFAULT_TEMPLATE, make_task
@@ -44,6 +44,8 @@ def evaluate(
     from pez.data import load_examples
 
     task = make_task(template, labels)
+    if not (isinstance(model, str) and model.startswith("openai:")):
+        check_device(model, device)
     if split == "auto":
         split = None if os.path.isfile(data) else "test"
     examples = load_examples(data, split=split, limit=limit)
