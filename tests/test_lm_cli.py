@@ -80,14 +80,38 @@ def test_compress_reports_kl_before_and_after(tiny_llama_dir, reviews, tmp_path,
 
 
 def test_discover_checkpoint_resume(tiny_llama_dir, reviews, tmp_path, capsys):
+    """A discover run stopped mid-run (after 4 of 8 steps) and resumed equals one run straight through."""
     ck = tmp_path / "ck.pt"
-    args = ["discover", "--model", tiny_llama_dir, "--data", reviews, "--test-data", reviews, "--eval-data", reviews,
-            "--checkpoint", str(ck), *FAST]
-    code, first, err = _run(capsys, *args)
-    assert code == 0, err and ck.exists()
-    code, again, err = _run(capsys, *args, "--resume")
+    base = ["discover", "--model", tiny_llama_dir, "--data", reviews, "--test-data", reviews, "--eval-data", reviews,
+            *FAST]  # fmt: skip
+    straight, resumed = tmp_path / "straight.json", tmp_path / "resumed.json"
+    code, _, err = _run(capsys, *base, "--steps", "8", "--out", str(straight))
     assert code == 0, err
-    assert again == first
+    code, _, err = _run(capsys, *base, "--steps", "4", "--checkpoint", str(ck))
+    assert code == 0, err
+    assert ck.exists()
+    code, _, err = _run(capsys, *base, "--steps", "8", "--checkpoint", str(ck), "--resume", "--out", str(resumed))
+    assert code == 0, err
+    a, b = json.loads(straight.read_text()), json.loads(resumed.read_text())
+    assert a["search"]["history"] == b["search"]["history"] and len(a["search"]["history"]) == 8
+    assert a["prompt"] == b["prompt"] and a["accuracy"] == b["accuracy"]
+
+
+def test_interrupted_held_out_evaluation_keeps_the_prompt(tiny_llama_dir, reviews, tmp_path, capsys, monkeypatch):
+    """A Ctrl-C during the held-out evaluation (after the search) still prints the prompt and writes --out."""
+    import pez.jobs.lm_tasks
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pez.evaluation.local.evaluate_local", interrupted)
+    out = tmp_path / "found.json"
+    args = ["discover", "--model", tiny_llama_dir, "--data", reviews, "--test-data", reviews, "--eval-data", reviews]
+    code, stdout, err = _run(capsys, *args, *FAST, "--out", str(out))
+    assert code == 130, err
+    data = json.loads(out.read_text())
+    assert data["interrupted"] and data["accuracy"] is None and stdout.strip() == data["prompt"]
+    assert pez.jobs.lm_tasks  # the job module stays importable by name
 
 
 @pytest.mark.parametrize(
@@ -160,3 +184,23 @@ def test_peft_scorer_matches_local_evaluation(smollm2):
         ours = PeftScorer(model, tok, task)(EXAMPLES)
     for p, row in zip(ref.predictions, ours.tolist()):
         assert [p["scores"][label] for label in task.verbalizer.labels] == pytest.approx(row, abs=1e-5)
+
+
+def test_an_interrupted_comparison_trains_no_peft(tiny_llama_dir, reviews, monkeypatch):
+    import pez
+    from pez.optim.loop import StopRequested
+    from pez.optim.pez import PEZ
+
+    def stop(self, i):
+        raise StopRequested
+
+    def never(*a, **k):
+        raise AssertionError("a PEFT method was trained after the comparison was interrupted")
+
+    monkeypatch.setattr(PEZ, "step", stop)
+    monkeypatch.setattr("pez.optim.peft.tune_continuous", never)
+    res = pez.compare_task(
+        tiny_llama_dir, reviews, methods=["pez", "random"], seeds=1, budget_steps=2, peft=["prompt-tuning"],
+        config={"prompt_len": 2}, device="cpu", dev_size=4, test_size=4,
+    )  # fmt: skip
+    assert res.interrupted and res.continuous == [] and [r.method for r in res.runs] == ["pez"]

@@ -1,10 +1,13 @@
 """PEZ end to end: planted recovery, a real model, honest scores, determinism, resume, interrupts."""
 
+import importlib.metadata
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import pez
+from pez.optim import PEZ, PEZConfig
 from pez.optim.tracking import Tracker
 from tests.conftest import PLANTED
 
@@ -144,7 +147,7 @@ def test_result_round_trips_through_json(tiny, tmp_path):
     res.save(tmp_path / "r.json")
     back = pez.PromptResult.load(tmp_path / "r.json")
     assert back == res
-    assert back.versions["torch"] == torch.__version__.split("+")[0] or back.versions["torch"]
+    assert back.versions["torch"] == importlib.metadata.version("torch") and back.versions == res.versions
     assert back.config["prompt_len"] == 4 and back.method == "pez" and back.timings["steps_run"] == 10
 
 
@@ -181,3 +184,29 @@ def test_sigint_stops_between_steps_and_resumes_exactly(tiny, tmp_path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
     resumed = pez.optimize(obj, cfg, checkpoint=ck, resume=True)
     assert resumed.ids == straight.ids and resumed.history == straight.history
+
+
+def test_a_second_ctrl_c_mid_step_keeps_the_last_consistent_checkpoint(tiny, tmp_path, monkeypatch):
+    """The hard interrupt lands mid-step (the method's state holds half a step): no checkpoint is written then,
+    and resuming from the last one equals a run straight through."""
+    model, tok = tiny
+    obj = pez.CLIPObjective(model, tok, texts=["a red car on a road"])
+    cfg = PEZConfig(prompt_len=4, steps=30, seed=0, sync_every=5, checkpoint_every=10)
+    (straight,) = PEZ(obj, cfg).run()
+    real = PEZ.step
+
+    def half_step(self, i):
+        if i == 25:
+            with torch.no_grad():
+                self.soft.add_(1.0)  # half of a step's update
+            raise KeyboardInterrupt  # the second Ctrl-C
+        return real(self, i)
+
+    ck = tmp_path / "c.ckpt"
+    monkeypatch.setattr(PEZ, "step", half_step)
+    (cut,) = PEZ(obj, cfg).run(checkpoint=ck)
+    assert cut.interrupted and cut.steps_done == 25
+    assert torch.load(ck, weights_only=True)["step"] == 20  # the last consistent state, not step 25's half
+    monkeypatch.setattr(PEZ, "step", real)
+    (resumed,) = PEZ(obj, cfg).run(checkpoint=ck, resume=True)
+    assert resumed.text == straight.text and resumed.history == straight.history

@@ -175,9 +175,13 @@ class PromptOptimizer(ABC):
             except StopRequested:
                 run.interrupted, run.stopped_by = True, "interrupted"
                 log.warning("interrupted after step %d: keeping the best prompt so far", run.done)
-            except KeyboardInterrupt:  # a second Ctrl-C, mid-step: the method's state may hold half a step
-                run.interrupted, run.stopped_by, run.consistent = True, "interrupted", False
-                log.warning("stopped mid-step %d: keeping the best prompt so far and the last checkpoint", run.done + 1)
+            except KeyboardInterrupt:  # a second Ctrl-C, or one from a callback between steps
+                run.interrupted, run.stopped_by, run.consistent = True, "interrupted", not run.in_step
+                if run.in_step:  # the method's state may hold half a step: keep the last checkpoint
+                    log.warning("stopped mid-step %d: keeping the best prompt so far and the last checkpoint",
+                                run.done + 1)  # fmt: skip
+                else:
+                    log.warning("interrupted after step %d: keeping the best prompt so far", run.done)
         if checkpoint is not None and run.consistent:
             self._save(checkpoint, run, tracker)
         tracker.sync(run.done, run.elapsed())
@@ -191,6 +195,7 @@ class PromptOptimizer(ABC):
             if stop_requested():
                 raise StopRequested
             self.run_fraction = max(step / cfg.steps, budget.fraction(run.elapsed(), passes(run.used())))
+            run.in_step = True  # from here to `done`, an interrupt leaves half a step behind
             ids, loss = self.step(step)
             spent = budget.spent(run.elapsed(), passes(run.used()))
             last = step + 1 == cfg.steps or spent is not None
@@ -199,7 +204,8 @@ class PromptOptimizer(ABC):
             if loss is not None:
                 tracker.update(step, ids, loss)
             run.done = step + 1
-            if run.done % cfg.sync_every == 0 or last:
+            run.in_step = False
+            if run.done % cfg.sync_every == 0:
                 tracker.sync(run.done, run.elapsed())
                 if tracker.non_finite_step is not None:
                     run.stopped_by = "non-finite"
@@ -249,7 +255,8 @@ class _RunState:
         self.counts0 = dict(obj.counts)
         self.t_loop = time.perf_counter()
         self.interrupted, self.stopped_by = False, "steps"
-        self.consistent = True  # False after a hard interrupt: no checkpoint of a half step
+        self.consistent = True  # False after an interrupt mid-step: no checkpoint of a half step
+        self.in_step = False
 
     def resume_from(self, state: dict) -> None:
         self.start = self.done = self.reported = state["step"]
