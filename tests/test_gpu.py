@@ -36,3 +36,28 @@ def test_sentence_objective_on_cuda(minilm):
         assert res.score >= 0.8
     finally:
         minilm.model.cpu()
+
+
+def test_the_pez_step_on_clip_makes_no_host_device_sync(vitb32):
+    """The README's claim, checked: a PEZ step on a CLIP objective (projection, bf16 forward, backward, AdamW,
+    device-side best tracking) never waits for the GPU."""
+    from pez.optim import PEZ, PEZConfig
+    from pez.optim.tracking import Tracker
+
+    model, tok = vitb32
+    model = model.cuda()
+    try:
+        obj = pez.CLIPObjective(model, tok, texts=[PLANTED, "a bowl of soup"])
+        opt = PEZ(obj, PEZConfig(prompt_len=8, restarts=8, seed=0))
+        tracker = Tracker(obj, opt.group, 8, exact=False)
+        opt.step(0)  # first step: lazy CUDA initialisation may sync
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for i in range(1, 6):
+                ids, loss = opt.step(i)
+                tracker.update(i, ids, loss)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    finally:
+        model.cpu()

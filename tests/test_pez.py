@@ -210,3 +210,27 @@ def test_a_second_ctrl_c_mid_step_keeps_the_last_consistent_checkpoint(tiny, tmp
     monkeypatch.setattr(PEZ, "step", real)
     (resumed,) = PEZ(obj, cfg).run(checkpoint=ck, resume=True)
     assert resumed.text == straight.text and resumed.history == straight.history
+
+
+@pytest.mark.parametrize("method", ["pez", "gcg"])
+def test_a_step_under_bf16_autocast_runs_and_reports_fp32_scores(tiny, monkeypatch, method):
+    """The bf16 path CUDA runs by default, run on the CPU: the prompt stays fp32, the step's losses come from bf16
+    forwards, and what is reported is the fp32 score of the text."""
+    from pez.optim import METHODS, make_config
+
+    cls = METHODS[method]
+    monkeypatch.setattr(cls, "amp_dtype", lambda self: torch.bfloat16)
+    model, tok = tiny
+    obj = pez.CLIPObjective(model, tok, texts=[PLANTED])
+    cfg = make_config(method, {"prompt_len": 4, "steps": 10, "seed": 0, "sync_every": 5, "search_width": 16}
+                      if method == "gcg" else {"prompt_len": 4, "steps": 10, "seed": 0, "sync_every": 5})  # fmt: skip
+    opt = cls(obj, cfg)
+    with opt.autocast():
+        feats = obj.encode_embeds(opt.E[opt.initial_ids()].float())
+    assert feats.dtype == torch.bfloat16  # the forward really ran in bf16
+    (res,) = opt.run()
+    if method == "pez":
+        assert opt.soft.dtype == torch.float32
+    honest = -obj.eval_loss_ids([res.text_ids], torch.zeros(1, dtype=torch.long)).item()
+    assert res.score == pytest.approx(honest, abs=1e-6)
+    assert res.score != res.internal_score  # the bf16 loss was re-scored, not reported as is

@@ -211,6 +211,25 @@ def test_transient_failures_are_retried(server, tmp_path, status, retry_after):
     assert stats["failed"] == 2 and stats["completions"] == 4 and stats["requests"] == 6
 
 
+def test_retry_after_is_honoured_and_backoff_doubles(server, tmp_path, monkeypatch):
+    """The waits between retries: the server's Retry-After when it sends one, else backoff * 2^attempt with
+    jitter in [0.5, 1.5). The waits are recorded instead of slept."""
+    from pez.evaluation.client import ApiClient
+
+    waits = []
+    monkeypatch.setattr(ApiClient, "sleep", lambda self, seconds: waits.append(seconds) or False)
+    server.control(fail_first=2, fail_status=429, retry_after=2)
+    assert run(server, tmp_path / "a.sqlite", examples=EXAMPLES[:1], max_retries=3).complete
+    assert waits == [2.0, 2.0]
+    waits.clear()
+    server.control(reset=True)
+    server.control(fail_first=4, fail_status=503)
+    assert run(server, tmp_path / "b.sqlite", examples=EXAMPLES[:1], max_retries=4, backoff=1.0).complete
+    assert len(waits) == 4
+    for attempt, wait in enumerate(waits):
+        assert 0.5 * 2**attempt <= wait < 1.5 * 2**attempt, waits
+
+
 def test_concurrent_run_equals_sequential(server, tmp_path):
     one = run(server, tmp_path / "a.sqlite")
     three = run(server, tmp_path / "b.sqlite", concurrency=3)

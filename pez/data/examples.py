@@ -298,13 +298,11 @@ def split_counts(examples: Sequence[Example], n_test: int, n_dev: int, seed: int
 
 
 def _cap(examples: Sequence[Example], limit: int | None) -> list[Example]:
-    """At most ``limit`` examples: the first of each label in order, in proportion to the labels."""
+    """At most ``limit`` examples: the seeded, label-stratified sample :func:`stratified_sample` gives (seed 0),
+    so a capped split is the same examples wherever it is capped (``pez evaluate --limit``, ``discover``)."""
     if limit is None or limit >= len(examples):
         return list(examples)
-    groups = _groups(examples)
-    quota = _quotas({k: len(v) for k, v in groups.items()}, limit)
-    keep = sorted(i for k, idx in groups.items() for i in idx[: quota[k]])
-    return [examples[i] for i in keep]
+    return stratified_sample(examples, limit, 0)
 
 
 def stratified_sample(examples: Sequence[Example], n: int | None, seed: int = 0) -> list[Example]:

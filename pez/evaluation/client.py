@@ -223,12 +223,16 @@ class ApiClient:
             if wait is None:
                 wait = min(MAX_BACKOFF, self.backoff * 2**attempt) * (0.5 + self._rng.random())
             log.warning("%s: %s; retry %d of %d in %.1f s", url, problem, attempt + 1, self.max_retries, wait)
-            if self._stop.wait(wait):
+            if self.sleep(wait):
                 raise PezError("the evaluation stopped")
         raise PezError(
             f"{url} failed {self.max_retries + 1} times in a row ({problem}): try again later or raise "
             "--max-retries; answered requests are cached, so a rerun resumes where this one stopped"
         )
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait before a retry; True when the evaluation was stopped meanwhile."""
+        return self._stop.wait(seconds)
 
     def close(self) -> None:
         self.client.close()

@@ -114,11 +114,14 @@ class PromptOptimizer(ABC):
     def n_prompts(self) -> int:
         return len(self.group)
 
+    def amp_dtype(self) -> torch.dtype | None:
+        """The autocast dtype of the model's forwards: bf16 on CUDA when ``amp`` is on; None (fp32) elsewhere."""
+        return torch.bfloat16 if self.device.type == "cuda" and self.cfg.amp else None
+
     def autocast(self):
-        """bf16 autocast on CUDA when ``amp`` is on; nothing elsewhere."""
-        if self.device.type == "cuda" and self.cfg.amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """Autocast at :meth:`amp_dtype` (the prompt itself stays in fp32); nothing without it."""
+        dtype = self.amp_dtype()
+        return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
     def initial_ids(self) -> torch.Tensor:
         """Random allowed tokens, or the init text projected onto allowed tokens and padded at random (R, L)."""
@@ -161,7 +164,7 @@ class PromptOptimizer(ABC):
             raise PezError(f"checkpoint {checkpoint}: its folder does not exist (create it first)")
         t_start = time.perf_counter()
         setup_s = t_start - self._t_created  # vocabulary masks, projection matrix, initial prompt
-        exact = self.device.type != "cuda" or not self.cfg.amp
+        exact = self.amp_dtype() is None  # a bf16 step's losses are re-scored in fp32 before they are reported
         tracker = Tracker(self.obj, self.group, self.cfg.restarts, exact=exact)
         run = _RunState(self.obj)
         if resume:

@@ -24,20 +24,15 @@ class Projector:
         if allowed.ndim == 1:
             allowed = allowed[None]
         masks, where = torch.unique(allowed, dim=0, return_inverse=True)
-        self.length = allowed.shape[0] if len(masks) > 1 else None  # None: one mask, for prompts of any length
-        # one (ids, normalised rows) per distinct mask, and the positions that use it
+        # one (ids, normalised rows, positions) per distinct mask; positions None: every position (one mask).
+        # Positions are index tensors made once, on the device, so projecting never copies from the host.
         self.sets = []
         for k, mask in enumerate(masks):
             ids = mask.nonzero().squeeze(1)  # (A_k,)
             normed = F.normalize(embeddings.detach()[ids].float(), dim=-1)  # (A_k, D)
-            self.sets.append((ids, normed, (where == k).nonzero().squeeze(1).tolist()))
+            positions = (where == k).nonzero().squeeze(1) if len(masks) > 1 else None  # (P_k,)
+            self.sets.append((ids, normed, positions))
         self.min_allowed = min(len(ids) for ids, _, _ in self.sets)
-
-    def _positions(self, n: int) -> list[list[int]]:
-        """Per distinct mask, the positions among 0..n-1 that use it."""
-        if self.length is None:
-            return [list(range(n))]
-        return [[p for p in positions if p < n] for _, _, positions in self.sets]
 
     @torch.no_grad()
     def __call__(self, soft: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
@@ -45,27 +40,35 @@ class Projector:
 
         Queries go in chunks of ``chunk`` rows so the (rows, A) similarity matrix stays small.
         """
+        if len(self.sets) == 1:
+            return self._nearest(soft, *self.sets[0][:2], chunk)
         out = torch.empty(soft.shape[:-1], dtype=torch.long, device=soft.device)
-        for (ids, normed, _), positions in zip(self.sets, self._positions(soft.shape[-2])):
-            if not positions:
-                continue
-            part = soft[..., positions, :]
-            q = F.normalize(part.float(), dim=-1).reshape(-1, soft.shape[-1])  # (N, D)
-            best = [(c @ normed.T).argmax(-1) for c in q.split(chunk)]  # (n, A) -> (n,)
-            out[..., positions] = ids[torch.cat(best)].reshape(part.shape[:-1])
+        length = soft.shape[-2]
+        for ids, normed, positions in self.sets:
+            positions = positions[positions < length] if length < self.length else positions
+            out[..., positions] = self._nearest(soft[..., positions, :], ids, normed, chunk)
         return out
 
+    @property
+    def length(self) -> int:
+        return sum(len(p) for _, _, p in self.sets) if len(self.sets) > 1 else 0
+
+    @staticmethod
+    def _nearest(soft: torch.Tensor, ids: torch.Tensor, normed: torch.Tensor, chunk: int) -> torch.Tensor:
+        q = F.normalize(soft.float(), dim=-1).reshape(-1, soft.shape[-1])  # (N, D)
+        best = [(c @ normed.T).argmax(-1) for c in q.split(chunk)]  # (n, A) -> (n,)
+        return ids[torch.cat(best)].reshape(soft.shape[:-1])
+
     def sample(self, shape: tuple[int, ...], positions: torch.Tensor | None, generator: torch.Generator):
-        """Random allowed tokens: shape ``shape``; ``positions`` (same shape) says the prompt position of each
-        (None: shape ends with the prompt positions 0..L-1)."""
-        if positions is None:
-            positions = torch.arange(shape[-1], device=generator.device).expand(shape)
+        """Random allowed tokens of shape ``shape``; ``positions`` (same shape) gives the prompt position of each
+        (None: the last axis of ``shape`` is the prompt positions 0..L-1)."""
         out = None
         for ids, _, pos in self.sets:
             pick = ids[torch.randint(len(ids), shape, generator=generator, device=generator.device)]
             if out is None:
                 out = pick
-            else:
-                use = torch.isin(positions, torch.tensor(pos, device=positions.device))
-                out = torch.where(use, pick, out)
+                continue
+            if positions is None:
+                positions = torch.arange(shape[-1], device=generator.device).expand(shape)
+            out = torch.where(torch.isin(positions, pos), pick, out)
         return out
