@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -105,7 +106,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--test-size", type=int, default=500)
     ap.add_argument("--dev-size", type=int, default=64)
-    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--speed-repeats", type=int, default=3)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results_lm.json"))
@@ -130,6 +131,7 @@ def main() -> None:
         timings = rep.search["timings"]
         runs.append({"seed": seed, "prompt": rep.prompt, "accuracy": rep.accuracy,
                      "baseline_accuracy": rep.baseline_accuracy, "baseline_prompts": rep.baseline_prompts,
+                     "hand_written_accuracy": list(rep.baseline_prompts.values())[0], "splits_used": rep.splits["used"],
                      "dev_accuracy": rep.dev_accuracy, "n_test": rep.n_test, "perplexity": rep.perplexity,
                      "steps_per_s": timings["steps_per_s"], "s_per_step": 1 / timings["steps_per_s"],
                      "wall_s": wall})
@@ -137,6 +139,13 @@ def main() -> None:
               f"  hand-written {list(rep.baseline_prompts.values())[0]:.4f}  ({1 / timings['steps_per_s']:.2f} s/step,"
               f" {wall:.0f} s in all)", flush=True)
     results["discover"] = runs
+    results["discover_summary"] = summary = {
+        key: {"mean": statistics.fmean(r[key] for r in runs),
+              "std": statistics.stdev(r[key] for r in runs) if len(runs) > 1 else 0.0,
+              "min": min(r[key] for r in runs), "max": max(r[key] for r in runs)}
+        for key in ("accuracy", "baseline_accuracy", "hand_written_accuracy", "dev_accuracy", "s_per_step")
+    }
+    print("over seeds: " + ", ".join(f"{k} {v['mean']:.4f} ± {v['std']:.4f}" for k, v in summary.items()))
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {args.out}")

@@ -26,6 +26,9 @@ _EXPORTS = {
     "compare_task": "pez.jobs",
     "ComparisonResult": "pez.jobs",
     "Run": "pez.jobs",
+    "invert_dataset": "pez.jobs",
+    "merge_results": "pez.jobs",
+    "DatasetRun": "pez.jobs",
     "make_task": "pez.text.templates",
     # methods and their configs (pez.optim)
     "METHODS": "pez.optim",

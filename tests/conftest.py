@@ -96,3 +96,36 @@ def tiny_llama_dir(smollm2, tmp_path_factory):
     tiny_lm("llama", smollm2.tokenizer).save_pretrained(path)
     smollm2.tokenizer.save_pretrained(path)
     return str(path)
+
+
+TINY_CLIP_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    """The tiny CLIP as an open_clip ``local-dir:`` folder (config + weights), for CLI runs and subprocesses."""
+    import json
+
+    path = tmp_path_factory.mktemp("tiny-clip")
+    (path / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CLIP_CFG}))
+    torch.save(tiny_clip().state_dict(), path / "open_clip_pytorch_model.bin")
+    return f"local-dir:{path}"
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory):
+    """Real photos from scikit-image (public domain) in a folder with a sub-folder, plus an unreadable file."""
+    from PIL import Image
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    (root / "more").mkdir()
+    for name, where in [("astronaut", ""), ("chelsea", ""), ("coffee", "more"), ("rocket", "more"), ("camera", "")]:
+        Image.fromarray(getattr(data, name)()).save(root / where / f"{name}.png")
+    (root / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (root / "notes.txt").write_text("not an image suffix: never listed")
+    return root

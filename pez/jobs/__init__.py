@@ -1,6 +1,7 @@
 """One function per user job. The command line and the web UI call only these.
 
-- :func:`invert`: images and/or texts -> a prompt (:func:`optimize` / :func:`optimize_each` for any objective).
+- :func:`invert`: images and/or texts -> a prompt (:func:`optimize` / :func:`optimize_each` for any objective);
+  :func:`invert_dataset`: a prompt for every image of a folder, resumable and sharded.
 - :func:`discover`: a task prompt for a causal LM; :func:`compress`: an instruction -> a few tokens.
 - :func:`evaluate`: any text prompt's accuracy, locally or through an API.
 - :func:`compare` / :func:`compare_task`: several methods, one objective, one budget.
@@ -8,6 +9,7 @@
 
 from pez.jobs.comparing import compare, compare_task
 from pez.jobs.comparison import ComparisonResult, Run
+from pez.jobs.folders import DatasetRun, invert_dataset, merge_results
 from pez.jobs.inversion import invert, make_objective, optimize, optimize_each
 from pez.jobs.lm_tasks import LM_DEFAULTS, compress, discover
 from pez.jobs.scoring import evaluate
@@ -15,6 +17,7 @@ from pez.jobs.scoring import evaluate
 __all__ = [
     "LM_DEFAULTS",
     "ComparisonResult",
+    "DatasetRun",
     "Run",
     "compare",
     "compare_task",
@@ -22,7 +25,9 @@ __all__ = [
     "discover",
     "evaluate",
     "invert",
+    "invert_dataset",
     "make_objective",
+    "merge_results",
     "optimize",
     "optimize_each",
 ]

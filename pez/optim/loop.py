@@ -126,7 +126,12 @@ class PromptOptimizer(ABC):
     def initial_ids(self) -> torch.Tensor:
         """Random allowed tokens, or the init text projected onto allowed tokens and padded at random (R, L)."""
         r, length = self.n_prompts, self.cfg.prompt_len
-        ids = self.projector.sample((r, length), None, self.gen)
+        if self.obj.n_groups == 1:
+            ids = self.projector.sample((r, length), None, self.gen)
+        else:  # each group starts where a run on that group alone would: its result does not depend on the batch
+            seeded = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+            first = self.projector.sample((self.cfg.restarts, length), None, seeded)
+            ids = first.repeat(self.obj.n_groups, 1)
         if self.cfg.init_text:
             start = self.obj.vocab.encode(self.cfg.init_text)[:length]
             if start:

@@ -1,0 +1,223 @@
+"""Folder inversion: every image of a source gets its own prompt, many images optimised together in one batch
+(one prompt group per image, ``restarts`` prompts each), resumable and sharded across processes.
+
+Each result is appended to a JSONL file (``{"image": KEY, ...PromptResult fields}``) as soon as its batch is
+done, flushed and synced, so a run killed at any moment loses no finished image; a rerun skips every image
+already in the output (and in shards left by earlier runs). Unreadable images are recorded as
+``{"image": KEY, "skipped": REASON}`` and never stop the run.
+
+Scale-out goes through an existing launcher: under ``torchrun`` or ``accelerate launch`` each process takes a
+disjoint shard (accelerate's ``PartialState``: rank and world size from the launcher's environment), one device
+each, and writes ``OUT.shard-RANK-of-WORLD``; when all are done, rank 0 merges the shards into ``OUT``
+(:func:`merge_results` does the same for shards left by killed runs: ``pez merge OUT``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from pez.data.image_sources import ImageItem, list_images, shard
+from pez.errors import PezError
+from pez.jobs.inversion import make_objective, optimize_each
+from pez.models import DEFAULT_CLIP, LoadedModel, load_model, resolve_device
+from pez.optim import make_config
+from pez.records import Record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DatasetRun(Record):
+    """What one ``invert_dataset`` call did (in this process)."""
+
+    out: str
+    images: int  # in the source (all shards)
+    done: int  # inverted by this call
+    skipped: int  # unreadable, recorded as skipped by this call
+    already_done: int  # found in the output and not redone
+    seconds: float
+    images_per_hour: float
+    rank: int = 0
+    world: int = 1
+    merged: bool = False
+    interrupted: bool = False
+    failures: list[dict] = field(default_factory=list)
+
+
+def shard_state(sharded: bool | None = None, cpu: bool = False):
+    """(rank, world, state): this process's place among those a launcher started (torchrun / accelerate launch
+    set WORLD_SIZE), through accelerate's PartialState (gloo on CPUs, NCCL on GPUs); (0, 1, None) for a single
+    process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if sharded is False or world <= 1:
+        return 0, 1, None
+    try:
+        from accelerate import PartialState
+    except ImportError:
+        raise PezError("running under a launcher needs accelerate: pip install accelerate") from None
+    state = PartialState(cpu=cpu or not torch.cuda.is_available())
+    return state.process_index, state.num_processes, state
+
+
+def shard_path(out: str | os.PathLike, rank: int, world: int) -> str:
+    return f"{os.fspath(out)}.shard-{rank}-of-{world}"
+
+
+def read_results(path: str | os.PathLike) -> dict[str, dict]:
+    """The results recorded in a JSONL file by image key (the last line of a key wins; a torn last line, left
+    by a killed run, is ignored)."""
+    out: dict[str, dict] = {}
+    if not os.path.exists(path):
+        return out
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s:%d is not a whole JSON line (a run killed while writing?): ignored", path, n)
+                continue
+            if isinstance(row, dict) and isinstance(row.get("image"), str):
+                out[row["image"]] = row
+    return out
+
+
+def _shards_of(out: str) -> list[Path]:
+    p = Path(out)
+    return sorted(p.parent.glob(p.name + ".shard-*-of-*"))
+
+
+def merge_results(out: str | os.PathLike) -> int:
+    """Merge ``OUT.shard-*`` files into ``OUT`` (one line per image; a finished result wins over a skip), then
+    remove the shards. Returns the number of images in ``OUT``."""
+    out = os.fspath(out)
+    rows = read_results(out)
+    shards = _shards_of(out)
+    for s in shards:
+        for key, row in read_results(s).items():
+            if key not in rows or "skipped" in rows[key]:
+                rows[key] = row
+    tmp = f"{out}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows.values():
+            f.write(json.dumps(row) + "\n")
+    os.replace(tmp, out)
+    for s in shards:
+        s.unlink()
+    return len(rows)
+
+
+def _append(f, rows: Sequence[dict]) -> None:
+    for row in rows:
+        f.write(json.dumps(row) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def invert_dataset(
+    source: str,
+    out: str | os.PathLike,
+    model: str | LoadedModel = DEFAULT_CLIP,
+    batch: int = 64,
+    method: str = "pez",
+    device: str | None = "auto",
+    callback: Callable[[int, int], None] | None = None,
+    sharded: bool | None = None,
+    **config,
+) -> DatasetRun:
+    """Invert every image of ``source`` into its own prompt, ``batch`` images at a time.
+
+    Args:
+        source: a folder, a .txt / .jsonl list of image paths, or ``hf:NAME[:SPLIT]`` (see
+            :mod:`pez.data.image_sources`).
+        out: the results JSONL file (appended to; images already in it are skipped).
+        model: a CLIP model spec (or a loaded model) as for :func:`pez.invert`.
+        batch: images optimised together (one prompt group each).
+        method: optimiser name; ``**config``: its config fields (``prompt_len``, ``steps``, ``restarts``, ...).
+        callback: called with (images finished by this call, images to do) after every batch.
+        sharded: None: shard when a launcher started several processes; False: never.
+
+    Each image's prompts start from the initial prompt a run on that image alone would (same seed), so a result
+    does not depend on the batch it was optimised in.
+    """
+    out = os.fspath(out)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise PezError(f"--batch must be a positive whole number of images, got {batch!r}")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise PezError(f"--out {out}: folder {folder} does not exist (create it first)")
+    cfg = make_config(method, config)
+    items = list_images(source)
+    rank, world, state = shard_state(sharded, cpu=device == "cpu")
+    if not isinstance(model, LoadedModel):
+        resolve_device(device)
+    mine = shard(items, rank, world)
+    target = shard_path(out, rank, world) if world > 1 else out
+    done = set(read_results(out))
+    for s in _shards_of(out):
+        done |= {k for k, row in read_results(s).items() if "skipped" not in row}
+    todo = [it for it in mine if it.key not in done]
+    already = len(mine) - len(todo)
+    if already:
+        log.info("%d of %d images are already in %s: skipping them", already, len(mine), out)
+    t0 = time.perf_counter()
+    run = DatasetRun(out, len(items), 0, 0, already, 0.0, 0.0, rank, world)
+    if todo:
+        dev = state.device if state is not None and device in (None, "auto") else device
+        loaded = model if isinstance(model, LoadedModel) else load_model(model, dev)
+        with open(target, "a", encoding="utf-8") as f:
+            try:
+                for start in range(0, len(todo), batch):
+                    _invert_batch(todo[start : start + batch], loaded, cfg, f, run)
+                    if callback is not None:
+                        callback(run.done + run.skipped, len(todo))
+            except KeyboardInterrupt:
+                run.interrupted = True
+                log.warning("interrupted: %d images done are saved in %s; a rerun continues", run.done, target)
+    run.seconds = time.perf_counter() - t0
+    run.images_per_hour = 3600 * run.done / run.seconds if run.seconds > 0 else 0.0
+    if world > 1 and not run.interrupted:
+        state.wait_for_everyone()
+        if rank == 0:
+            merge_results(out)
+            run.merged = True
+        state.wait_for_everyone()
+    return run
+
+
+def _invert_batch(items: Sequence[ImageItem], loaded: LoadedModel, cfg, f, run: DatasetRun) -> None:
+    images, keys, skipped = [], [], []
+    for it in items:
+        try:
+            images.append(it.load())
+            keys.append(it.key)
+        except PezError as e:
+            skipped.append({"image": it.key, "skipped": str(e)})
+    if skipped:
+        _append(f, skipped)
+        run.skipped += len(skipped)
+        run.failures += skipped
+    if not images:
+        return
+    obj = make_objective(loaded, images=images)
+    obj.set_groups(torch.eye(len(images)))  # one prompt group per image
+    results = optimize_each(obj, cfg)
+    interrupted = any(r.interrupted for r in results)
+    if interrupted:  # a stopped batch is not finished: nothing of it is recorded, a rerun redoes it
+        raise KeyboardInterrupt
+    rows = []
+    for key, res in zip(keys, results):
+        res.objective = {**res.objective, "targets": [f"image:{key}"]}
+        res.target_scores = [{**t, "target": f"image:{key}"} for t in res.target_scores]
+        rows.append({"image": key, **res.to_dict()})
+    _append(f, rows)
+    run.done += len(rows)
