@@ -15,12 +15,13 @@ from pez.errors import PezError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pez.cli import compare, discover, evaluate, folders, invert, models, ui
+    from pez.cli import compare, discover, evaluate, folders, images, invert, models, ui
 
     parser = Parser(prog="pez", description="Find readable hard prompts by gradient (PEZ) and compare optimisers.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     invert.add_parser(sub)
     folders.add_parsers(sub)  # invert-dataset and merge
+    images.add_parser(sub)  # evaluate-images
     discover.add_parsers(sub)  # discover and compress
     evaluate.add_parser(sub)
     compare.add_parser(sub)
