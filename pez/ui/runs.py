@@ -1,0 +1,69 @@
+"""Every run the web UI starts is saved under ``--runs`` as the JSON the command line writes, so closing the
+browser loses nothing: a search (``pez invert --out``) or a task report (``pez discover --out``) as one file, a
+comparison (``pez compare --out``) as a folder of ``results.md``, ``.csv``, ``.json`` and ``plot.png``."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+from pez.errors import PezError
+
+
+class RunStore:
+    """The folder of saved runs; names sort by time: ``YYYYmmdd-HHMMSS-KIND-XXXXXX[.json]``."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser().resolve()
+
+    def prepare(self) -> None:
+        """Create the folder (not its parents' parents); a one-line error when it cannot be used."""
+        if self.root.exists() and not self.root.is_dir():
+            raise PezError(f"--runs {self.root} is a file: give a folder for the saved runs")
+        if not self.root.parent.is_dir():
+            raise PezError(f"--runs {self.root}: folder {self.root.parent} does not exist (create it first)")
+        try:
+            self.root.mkdir(exist_ok=True)
+        except OSError as e:
+            raise PezError(f"--runs {self.root}: cannot create it ({e.strerror})") from None
+        if not os.access(self.root, os.W_OK):
+            raise PezError(f"--runs {self.root} is not writable")
+
+    def new_path(self, kind: str, suffix: str = ".json") -> Path:
+        """A fresh name for a run of ``kind`` (``distill``, ``invert``, ``discover``, ``compare``)."""
+        return self.root / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(3)}{suffix}"
+
+    def save(self, record, kind: str) -> Path:
+        """Write a record (:class:`pez.PromptResult`, :class:`pez.TaskReport`) as the CLI's ``--out`` does."""
+        path = self.new_path(kind)
+        record.save(path)
+        return path
+
+    def save_comparison(self, result, folder: Path | None = None) -> dict[str, Path]:
+        """Write a :class:`pez.ComparisonResult` as ``pez compare --out`` does; the files' paths by kind."""
+        return result.save(folder or self.new_path("compare", ""))
+
+    def recent(self, limit: int = 50) -> list[Path]:
+        """The newest saved runs first: result files, and the ``results.json`` of comparison folders."""
+        found = [p for p in self.root.glob("*.json") if p.is_file()]
+        found += [p / "results.json" for p in self.root.iterdir() if (p / "results.json").is_file()]
+        return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:limit]
+
+
+def describe_run(path: Path) -> str:
+    """A few markdown lines about a saved run: what it is, its prompt and score or its table."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if "runs" in data and "summary" in data:  # a comparison
+        table = (path.parent / "results.md").read_text(encoding="utf-8") if path.name == "results.json" else ""
+        return f"**comparison** `{path.parent.name}`, winner **{data.get('winner', '?')}**\n\n{table}"
+    if "accuracy" in data and "prompt" in data:  # a task report
+        acc = data["accuracy"]
+        held = f"held-out accuracy {acc:.4f} on {data.get('n_test', 0)} examples" if acc is not None else ""
+        return f"**task prompt** on {data.get('model', '?')}, {data.get('data', '?')}: `{data['prompt']}` {held}"
+    score = data.get("score")
+    shown = f"{data.get('score_name', 'score')} {score:.4f}" if isinstance(score, int | float) else ""
+    stopped = " (stopped early: the best prompt so far)" if data.get("interrupted") else ""
+    return f"**prompt** on {data.get('model', '?')}: `{data.get('text', '')}` {shown}{stopped}"

