@@ -88,6 +88,14 @@ def make_objective(
         from pez.objectives.clip import CLIPObjective
 
         return CLIPObjective(loaded.model, loaded.tokenizer, preprocess=loaded.preprocess, **targets)
+    if loaded.kind == "hf-clip":
+        from pez.objectives.hf_clip import HFCLIPObjective
+
+        return HFCLIPObjective(loaded.model, loaded.tokenizer, image_processor=loaded.preprocess, **targets)
+    if loaded.kind == "sdxl":
+        from pez.objectives.dual import DualCLIPObjective
+
+        return DualCLIPObjective(loaded.model, **targets)
     from pez.objectives.sentence import SentenceObjective
 
     return SentenceObjective(loaded.model, **targets)

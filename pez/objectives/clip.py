@@ -100,6 +100,7 @@ class CLIPObjective(EmbeddingObjective):
         negative_weight: weight of each negative target relative to a positive one.
         preprocess: image transform; default: the model's own evaluation transform.
         model_name: how the model is named in results.
+        path: the text path (default: open_clip's, :class:`ClipTextPath`; transformers CLIP models bring theirs).
     """
 
     def __init__(
@@ -113,10 +114,11 @@ class CLIPObjective(EmbeddingObjective):
         negative_weight: float = 1.0,
         preprocess=None,
         model_name: str | None = None,
+        path: nn.Module | None = None,
     ):
         if not len(images) and not len(texts):
             raise PezError("no targets given: pass at least one image or --text")
-        self.path = ClipTextPath(model, tokenizer)
+        self.path = path if path is not None else ClipTextPath(model, tokenizer)
         self.model = model
         self.tokenizer = tokenizer
         self.preprocess = preprocess or _eval_transform(model)
@@ -139,15 +141,20 @@ class CLIPObjective(EmbeddingObjective):
         device = self.path.token_embedding.device
         feats = []
         if len(images):
-            if not hasattr(self.model, "encode_image"):
+            if self.preprocess is None:
                 raise PezError("this model has no image tower: give text targets, or use a CLIP model for images")
             pixels = torch.stack([self.preprocess(load_image(im)) for im in images])
-            dtype = next(self.model.visual.parameters()).dtype
-            feats.append(self.model.encode_image(pixels.to(device, dtype)).float())
+            feats.append(self.image_features(pixels.to(device)).float())
         if len(texts):
             ids = [self.path.tok.encode(t) for t in texts]
             feats.append(self.path.encode_ids(ids).float())
         return torch.cat(feats) if feats else torch.zeros(0, 1, device=device)
+
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Image features of preprocessed pixels (N, 3, H, W) -> (N, F)."""
+        if not hasattr(self.model, "encode_image"):
+            raise PezError("this model has no image tower: give text targets, or use a CLIP model for images")
+        return self.model.encode_image(pixels.to(next(self.model.visual.parameters()).dtype))
 
     def encode_embeds(self, embeds):
         return self.path.encode_embeds(embeds)

@@ -100,3 +100,35 @@ class HFTokenizer:
             return None
         j = self.tok.convert_tokens_to_ids(p[1:])
         return j if isinstance(j, int) and j != self.tok.unk_token_id and self.pieces[j] == p[1:] else None
+
+
+class HFClipTokenizer:
+    """Adapter over a transformers CLIP tokenizer (the same BPE as open_clip's: words end with ``</w>``)."""
+
+    def __init__(self, tokenizer):
+        vocab = tokenizer.get_vocab()
+        if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
+            raise PezError(f"{type(tokenizer).__name__} has no start/end-of-text tokens: pez needs CLIP's tokenizer")
+        self.tok = tokenizer
+        self.vocab_size = len(tokenizer)
+        self.pieces = [""] * self.vocab_size
+        for piece, i in vocab.items():
+            if i < self.vocab_size:
+                self.pieces[i] = piece
+        self.special_ids = frozenset(tokenizer.all_special_ids)
+        self.bos_id = tokenizer.bos_token_id
+        self.eos_id = tokenizer.eos_token_id
+        self.context_length = min(tokenizer.model_max_length, 77) if tokenizer.model_max_length else 77
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return " ".join(self.tok.decode(list(ids), skip_special_tokens=True).split())
+
+    def token_text(self, i: int) -> str:
+        return self.tok.decode([i])
+
+    def is_word(self, i: int) -> bool:
+        """True for tokens that end a word, so a run of them decodes to separate words."""
+        return self.pieces[i].endswith("</w>")
