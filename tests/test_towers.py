@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 import pez
+from pez.generation.offline import hf_clip_tokenizer
 from pez.models import load_model
-from tests.conftest import PLANTED, TINY_CLIP_CFG, hf_clip_tokenizer
+from tests.conftest import PLANTED, TINY_CLIP_CFG
 
 
 @pytest.fixture(scope="module")
