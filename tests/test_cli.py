@@ -95,7 +95,7 @@ def test_readme_documents_every_option():
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     commands = build_parser()._subparsers._group_actions[0].choices
-    for name in ("invert", "discover", "compress", "evaluate", "compare"):
+    for name in ("invert", "discover", "compress", "evaluate", "compare", "invert-dataset", "evaluate-images"):
         flags = [s for a in commands[name]._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
         missing = [f for f in flags if f"`{f}" not in readme and f"/ `{f}" not in readme]
         assert not missing, f"README lacks {missing} of pez {name}"
