@@ -185,3 +185,22 @@ def test_cli_helpers_run_and_write_the_table(planted, tmp_path, capsys):
     assert gcg["search_width"] == 8 and gcg["sync_every"] == 1 and gcg["prompt_len"] == 4
     with pytest.raises(SystemExit):
         parser.parse_args(["--methods", "pez,nope", "--out", "x"])
+
+
+def test_equal_wall_clock_reads_the_score_at_the_budget():
+    """A run whose last step overran a seconds budget is scored by what it had within the budget."""
+    from pez.jobs.comparison import ComparisonResult, Run
+    from pez.records import PromptResult
+
+    def result(history, elapsed):
+        return PromptResult(text=history[-1]["text"], ids=[1], score=history[-1]["score"], internal_score=0.0,
+                            text_ids=[1], retokenized=False, method="gcg", best_history=history,
+                            timings={"elapsed_s": elapsed, "loop_s": elapsed, "s_per_step": 1.0, "forward": 1,
+                                     "backward": 1, "passes": 3, "steps_run": 3})  # fmt: skip
+
+    late = Run("gcg", 0, [result([{"time_s": 50, "score": 0.5, "text": "a"}, {"time_s": 140, "score": 0.9,
+                                                                             "text": "b"}], 145)])  # fmt: skip
+    res = ComparisonResult([late], {"steps": None, "seconds": 90, "passes": None})
+    row = res.summary()[0]
+    assert row["score_mean"] == 0.5 and row["final_score_mean"] == 0.9
+    assert late.text_at(90) == "a" and late.score_at(None) == 0.9

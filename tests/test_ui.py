@@ -4,12 +4,14 @@ minilm, whose page result must equal the CLI's for the same seed; the screenshot
 
 import json
 import math
+import os
 import shutil
 import socket
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("gradio")
 
@@ -19,6 +21,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from pez.cli import main  # noqa: E402
 
 SENTENCE = "A man is riding a horse on the beach at sunset."
+# the README's screenshot is rewritten only when asked (PEZ_UPDATE_SCREENSHOT=1), so a test run leaves the tree clean
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "ui.png"
 
 
@@ -159,6 +162,14 @@ def test_discover_reports_the_held_out_table_on_smollm2(client, tmp_path):
     )
     report = json.loads(Path(file).read_text())
     assert report["prompt"] == prompt and report["n_test"] == 8 and report["accuracy"] == pytest.approx(accuracy)
+    out = tmp_path / "cli.json"
+    argv = ["discover", "--model", "smollm2", "--data", "movie-reviews", "--prompt-len", "3", "--steps", "2"]
+    argv += ["--seed", "0", "--batch-size", "4", "--dev-size", "4", "--test-size", "8", "--device", "cpu"]
+    argv += ["--baseline-prompt", "Is this review positive or negative?", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    cli = json.loads(out.read_text())
+    assert (cli["prompt"], cli["ids"], cli["accuracy"]) == (report["prompt"], report["ids"], report["accuracy"])
+    assert cli["baseline_prompts"] == report["baseline_prompts"] and cli["config"] == report["config"]
     assert 0.0 <= accuracy <= 1.0 and report["config"]["steps"] == 2 and report["config"]["batch_size"] == 4
     for row in ("found:", "empty template", "hand-written: `Is this review positive or negative?`"):
         assert row in table
@@ -204,7 +215,7 @@ def test_compare_writes_the_table_and_the_plot_of_pez_compare(client):
 
 
 def test_one_job_at_a_time_the_next_waits_in_the_queue(client, ui):
-    first = client.submit(text=SENTENCE, model="minilm", prompt_len=8, steps=400, seed=0, api_name="/distill")
+    first = client.submit(text=SENTENCE, model="minilm", prompt_len=8, steps=150, seed=0, api_name="/distill")
     deadline = time.monotonic() + 120
     while first.status().code.name != "PROCESSING" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -241,12 +252,26 @@ def test_stop_keeps_the_best_prompt_so_far(ui):
     assert job.points and job.points[-1][1] <= res.score + 1e-6
 
 
+def test_only_the_uploads_and_the_runs_folder_are_served(ui):
+    import httpx
+
+    app, runs = ui
+    saved = runs / "served.json"
+    saved.write_text("{}")
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    url = app.local_url.rstrip("/") + "/gradio_api/file="
+    assert httpx.get(url + str(saved)).status_code == 200
+    for path in (readme, Path("/etc/passwd")):
+        assert httpx.get(url + str(path)).status_code == 403
+
+
 def test_model_notes_say_what_works_offline():
     from pez.ui.common import model_note
 
     assert "works offline" in model_note("minilm")
     assert "random weights, works offline" in model_note("ViT-B-32/random")
     assert "not a model pez knows" in model_note("no-such-model")
+    assert model_note("sdxl:ViT-B-32/random,ViT-B-32/random").count("random weights, works offline") == 2
     note = model_note("ViT-H-14/laion2b_s32b_b79k")
     assert "found in the local cache" in note or ("download" in note and "ViT-B-32/random" in note)
 
@@ -264,6 +289,26 @@ def test_bad_options_are_one_line_and_exit_2(argv, message, capsys):
     assert main(["ui", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("pez: error:") and message in err and "\n" not in err
+
+
+def test_the_command_passes_its_options_to_the_app(monkeypatch, tmp_path):
+    import pez.ui
+
+    seen = {}
+    monkeypatch.setattr(pez.ui, "launch_app", lambda options, **kw: seen.update(options=options, **kw))
+    argv = ["ui", "--port", "7999", "--model", "minilm", "--device", "cpu", "--auth", "me:pw:x", "--share"]
+    assert main([*argv, "--runs", str(tmp_path / "r"), "--concurrency", "2", "--max-files", "5"]) == 0
+    o = seen["options"]
+    assert (o.model, o.device, o.runs, o.concurrency, o.max_files, o.max_upload_mb) == (
+        "minilm",
+        "cpu",
+        str(tmp_path / "r"),
+        2,
+        5,
+        20,
+    )
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 7999 and seen["share"] is True
+    assert seen["auth"] == ("me", "pw:x")
 
 
 def test_runs_folder_that_cannot_be_used_is_one_line(tmp_path, capsys):
@@ -299,9 +344,38 @@ def test_the_text_tab_in_a_real_browser_equals_the_cli(ui, tmp_path):
         )
         shown, shown_score = prompt.input_value(), float(score.input_value())
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        shot = SCREENSHOT if os.environ.get("PEZ_UPDATE_SCREENSHOT") else tmp_path / "ui.png"
+        page.screenshot(path=str(shot), full_page=True)
         browser.close()
     cli = cli_invert(tmp_path, SENTENCE, 8, 60, 0)  # the page's defaults: 8 tokens, seed 0
     assert shown == cli["text"]
     assert shown_score == pytest.approx(cli["score"], abs=1e-4)
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_check_by_generating_equals_evaluate_images(tmp_path_factory, tiny_pipeline_dir, tiny_clip_dir, photos):
+    """The 'check by generating' tab (endpoint /check) gives the score pez.check_prompt gives for the same seed."""
+    import pez
+    from pez.generation.pipelines import load_pipeline
+    from pez.generation.scoring import ReferenceScorer
+    from pez.ui import UIOptions, launch_app
+
+    runs = tmp_path_factory.mktemp("runs-check")
+    options = UIOptions(device="cpu", runs=str(runs), pipeline=tiny_pipeline_dir, reference_model=tiny_clip_dir)
+    app = launch_app(options, port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(app.local_url, verbose=False)
+        target = str(photos / "chelsea.png")
+        score, gallery, sheet, report = client.predict(
+            prompt="a cat on a sofa", targets=[handle_file(target)], reference=tiny_clip_dir, generations=2, seed=3,
+            steps=3, guidance=7.5, api_name="/check",
+        )  # fmt: skip
+        ref = ReferenceScorer(pez.load_model(tiny_clip_dir, "cpu"))
+        pipe = load_pipeline(tiny_pipeline_dir, torch.device("cpu"))
+        check, _ = pez.check_prompt("a cat on a sofa", [target], pipe, ref, generations=2, seed=3, steps=3)
+        assert score == pytest.approx(check.mean, abs=1e-5) and len(gallery) == 2
+        with pytest.raises(Exception, match="prompt is empty"):
+            client.predict(prompt=" ", targets=[handle_file(target)], reference=tiny_clip_dir, generations=1,
+                           seed=0, steps=2, guidance=7.5, api_name="/check")  # fmt: skip
+    finally:
+        app.close()

@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--concurrency", type=int, default=1, metavar="N", help="jobs run at once (default 1)")
     p.add_argument("--max-upload-mb", type=int, default=20, metavar="MB", help="largest upload (default 20)")
     p.add_argument("--max-files", type=int, default=16, metavar="N", help="most files in one upload field (16)")
+    p.add_argument("--pipeline", metavar="P", help="diffusers pipeline (hub name or folder) for 'check by generating'")
+    p.add_argument("--reference-model", metavar="M", help="open_clip spec that scores generations there")
     p.set_defaults(run=run)
 
 
@@ -46,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries()
     from pez.ui import UIOptions, launch_app
 
-    options = UIOptions(args.model, args.device, args.runs, args.concurrency, args.max_upload_mb, args.max_files)
+    options = UIOptions(
+        args.model, args.device, args.runs, args.concurrency, args.max_upload_mb, args.max_files, args.pipeline,
+        args.reference_model,
+    )
     launch_app(options, host=args.host, port=args.port, share=args.share, auth=auth)
     return 0

@@ -39,6 +39,7 @@ def compare(
     overrides: dict[str, dict] | None = None,
     callback: Callable[[Run], None] | None = None,
     defaults: dict | None = None,
+    progress: Callable | None = None,
 ) -> ComparisonResult:
     """Run every method with every seed on one objective under the same budget.
 
@@ -51,6 +52,8 @@ def compare(
         overrides: per-method fields, e.g. ``{"gcg": {"search_width": 64}}``.
         callback: called with each finished :class:`Run`.
         defaults: the job's defaults under ``config`` (e.g. the LM setting), for the methods that have them.
+        progress: passed to every run as its per-sync callback (a :class:`pez.Progress`; raising
+            KeyboardInterrupt from it stops the run under way, and with it the comparison).
 
     Returns:
         the runs, in order of ``methods`` then seeds. A Ctrl-C ends the run under way (kept, marked interrupted)
@@ -83,7 +86,9 @@ def compare(
         for seed in seeds:
             cfg = make_config(m, given | {"steps": steps, "seed": seed}, defaults)
             obj = objective() if factory else objective
-            results = METHODS[m](obj, cfg).run(budget_seconds=budget_seconds, budget_passes=budget_passes)
+            results = METHODS[m](obj, cfg).run(
+                callback=progress, budget_seconds=budget_seconds, budget_passes=budget_passes
+            )
             runs.append(Run(m, seed, results))
             if callback is not None:
                 callback(runs[-1])
@@ -150,7 +155,8 @@ def compare_task(
     seeds = comparison.get("seeds", 3)
     path = LMPath(lm.model, lm.tokenizer)
     for run in result.runs:
-        run.accuracy = evaluate_local(run.results[0].text, test, task, lm.model, lm.tokenizer, path=path).accuracy
+        text = run.text_at(comparison.get("budget_seconds"))  # the prompt it had at the budget
+        run.accuracy = evaluate_local(text, test, task, lm.model, lm.tokenizer, path=path).accuracy
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     batch = common["batch_size"] or len(train)
     steps = budget_steps

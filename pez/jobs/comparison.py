@@ -45,6 +45,22 @@ class Run:
     def interrupted(self) -> bool:
         return any(r.interrupted for r in self.results)
 
+    def score_at(self, seconds: float | None) -> float:
+        """The best honest score (mean over groups) reached within ``seconds`` of loop time, read from the
+        score-against-time history, so a last step that overran the budget does not count (None: the final
+        score). A run whose first honest score came after the budget is credited with that first score."""
+        if seconds is None:
+            return self.score
+        xs, ys = self.curve()
+        within = [y for x, y in zip(xs[:-1], ys[:-1]) if x <= seconds]  # the last point only closes the curve
+        return within[-1] if within else (ys[0] if ys else self.score)
+
+    def text_at(self, seconds: float | None) -> str:
+        """The best prompt's text within ``seconds`` (first group), as :meth:`score_at` reads it."""
+        history = self.results[0].best_history
+        within = [e["text"] for e in history if seconds is None or e["time_s"] <= seconds]
+        return within[-1] if within else (history[0]["text"] if history else self.results[0].text)
+
     def curve(self) -> tuple[list[float], list[float]]:
         """Best honest score so far (mean over groups) against loop seconds, up to the end of the run."""
         events = sorted((e["time_s"], g, e["score"]) for g, r in enumerate(self.results) for e in r.best_history)
@@ -95,7 +111,7 @@ class ComparisonResult:
         rows = []
         for m in self.methods:
             runs = [r for r in self.runs if r.method == m]
-            scores = [r.score for r in runs]
+            scores = [r.score_at(self.budget.get("seconds")) for r in runs]  # at equal wall-clock
             row = {
                 "method": m,
                 "seeds": len(runs),
@@ -104,6 +120,8 @@ class ComparisonResult:
                 "score_min": min(scores),
                 "score_max": max(scores),
                 "internal_mean": statistics.fmean(r.internal_score for r in runs),
+                "final_score_mean": statistics.fmean(r.score for r in runs),  # after the last step, overrun included
+                "loop_s": statistics.fmean(r.timings["loop_s"] for r in runs),
             }
             for k in ("s_per_step", "forward", "backward", "passes", "steps_run"):
                 row[k] = statistics.fmean(r.timings[k] for r in runs)
@@ -203,7 +221,8 @@ class ComparisonResult:
         for k, m in enumerate(self.methods):
             for j, run in enumerate(r for r in self.runs if r.method == m):
                 xs, ys = run.curve()
-                ax.step(xs, ys, where="post", color=f"C{k}", alpha=0.8, label=m if j == 0 else None)
+                ax.step(xs, ys, where="post", color=f"C{k}", alpha=0.8, label=m if j == 0 else None, marker="o",
+                        markersize=3)  # fmt: skip
         ax.set_xlabel("wall-clock seconds (optimisation loop)")
         score_name = self.runs[0].results[0].score_name if self.runs else "score"
         ax.set_ylabel(f"best {score_name} (honest, mean over targets)")

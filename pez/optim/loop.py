@@ -194,7 +194,10 @@ class PromptOptimizer(ABC):
             self._save(checkpoint, run, tracker)
         tracker.sync(run.done, run.elapsed())
         if callback is not None and run.reported != run.done:
-            callback(tracker.progress(run.done, self.cfg.steps, run.elapsed()))
+            try:  # the run is over: a stop asked for now only marks it interrupted
+                callback(tracker.progress(run.done, self.cfg.steps, run.elapsed()))
+            except KeyboardInterrupt:
+                run.interrupted = True
         return tracker.results(self, run.done, run.interrupted, run.timings(setup_s, t_start))
 
     def _loop(self, tracker: Tracker, run: _RunState, budget: Budget, stop_requested, callback, checkpoint) -> None:

@@ -16,6 +16,7 @@ import gradio as gr
 
 from pez.ui.common import OFFLINE_CLIP, Context, UIOptions
 from pez.ui.compare_tab import build_compare_tab
+from pez.ui.generate_tab import build_generate_tab
 from pez.ui.image_tab import build_image_tab
 from pez.ui.runs_tab import build_runs_tab
 from pez.ui.task_tab import build_task_tab
@@ -26,6 +27,7 @@ TABS: list[Callable[[Context], None]] = [
     build_text_tab,
     build_task_tab,
     build_compare_tab,
+    build_generate_tab,
     build_runs_tab,
 ]
 

@@ -5,6 +5,8 @@ plot, the status line and the result JSON)."""
 from __future__ import annotations
 
 import functools
+import inspect
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ class UIOptions:
     concurrency: int = 1
     max_upload_mb: int = 20
     max_files: int = 16
+    pipeline: str | None = None  # a diffusers pipeline for the "check by generating" tab
+    reference_model: str | None = None  # the CLIP that scores generations there
 
 
 @dataclass
@@ -44,6 +48,7 @@ class Context:
     options: UIOptions
     runner: JobRunner = field(init=False)
     store: RunStore = field(init=False)
+    cache: dict = field(init=False, default_factory=dict)  # models and pipelines loaded once per server
 
     def __post_init__(self):
         self.runner = JobRunner(self.options.concurrency)
@@ -65,7 +70,7 @@ def one_line_errors(fn: Callable) -> Callable:
         first = str(e).splitlines()[0][:200] if str(e) else ""
         return gr.Error(f"{type(e).__name__}: {first}")
 
-    if _is_generator(fn):
+    if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def gen(*args, **kwargs):
@@ -86,12 +91,6 @@ def one_line_errors(fn: Callable) -> Callable:
     return call
 
 
-def _is_generator(fn: Callable) -> bool:
-    import inspect
-
-    return inspect.isgeneratorfunction(fn)
-
-
 def session_key(request: gr.Request | None, tab: str) -> str | None:
     """Which job a Stop button stops: the page's session and the tab."""
     session = getattr(request, "session_hash", None)
@@ -109,9 +108,21 @@ def whole_number(value, name: str, minimum: int = 0) -> int:
         number = float(value)
     except (TypeError, ValueError):
         raise PezError(f"{name} must be a whole number, got {value!r}") from None
-    if number != int(number) or number < minimum:
+    if not math.isfinite(number) or number != int(number) or number < minimum:
         raise PezError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return int(number)
+
+
+def real_number(value, name: str, minimum: float = 0.0, strict: bool = False) -> float:
+    """A number field as a float; a one-line error for an empty or non-finite field or one below ``minimum``
+    (or equal to it, when ``strict``)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PezError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number < minimum or (strict and number == minimum):
+        raise PezError(f"{name} must be a number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+    return number
 
 
 def lines(text: str | None) -> list[str]:
@@ -123,8 +134,7 @@ def file_paths(files, what: str, options: UIOptions) -> list[str]:
     """Uploaded files as paths, with the count and size caps checked (the server caps uploads too)."""
     if files is None:
         return []
-    items = files if isinstance(files, list | tuple) else [files]
-    paths = [f if isinstance(f, str) else getattr(f, "name", None) or f["path"] for f in items]
+    paths = [str(f) for f in (files if isinstance(files, list | tuple) else [files])]
     if len(paths) > options.max_files:
         raise PezError(f"too many {what}: {len(paths)} files, at most {options.max_files}")
     limit = options.max_upload_mb * 2**20
@@ -152,6 +162,15 @@ def model_note(spec: str | None) -> str:
         return f"`{spec}`: a sentence-transformers model; a local folder works offline, a hub name needs network."
     if spec.startswith(("hf-hub:", "local-dir:")):
         return f"`{spec}`: passed to open_clip as it is."
+    if spec.startswith("hf:"):
+        return f"`{spec}`: a transformers CLIP; a local folder works offline, a hub name needs network or its cache."
+    if spec == "sdxl" or spec.startswith("sdxl:"):
+        from pez.models.sdxl import SDXL_TOWERS
+
+        towers = SDXL_TOWERS if spec == "sdxl" else tuple(t.strip() for t in spec[len("sdxl:") :].split(","))
+        if len(towers) != 2 or not all(towers):
+            return f"`{spec}`: write sdxl:SPEC_L,SPEC_G, two open_clip specs."
+        return f"`{spec}`: SDXL's two text encoders, scored together. " + " ".join(model_note(t) for t in towers)
     import open_clip
 
     name, _, tag = spec.partition("/")
@@ -208,17 +227,16 @@ class SearchPanel:
     def live(self, job: Job, score_name: str = "score") -> tuple:
         """The outputs while the job runs: best prompt so far, its honest score, the plot."""
         p = job.progress
-        if not job.running and p is None:
-            return (gr.update(), gr.update(), "Waiting for a running job to finish ...", gr.update(), None)
         if p is None:
-            return (gr.update(), gr.update(), "Loading the model and the targets ...", gr.update(), None)
+            waiting = "Loading the model and the targets ..." if job.running else "Waiting for a running job to end ..."
+            return ("", None, waiting, None, None)
         stop = " Stopping after this step ..." if job.stopping else ""
         status = f"Step {p.step} / {p.steps}, {p.elapsed:.1f} s: best honest {score_name} {p.best_score:.4f}.{stop}"
         return (p.best_text, round(p.best_score, 4), status, score_plot(job.points), None)
 
-    def done(self, res, path, job: Job, extra: str = "") -> tuple:
+    def done(self, res, path, job: Job) -> tuple:
         """The outputs of a finished search (``res`` a :class:`pez.PromptResult`)."""
-        return (res.text, round(res.score, 4), search_status(res, path) + extra, score_plot(job.points), str(path))
+        return (res.text, round(res.score, 4), search_status(res, path), score_plot(job.points), str(path))
 
 
 def search_panel(tab: str, score_label: str = "honest score") -> SearchPanel:
@@ -227,7 +245,7 @@ def search_panel(tab: str, score_label: str = "honest score") -> SearchPanel:
     prompt = gr.Textbox(label="Prompt", buttons=["copy"], interactive=False, lines=2, elem_id=f"{tab}-prompt")
     score = gr.Number(label=score_label, interactive=False, precision=4, elem_id=f"{tab}-score")
     status = gr.Markdown("", elem_classes=["pez-status"])
-    plot = gr.LinePlot(score_plot([]), x="step", y="score", x_title="step", y_title="best honest score", height=240)
+    plot = gr.LinePlot(None, x="step", y="score", x_title="step", y_title="best honest score", height=240)
     file = gr.File(label="Result JSON (the file the CLI's --out writes)", interactive=False)
     return SearchPanel(prompt, score, status, plot, file)
 

@@ -12,8 +12,9 @@ import gradio as gr
 from pez.errors import PezError
 from pez.optim import METHODS
 from pez.text.templates import DEFAULT_TEMPLATE
-from pez.ui.common import Context, file_paths, lines, model_spec, one_line_errors, session_key
+from pez.ui.common import Context, file_paths, lines, model_spec, one_line_errors, real_number, session_key
 from pez.ui.common import whole_number as number
+from pez.ui.task_tab import DATA_FILE_TYPES
 from pez.ui.text_tab import TEXT_MODELS
 
 TARGETS, TASK = "Targets (texts, images)", "LM task (data)"
@@ -49,14 +50,12 @@ def compare_methods(
     if budget_unit not in UNITS:
         raise PezError(f"unknown budget unit {budget_unit!r}: use {', '.join(UNITS)}")
     if budget_unit == "seconds":
-        seconds = float(budget) if budget not in (None, "") else 0.0
-        if not seconds > 0:
-            raise PezError(f"the budget must be a positive number of seconds, got {budget!r}")
-        budgets = {"budget_seconds": seconds}
+        budgets = {"budget_seconds": real_number(budget, "the budget (seconds)", 0.0, strict=True)}
     else:
         budgets = {f"budget_{budget_unit}": number(budget, f"budget ({budget_unit})", 1)}
     config = {"prompt_len": number(prompt_len, "prompt length", 1)}
-    options = {"methods": methods, "seeds": number(seeds, "seeds", 1), "config": config, **budgets}
+    seeds = number(seeds, "seeds", 1)
+    options = {"methods": methods, "seeds": seeds, "config": config, **budgets}
     uploaded = file_paths(data_file, "data files", ctx.options)
     spec = uploaded[0] if uploaded else (data or "").strip()
     images = file_paths(images, "images", ctx.options)
@@ -68,8 +67,8 @@ def compare_methods(
         runs.append(run)
         if job is not None:
             job.note(run)
-            if job.stopping:
-                raise KeyboardInterrupt
+            if job.stopping and len(runs) < len(methods) * seeds:
+                raise KeyboardInterrupt  # the comparison ends here, with the runs so far
 
     folder = ctx.store.new_path("compare", "")
     try:
@@ -123,7 +122,7 @@ def build_compare_tab(ctx: Context) -> None:
                     images = gr.File(label="Target images (CLIP models)", file_count="multiple", file_types=["image"])
                 with gr.Group(visible=False) as task_group:
                     data = gr.Dropdown(["movie-reviews"], value="movie-reviews", label="Data", allow_custom_value=True)
-                    data_file = gr.File(label="or a data file (text, label)", file_types=[".jsonl", ".json", ".csv"])
+                    data_file = gr.File(label="or a data file (text, label), used instead", file_types=DATA_FILE_TYPES)
                     template = gr.Textbox(DEFAULT_TEMPLATE, label="Template")
                     labels = gr.Textbox("negative,positive", label="Labels")
                 methods = gr.CheckboxGroup(list(METHODS), value=["pez", "autoprompt", "random"], label="Methods")
@@ -173,7 +172,8 @@ def build_compare_tab(ctx: Context) -> None:
             if job.error:
                 raise PezError(job.error)
             result, paths = job.result
-            note = " Stopped: the runs that finished are kept." if job.stopping or result.interrupted else ""
+            stopped = result.interrupted or len(result.runs) < total
+            note = " Stopped: the runs that finished are kept." if stopped else ""
             saved = f"Saved in the runs folder as `{paths['md'].parent.name}`."
             yield f"{len(result.runs)} runs. {saved}{note}", *shown(paths)
 

