@@ -49,9 +49,13 @@ def test_transformers_clip_path_equals_get_text_features(hf_clip_dir):
     assert (obj.path.encode_embeds(embeds) - ref[:1]).abs().max().item() < 1e-5
 
 
-def test_transformers_clip_inverts_images_and_recovers_a_planted_prompt(hf_clip_dir, photos):
+def test_transformers_clip_inverts_images(hf_clip_dir, photos):
     res = pez.invert(images=[photos / "chelsea.png"], model=hf_clip_dir, device="cpu", prompt_len=4, steps=5)
-    assert res.text and res.model == hf_clip_dir
+    assert res.text and res.model == hf_clip_dir and res.target_scores[0]["target"].startswith("image:")
+
+
+@pytest.mark.slow
+def test_transformers_clip_recovers_a_planted_prompt(hf_clip_dir):
     planted = pez.invert(texts=[PLANTED], model=hf_clip_dir, device="cpu", prompt_len=8, steps=300, seed=0)
     assert planted.score >= 0.85, planted
 
