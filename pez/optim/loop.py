@@ -192,6 +192,8 @@ class PromptOptimizer(ABC):
                     log.warning("interrupted after step %d: keeping the best prompt so far", run.done)
         if checkpoint is not None and run.consistent:
             self._save(checkpoint, run, tracker)
+        if tracker.best_ids is None and run.last_ids is not None:  # stopped before the first full evaluation
+            tracker.update(run.done - 1, run.last_ids, self.eval_loss(run.last_ids, self.group))
         tracker.sync(run.done, run.elapsed())
         if callback is not None and run.reported != run.done:
             try:  # the run is over: a stop asked for now only marks it interrupted
@@ -208,6 +210,7 @@ class PromptOptimizer(ABC):
             self.run_fraction = max(step / cfg.steps, budget.fraction(run.elapsed(), passes(run.used())))
             run.in_step = True  # from here to `done`, an interrupt leaves half a step behind
             ids, loss = self.step(step)
+            run.last_ids = ids
             spent = budget.spent(run.elapsed(), passes(run.used()))
             last = step + 1 == cfg.steps or spent is not None
             if loss is None and ((step + 1) % cfg.eval_every == 0 or last):
@@ -268,6 +271,7 @@ class _RunState:
         self.interrupted, self.stopped_by = False, "steps"
         self.consistent = True  # False after an interrupt mid-step: no checkpoint of a half step
         self.in_step = False
+        self.last_ids: torch.Tensor | None = None  # the hard ids of the last step run
 
     def resume_from(self, state: dict) -> None:
         self.start = self.done = self.reported = state["step"]
