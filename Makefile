@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pez-installed
 DEMO_TEXT ?= A man is riding a horse on the beach at sunset.
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all test-server bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,10 +23,21 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check pez tests benchmarks
-	$(PY) -m pytest -q -m "not slow and not gpu"
+	$(PY) -m pytest -q -m "not slow and not gpu and not server"
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
+
+# make test-server: pez evaluate through a real llama-cpp-python server serving the embedded SmolLM2 GGUF, against
+# local scoring. Builds llama-cpp-python from its PyPI source into the venv once (about 17 min on 2 cores).
+LLAMA_STAMP := $(VENV)/.llama-cpp-server
+$(LLAMA_STAMP): $(STAMP)
+	$(PY) -c "import llama_cpp.server.app" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install \
+		llama-cpp-python uvicorn fastapi sse-starlette starlette-context pydantic-settings
+	touch $(LLAMA_STAMP)
+
+test-server: $(LLAMA_STAMP)
+	$(PY) -m pytest -q -s -m server tests/test_llama_server.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_speed.py

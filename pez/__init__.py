@@ -73,6 +73,8 @@ _EXPORTS = {
     "TaskReport": "pez.records",
     "EvalResult": "pez.records",
     "ContinuousResult": "pez.records",
+    "ApiSearchReport": "pez.jobs.api_search",
+    "ApiPlan": "pez.jobs.api_plan",
     "PezError": "pez.errors",
 }
 

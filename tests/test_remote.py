@@ -1,19 +1,18 @@
 """Remote evaluation over real HTTP: an OpenAI-compatible server (tests/openai_server.py) serving the embedded
-SmolLM2 on loopback, in a subprocess shared by the session; each test sets the server's switches it needs."""
+SmolLM2 on loopback, in a subprocess shared by the session; each test sets the server's switches it needs, among
+them the behaviours of real servers (llama-cpp-python's shifted echo and unlimited max_tokens 0, llama-server's
+missing prompt log-probabilities, 429 with Retry-After, 5xx bursts)."""
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 import torch
 
 from pez.errors import PezError
-from pez.evaluation.client import api_root, retry_after
+from pez.evaluation.client import api_root, redact, retry_after, usage_tokens
+from pez.evaluation.probe import next_token_logprob, shifted_span_parts
 from pez.evaluation.remote import (
     ApiFailure,
     evaluate_remote,
@@ -22,11 +21,13 @@ from pez.evaluation.remote import (
     span_logprob,
 )
 from pez.text.templates import Task, Template, Verbalizer
+from tests.openai_server import loopback
 
 KEY_ENV = "PEZ_TEST_API_KEY"
 KEY = "test-secret"
 PROMPT = "Movie review sentiment."
 TASK = Task(Template("{prompt} {text} It was"), Verbalizer.parse("negative,positive"))
+PROBE = 2  # requests of the server check (generate one token, then echo it), once per cache
 
 
 @dataclass
@@ -45,47 +46,12 @@ EXAMPLES = [
 ]
 
 
-class Server:
-    def __init__(self, root: str):
-        self.root = root
-        self.url = root + "/v1"
-
-    def control(self, **switches) -> None:
-        httpx.post(self.root + "/control", json=switches, timeout=10).raise_for_status()
-
-    def stats(self) -> dict:
-        return httpx.get(self.root + "/stats", timeout=10).json()
-
-
 @pytest.fixture(scope="session")
 def server_process(smollm2, tmp_path_factory):
-    """The server subprocess; ``smollm2`` first, so the one-time conversion happens here and not in two places."""
-    folder = tmp_path_factory.mktemp("server")
-    port_file, log_file = folder / "port", folder / "server.log"
-    script = Path(__file__).with_name("openai_server.py")
-    with open(log_file, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(script), "--port-file", str(port_file), "--api-key", KEY],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while not port_file.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the test API server did not start:\n{log_file.read_text()[-3000:]}")
-            time.sleep(0.1)
-        server = Server(f"http://127.0.0.1:{port_file.read_text().strip()}")
-        server.stats()
+    """The server subprocess, one per session (shared with tests/test_api_search.py); ``smollm2`` first, so the
+    one-time conversion happens here and not in two places."""
+    with loopback(tmp_path_factory, KEY) as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
@@ -130,8 +96,13 @@ def test_logprob_scores_match_the_model(server, smollm2, tmp_path):
         assert p["predicted"] == ["negative", "positive"][row.index(max(row))]
         assert p["label"] == ex.label and p["correct"] == (p["predicted"] == ex.label)
     assert result.accuracy == pytest.approx(sum(p["correct"] for p in result.predictions) / len(EXAMPLES))
-    assert server.stats()["completions"] == 2 * len(EXAMPLES)
-    assert result.extras["requests"] == 2 * len(EXAMPLES) and result.extras["cached"] == 0
+    stats = server.stats()
+    assert stats["completions"] == 2 * len(EXAMPLES) + PROBE
+    assert result.extras["requests"] == 2 * len(EXAMPLES) + PROBE and result.extras["cached"] == 0
+    assert result.extras["tokens"] == stats["tokens"] > 0
+    check = result.extras["server_check"]
+    assert check["verdict"] == "aligned" and check["first_token"] == "null" and not check["cached"]
+    assert check["probe"]["generated"].strip() and "equals the generated one" in result.extras["scoring_reason"]
 
 
 def test_remote_agrees_with_local_evaluation(server, smollm2, tmp_path):
@@ -142,6 +113,82 @@ def test_remote_agrees_with_local_evaluation(server, smollm2, tmp_path):
     assert [p["predicted"] for p in remote.predictions] == [p["predicted"] for p in local.predictions]
     for r, l in zip(remote.predictions, local.predictions):
         assert list(r["scores"].values()) == pytest.approx(list(l["scores"].values()), abs=1e-3)
+
+
+def test_shifted_server_is_detected_and_corrected(server, smollm2, tmp_path):
+    """llama-cpp-python's echo: each token's value is taken under the distribution that follows it. Summing those
+    values (what pez did before it checked servers) gives other scores; the corrected ones equal the model's."""
+    from pez.evaluation.local import evaluate_local
+
+    server.control(echo_logprobs="shifted")
+    result = run(server, tmp_path / "c.sqlite", mode="auto")
+    assert result.scoring == "logprob-corrected" and result.complete
+    check = result.extras["server_check"]
+    assert check["verdict"] == "shifted" and "shifted by one position" in result.extras["scoring_reason"]
+    assert check["probe"]["previous_top_logprob"] == pytest.approx(check["probe"]["generated_logprob"], abs=1e-4)
+    expected = direct_scores(smollm2, PROMPT, EXAMPLES)
+    for p, row in zip(result.predictions, expected):
+        assert list(p["scores"].values()) == pytest.approx(row, abs=1e-4)
+    local = evaluate_local(PROMPT, EXAMPLES, TASK, smollm2.model, smollm2.tokenizer)
+    assert [p["predicted"] for p in result.predictions] == [p["predicted"] for p in local.predictions]
+    assert result.accuracy == local.accuracy
+    # the uncorrected sums are plausible and wrong
+    filled = TASK.template.fill(PROMPT, EXAMPLES[0].text)
+    text = filled + TASK.continuation(1)
+    payload = {"model": "smollm2", "prompt": text, "max_tokens": 1, "echo": True, "logprobs": 1}
+    answer = httpx.post(server.url + "/completions", json=payload, headers={"Authorization": f"Bearer {KEY}"}).json()
+    naive = span_logprob(answer, len(filled), len(text))
+    assert abs(naive - expected[0][1]) > 0.5
+
+
+def test_server_without_prompt_logprobs_is_scored_by_parsing(server, tmp_path):
+    """llama.cpp's llama-server: echo gives no log-probabilities for the prompt. auto parses answers and says
+    why; logprob mode refuses before scoring anything."""
+    server.control(echo_logprobs="none")
+    result = run(server, tmp_path / "c.sqlite", mode="auto", examples=EXAMPLES[:2])
+    assert result.scoring == "parse" and result.complete and result.n == 2
+    assert result.extras["server_check"]["verdict"] == "no-prompt-logprobs"
+    assert "without its tokens' log-probabilities" in result.extras["scoring_reason"]
+    assert server.stats()["completions"] == PROBE and server.stats()["chat"] == 2
+    server.control(reset=True, echo_logprobs="none")
+    with pytest.raises(ApiFailure, match="cannot score by log-probabilities through this server") as e:
+        run(server, tmp_path / "c.sqlite", mode="logprob", examples=EXAMPLES[:2])
+    assert e.value.partial.n == 0 and server.stats()["requests"] == 0  # the verdict came from the cache
+
+
+def test_max_tokens_zero_is_never_sent(server, tmp_path):
+    """llama-cpp-python reads max_tokens 0 as "no limit" and generates up to the context size."""
+    server.control(max_tokens_zero="unlimited")
+    run(server, tmp_path / "a.sqlite", mode="auto", examples=EXAMPLES[:2])
+    server.control(echo_logprobs="shifted")
+    run(server, tmp_path / "b.sqlite", mode="auto", examples=EXAMPLES[:2])
+    stats = server.stats()
+    assert stats["max_tokens_zero"] == 0
+    assert stats["generated"] <= stats["completions"]  # at most one generated token per request
+
+
+def test_server_check_is_cached(server, tmp_path):
+    cache = tmp_path / "c.sqlite"
+    first = run(server, cache, examples=EXAMPLES[:1])
+    second = run(server, cache, examples=EXAMPLES[1:2])
+    assert not first.extras["server_check"]["cached"] and second.extras["server_check"]["cached"]
+    assert second.extras["requests"] == 2  # no probe the second time
+    assert second.extras["server_check"]["verdict"] == first.extras["server_check"]["verdict"] == "aligned"
+    server.control(echo_logprobs="shifted")  # the server changed behind the same URL: --recheck-server
+    third = run(server, cache, examples=EXAMPLES[2:3], mode="auto", recheck=True)
+    assert third.scoring == "logprob-corrected" and not third.extras["server_check"]["cached"]
+    assert run(server, cache, examples=EXAMPLES[2:3], mode="auto").extras["server_check"]["verdict"] == "shifted"
+
+
+def test_prompt_in_the_system_message(server, tmp_path):
+    result = run(server, tmp_path / "c.sqlite", mode="parse", prompt_role="system", examples=EXAMPLES[:1])
+    assert result.scoring == "parse" and result.extras["prompt_role"] == "system"
+    system, user = server.stats()["last_messages"]
+    assert system == {"role": "system", "content": PROMPT}
+    assert user["role"] == "user" and user["content"].startswith(EXAMPLES[0].text + " It was\nAnswer with")
+    run(server, tmp_path / "d.sqlite", mode="parse", examples=EXAMPLES[:1])
+    (user,) = server.stats()["last_messages"]
+    assert user["content"].startswith(f"{PROMPT} {EXAMPLES[0].text} It was\n")
 
 
 def test_auto_falls_back_to_parsing_when_logprobs_are_refused(server, tmp_path):
@@ -159,6 +206,7 @@ def test_auto_falls_back_to_parsing_when_logprobs_are_refused(server, tmp_path):
     stats = server.stats()
     assert stats["completions"] == 0 and stats["chat"] == 3 and stats["failed"] == 1  # one refused logprob probe
     assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert result.extras["server_check"]["verdict"] == "refused"
 
 
 def test_logprob_mode_refused_says_to_parse(server, tmp_path):
@@ -188,7 +236,7 @@ def test_second_run_comes_from_the_cache(server, tmp_path):
 
 def test_interrupted_run_keeps_its_answers_and_resumes(server, tmp_path):
     cache = tmp_path / "c.sqlite"
-    server.control(fail_from=5, fail_status=500)  # requests 6 and later fail
+    server.control(fail_from=5 + PROBE, fail_status=500)  # after the probe, the 6th scoring request and later fail
     with pytest.raises(ApiFailure, match="failed 2 times") as e:
         run(server, cache, max_retries=1)
     partial = e.value.partial
@@ -197,7 +245,7 @@ def test_interrupted_run_keeps_its_answers_and_resumes(server, tmp_path):
     assert isinstance(e.value, PezError)
     server.control(reset=True)
     resumed = run(server, cache)
-    assert server.stats()["requests"] == 2 * len(EXAMPLES) - 5  # only the rest
+    assert server.stats()["requests"] == 2 * len(EXAMPLES) - 5  # only the rest: no probe, no answered request
     assert resumed.complete and resumed.n == len(EXAMPLES)
     assert resumed.predictions[:2] == partial.predictions
 
@@ -208,7 +256,16 @@ def test_transient_failures_are_retried(server, tmp_path, status, retry_after):
     result = run(server, tmp_path / "c.sqlite", examples=EXAMPLES[:2], max_retries=2)
     assert result.complete and result.n == 2
     stats = server.stats()
-    assert stats["failed"] == 2 and stats["completions"] == 4 and stats["requests"] == 6
+    assert stats["failed"] == 2 and stats["completions"] == 4 + PROBE and stats["requests"] == 6 + PROBE
+
+
+def test_a_burst_of_server_errors_mid_run(server, tmp_path):
+    clean = run(server, tmp_path / "a.sqlite")
+    server.control(reset=True, fail_between=[5, 8], fail_status=503)  # four 503s in a row, mid-run
+    bursty = run(server, tmp_path / "b.sqlite", max_retries=4)
+    assert bursty.complete and bursty.predictions == clean.predictions
+    stats = server.stats()
+    assert stats["failed"] == 4 and stats["requests"] == 2 * len(EXAMPLES) + PROBE + 4
 
 
 def test_retry_after_is_honoured_and_backoff_doubles(server, tmp_path, monkeypatch):
@@ -237,10 +294,21 @@ def test_concurrent_run_equals_sequential(server, tmp_path):
 
 
 def test_wrong_key_is_refused_at_once(server, tmp_path, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, "wrong")
-    with pytest.raises(PezError, match=rf"refused the key in \${KEY_ENV}"):
+    """The server quotes the refused key in its message (as OpenAI does, masked); pez never repeats it."""
+    monkeypatch.setenv(KEY_ENV, "sk-wrong-0123456789")
+    with pytest.raises(PezError, match=rf"refused the key in \${KEY_ENV}") as e:
         run(server, tmp_path / "c.sqlite", mode="auto")
     assert server.stats()["requests"] == 1  # no retry, no fallback
+    assert "0123" not in str(e.value) and "[key redacted]" in str(e.value)
+
+
+def test_the_key_is_never_stored(server, tmp_path):
+    cache = tmp_path / "c.sqlite"
+    result = run(server, cache, examples=EXAMPLES[:1])
+    out = tmp_path / "r.json"
+    result.save(out)
+    for path in (cache, out):
+        assert KEY.encode() not in path.read_bytes()
 
 
 def test_bad_input_fails_before_any_request(server, tmp_path, monkeypatch):
@@ -312,3 +380,52 @@ def test_helpers():
     }
     assert span_logprob(echo, 7, 15) == -2.0  # "It was " + "positive"
     assert span_logprob(echo, 6, 15) == -2.0  # "It was" + " positive"
+    # shifted: each token's value sits in the previous token's top_logprobs; missing there means "ask for more"
+    shifted = {
+        "choices": [
+            {
+                "logprobs": {
+                    "tokens": ["It", " was", " positive"],
+                    "token_logprobs": [None, -9.0, -8.0],
+                    "top_logprobs": [None, {" positive": -0.5, " was": -9.0}, {"!": -0.1, " positive": -8.0}],
+                    "text_offset": [0, 2, 6],
+                }
+            }
+        ]
+    }
+    assert shifted_span_parts(shifted, 6, 15) == [(6, " positive", -0.5)]
+    shifted["choices"][0]["logprobs"]["top_logprobs"][1] = {" good": -0.3, " was": -9.0}
+    assert shifted_span_parts(shifted, 6, 15) == [(6, " positive", None)]  # not there: ask for the next token
+    with pytest.raises(PezError, match="no token before it"):
+        shifted_span_parts(shifted, 0, 2)
+    generated = {
+        "choices": [
+            {
+                "logprobs": {
+                    "tokens": [" a"],
+                    "token_logprobs": [-1.0],
+                    "top_logprobs": [{" a": -1.0, " good": -2.5}],
+                    "text_offset": [6],
+                }
+            }
+        ]
+    }
+    assert next_token_logprob(generated, " good") == -2.5 and next_token_logprob(generated, " a") == -1.0
+    assert next_token_logprob(generated, " bad") is None
+    assert redact("sk-abc***xyz:", "sk-abcdefxyz") == "[key redacted]" and redact("model", "sk-abcdefxyz") == "model"
+    assert usage_tokens({"usage": {"prompt_tokens": 3, "completion_tokens": 1}}) == 4 and usage_tokens({}) is None
+
+
+def test_cli_evaluate_says_how_and_why(server, tmp_path, capsys):
+    import json
+
+    from pez.cli import main
+
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps({"text": e.text, "label": e.label}) + "\n" for e in EXAMPLES[:2]))
+    server.control(echo_logprobs="shifted")
+    argv = ["evaluate", "--prompt", PROMPT, "--model", "openai:smollm2", "--base-url", server.url, "--data", str(data),
+            "--split", "all", "--api-key-env", KEY_ENV, "--cache", str(tmp_path / "c.sqlite"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "(logprob-corrected scoring)" in out and "shifted by one position" in err and KEY not in out + err

@@ -19,7 +19,11 @@ def add_parser(sub) -> None:
     p.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint for openai:MODEL")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR", help="env var with the API key")
     p.add_argument("--cache", metavar="FILE", help="API response cache (default in ~/.cache/pez/api)")
-    p.add_argument("--scoring", default="auto", choices=["auto", "logprob", "parse"], help="API scoring (auto)")
+    p.add_argument(
+        "--scoring", default="auto", choices=["auto", "logprob", "parse"], help="API scoring (auto: check the server)"
+    )
+    p.add_argument("--prompt-role", default="user", choices=["user", "system"], help="parse scoring: prompt's message")
+    p.add_argument("--recheck-server", action="store_true", help="check the server again (not the cached verdict)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per API request (60)")
     p.add_argument("--max-retries", type=int, default=6, metavar="N", help="retries per API request (6)")
     p.add_argument("--out", metavar="FILE", help="write the result (with per-example predictions) as JSON")
@@ -45,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
     api = {}
     if args.model.startswith("openai:"):
-        api = {"timeout": args.timeout, "max_retries": args.max_retries}
+        api = {
+            "timeout": args.timeout,
+            "max_retries": args.max_retries,
+            "prompt_role": args.prompt_role,
+            "recheck": args.recheck_server,
+        }
     split = None if args.split == "all" else args.split
     try:
         result = evaluate(
@@ -76,4 +85,6 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         result.save(args.out)
     print(f"accuracy {result.accuracy:.4f} on {result.n} examples ({result.scoring} scoring)")
+    if result.extras.get("scoring_reason"):
+        print(f"scoring {result.scoring}: {result.extras['scoring_reason']}", file=sys.stderr)
     return 0

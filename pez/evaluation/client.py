@@ -1,8 +1,9 @@
 """The HTTP side of API scoring: an OpenAI-compatible client with timeouts, retries with backoff (Retry-After
-honoured), a SQLite response cache, and a thread pool (docs/evaluation.md#api-scoring).
+honoured), request and token budgets, a SQLite response cache (which also keeps each server's check, see
+:mod:`pez.evaluation.probe`), and a thread pool (docs/evaluation.md#api-scoring).
 
-A key is sent as ``Authorization: Bearer KEY`` and never stored: cache keys hold the base URL, the endpoint
-and the payload only.
+A key is sent as ``Authorization: Bearer KEY`` and never stored or shown: cache keys hold the base URL, the
+endpoint and the payload only, and server messages quoted in errors have the key cut out.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ FALLBACK_STATUS = (400, 404, 422)  # a logprob request refused with these makes 
 
 class Unscorable(PezError):
     """A logprob request the server refused, or answered without log-probabilities (auto mode parses instead)."""
+
+
+class KeyRefused(PezError):
+    """The server refused the key (HTTP 401 or 403): nothing more is sent."""
+
+
+class BudgetSpent(PezError):
+    """The client's request or token budget is used up: nothing more is sent."""
 
 
 def api_root(base_url: str) -> str:
@@ -77,16 +86,37 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def error_message(r: httpx.Response) -> str:
-    """The server's error message (OpenAI's ``{"error": {"message": ...}}`` or the body), one short line."""
+def error_message(r: httpx.Response, key: str = "") -> str:
+    """The server's error message (OpenAI's ``{"error": {"message": ...}}`` or the body), one short line, with
+    every word that holds a piece of ``key`` replaced (servers quote the key they refuse, masked or not)."""
     try:
         body = r.json()
         error = body.get("error", body) if isinstance(body, dict) else body
         message = error.get("message", error) if isinstance(error, dict) else error
     except ValueError:
         message = r.text
-    line = " ".join(str(message).split())
+    line = " ".join(redact(word, key) for word in str(message).split())
     return line[:200] + ("..." if len(line) > 200 else "")
+
+
+def redact(word: str, key: str, piece: int = 4) -> str:
+    """``word``, or ``[key redacted]`` when it contains ``key`` or any ``piece`` characters of it in a row."""
+    n = min(piece, len(key))
+    if key and any(key[i : i + n] in word for i in range(len(key) - n + 1)):
+        return "[key redacted]"
+    return word
+
+
+def usage_tokens(answer: dict) -> int | None:
+    """Tokens an answer says it cost (``usage.total_tokens``, or prompt + completion); None when not given."""
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    total = usage.get("total_tokens")
+    if isinstance(total, int):
+        return total
+    parts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
+    return sum(parts) if all(isinstance(p, int) for p in parts) else None
 
 
 class ResponseCache:
@@ -106,6 +136,11 @@ class ResponseCache:
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS responses "
                     "(key TEXT PRIMARY KEY, endpoint TEXT NOT NULL, response TEXT NOT NULL, created REAL NOT NULL)"
+                )
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS server_checks "
+                    "(base_url TEXT NOT NULL, model TEXT NOT NULL, verdict TEXT NOT NULL, created REAL NOT NULL, "
+                    "PRIMARY KEY (base_url, model))"
                 )
         except (OSError, sqlite3.Error) as e:
             raise PezError(
@@ -129,40 +164,71 @@ class ResponseCache:
                 (key, endpoint, json.dumps(response, ensure_ascii=False), time.time()),
             )
 
+    def get_check(self, base_url: str, model: str) -> dict | None:
+        """The stored verdict of a server check for (base URL, model), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT verdict FROM server_checks WHERE base_url = ? AND model = ?", (base_url, model)
+            ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_check(self, base_url: str, model: str, verdict: dict) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO server_checks VALUES (?, ?, ?, ?)",
+                (base_url, model, json.dumps(verdict, ensure_ascii=False), time.time()),
+            )
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
 class ApiClient:
-    """POSTs to an OpenAI-compatible API through the cache, with retries; counts requests sent and cache hits."""
+    """POSTs to an OpenAI-compatible API through the cache, with retries.
 
-    def __init__(self, root, key, key_env, cache, timeout, max_retries, backoff):
+    Counts requests sent (``sent``, retries included), answers read from the cache (``hits``) and tokens spent
+    (``tokens``: each fresh answer's ``usage``, or ``count_tokens(payload)`` when a server gives none). With
+    ``max_requests`` / ``max_tokens`` set, a request past either raises :class:`BudgetSpent` before it is sent.
+    """
+
+    def __init__(self, root, key, key_env, cache, timeout, max_retries, backoff, count_tokens=None):
         self.root, self.key_env, self.cache = root, key_env, cache
         self.max_retries, self.backoff, self.timeout = max_retries, backoff, timeout
+        self._key = key  # only ever in the Authorization header, and cut out of quoted server messages
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout), headers={"Authorization": f"Bearer {key}", "User-Agent": "pez"}
         )
-        self.sent = self.hits = 0
+        self.sent = self.hits = self.tokens = 0
+        self.max_requests: int | None = None
+        self.max_tokens: int | None = None
+        self.count_tokens = count_tokens
         self._count = threading.Lock()
         self._stop = threading.Event()  # set when the run stops: workers waiting to retry give up
         self._rng = random.Random()
 
-    def post(self, endpoint: str, payload: dict, read: Callable[[dict], Any]) -> Any:
-        """``read(answer)`` for the cached or fresh answer; only answers that ``read`` accepts are cached."""
+    def post(self, endpoint: str, payload: dict, read: Callable[[dict], Any], fresh: bool = False) -> Any:
+        """``read(answer)`` for the cached answer (unless ``fresh``) or a new one; only answers that ``read``
+        accepts are cached."""
         key = self.cache.key(self.root, endpoint, payload)
-        answer = self.cache.get(key)
+        answer = None if fresh else self.cache.get(key)
         if answer is not None:
             with self._count:
                 self.hits += 1
             return read(answer)
         answer = self._send(endpoint, payload)
+        spent = usage_tokens(answer)
+        if spent is None and self.count_tokens is not None:
+            spent = self.count_tokens(payload)
+        with self._count:
+            self.tokens += spent or 0
         value = read(answer)
         self.cache.put(key, endpoint, answer)
         return value
 
     def run(self, score: Callable[[int], dict], todo: list[int], concurrency: int, done: Callable[[dict], None]):
         """``done(score(i))`` for each i, ``concurrency`` at a time; on failure, keeps what finished and re-raises."""
+        self._stop.clear()
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="pez-api")
         futures = [pool.submit(score, i) for i in todo]
         reported = set()
@@ -187,6 +253,10 @@ class ApiClient:
                 raise PezError("the evaluation stopped")
             wait = None
             with self._count:
+                if self.max_requests is not None and self.sent >= self.max_requests:
+                    raise BudgetSpent(f"the budget of {self.max_requests} API requests is spent")
+                if self.max_tokens is not None and self.tokens >= self.max_tokens:
+                    raise BudgetSpent(f"the budget of {self.max_tokens} API tokens is spent")
                 self.sent += 1
             try:
                 r = self.client.post(url, json=payload)
@@ -203,9 +273,9 @@ class ApiClient:
                             f"{url} answered HTTP {r.status_code} with something that is not JSON: check the base "
                             "URL is an OpenAI-compatible API root (e.g. http://127.0.0.1:8000/v1)"
                         ) from None
-                message = f"HTTP {r.status_code}: {error_message(r)}"
+                message = f"HTTP {r.status_code}: {error_message(r, self._key)}"
                 if r.status_code in (401, 403):
-                    raise PezError(
+                    raise KeyRefused(
                         f"the API refused the key in ${self.key_env} ({message}): set {self.key_env} to a key "
                         f"valid for {self.root}"
                     )

@@ -1,17 +1,25 @@
 """Score a text prompt on an OpenAI-compatible HTTP API, so a prompt found on an open LM can be checked on other
-models, API-only ones included.
+models, API-only ones included (docs/evaluation.md#api-scoring).
 
-Two ways to score, the first as in the paper's protocol (Wen et al. 2023):
+Three ways to score, the first as in the paper's protocol (Wen et al. 2023):
 
 - ``logprob``: the label with the highest log-probability wins. Each (example, label) pair is one legacy
-  ``/completions`` request that echoes the filled template plus the label's continuation with ``max_tokens=0``;
-  the label's score is the sum of the log-probabilities of the echoed tokens that cover the continuation.
-- ``parse``: for chat-only APIs without prompt log-probabilities. One ``/chat/completions`` request per example
-  asks for one of the label words (greedy, a few tokens); the earliest label word in the reply, as a whole word
-  and in any case, is the prediction (none: no prediction, counted wrong).
+  ``/completions`` request that echoes the filled template plus the label's continuation (``echo: true``,
+  ``max_tokens: 1``: never 0, which some servers read as "no limit"); the label's score is the sum of the
+  echoed log-probabilities of the tokens that cover the continuation.
+- ``logprob-corrected``: the same on a server whose echoed values are shifted by one position (llama-cpp-python);
+  each token's value is read from the previous token's ``top_logprobs``, or, when it is not among them, from the
+  ``top_logprobs`` of one token generated after the text before it (generation is scored right by such servers;
+  one position only, so asking for many alternatives is cheap) (:mod:`pez.evaluation.probe`).
+- ``parse``: one ``/chat/completions`` request per example asks for one of the label words (greedy, a few
+  tokens); the earliest label word in the reply, as a whole word and in any case, is the prediction (none: no
+  prediction, counted wrong). The prompt goes in the user message with the filled template, or alone in a
+  system message (``prompt_role="system"``).
 
-``auto`` tries ``logprob`` on the first request and falls back to ``parse`` for the whole run when the server
-refuses it (HTTP 400, 404 or 422) or answers without log-probabilities.
+``auto`` checks the server first (once per base URL and model, the verdict cached): ``logprob`` when its echoed
+log-probabilities are aligned, ``logprob-corrected`` when they are verifiably shifted by one, ``parse`` for any
+other server. The result says which method was used and why (``scoring``, ``extras["scoring_reason"]``,
+``extras["server_check"]``).
 
 Base URL: the API root as the OpenAI SDK's ``base_url`` takes it, version path included
 (``https://api.openai.com/v1``, ``http://127.0.0.1:8000/v1``); pez appends ``/completions`` and
@@ -29,13 +37,17 @@ from collections.abc import Callable, Sequence
 
 from pez.errors import PezError
 from pez.evaluation.client import CHAT, COMPLETIONS, ApiClient, ResponseCache, Unscorable, api_root
+from pez.evaluation.probe import ALIGNED, SHIFTED, check_server, next_token_logprob, shifted_span_parts
 from pez.records import EvalResult, accuracy_of
 from pez.text.templates import Task
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "logprob", "parse")
+ROLES = ("user", "system")
 PARSE_MAX_TOKENS = 8  # enough for "Positive." from a chat model; the reply is read for a label word only
+ECHO_TOP = 5  # top_logprobs asked for with the echo on a shifted server (for every prompt token: keep it small)
+TOP_STEPS = (1000, 300000)  # then for one generated token (one position: cheap), until the label token is in
 
 
 class ApiFailure(PezError):
@@ -57,6 +69,137 @@ def parse_api_model(spec) -> str | None:
     return name
 
 
+def check_api_options(
+    mode: str = "auto", timeout: float = 60.0, max_retries: int = 6, concurrency: int = 1, prompt_role: str = "user"
+) -> None:
+    """The API options, checked before any request (one-line :class:`PezError`)."""
+    if mode not in MODES:
+        raise PezError(f"unknown scoring mode {mode!r}: use {', '.join(MODES)}")
+    if prompt_role not in ROLES:
+        raise PezError(f"unknown prompt role {prompt_role!r}: use {' or '.join(ROLES)}")
+    if not timeout > 0:
+        raise PezError(f"timeout must be positive seconds, got {timeout}")
+    if max_retries < 0:
+        raise PezError(f"max_retries must be 0 or more, got {max_retries}")
+    if concurrency < 1:
+        raise PezError(f"concurrency must be 1 or more, got {concurrency}")
+
+
+def api_key(api_key_env: str) -> str:
+    """The key from the environment; a one-line error naming the variable when it is not set."""
+    key = os.environ.get(api_key_env, "").strip()
+    if not key:
+        raise PezError(
+            f"the API key variable {api_key_env} is not set: export {api_key_env}=KEY (any value will do for a "
+            "local server without auth), or name another variable with --api-key-env"
+        )
+    return key
+
+
+def open_client(
+    base_url: str,
+    api_key_env: str = "OPENAI_API_KEY",
+    cache=None,
+    timeout: float = 60.0,
+    max_retries: int = 6,
+    backoff: float = 1.0,
+    count_tokens=None,
+) -> ApiClient:
+    """An :class:`ApiClient` on a checked base URL with the key from ``api_key_env`` and the response cache
+    (default ``pez.cache.cache_dir("api") / "responses.sqlite"``)."""
+    root = api_root(base_url)
+    key = api_key(api_key_env)
+    if cache is None:
+        from pez.cache import cache_dir
+
+        cache = cache_dir("api") / "responses.sqlite"
+    return ApiClient(root, key, api_key_env, ResponseCache(cache), timeout, max_retries, backoff, count_tokens)
+
+
+def choose_scoring(api: ApiClient, model: str, mode: str = "auto", recheck: bool = False):
+    """How to score ``model`` behind ``api``: (scoring, reason, server check or None).
+
+    Raises:
+        Unscorable: ``mode`` is ``logprob`` and the server's log-probabilities cannot be used.
+    """
+    if mode == "parse":
+        return "parse", "parsing answers was asked for (scoring mode parse)", None
+    check = check_server(api, model, recheck)
+    verdict, why = check["verdict"], check["reason"]
+    if verdict == ALIGNED:
+        return "logprob", f"server check: {why}", check
+    if verdict == SHIFTED:
+        return "logprob-corrected", f"server check: {why}; each value is read one position back", check
+    if mode == "logprob":
+        raise Unscorable(
+            f"cannot score by log-probabilities through this server ({verdict}: {why}): score by parsing answers "
+            "instead (mode 'parse', --scoring parse)"
+        )
+    return "parse", f"server check: {why}; scoring by parsing answers instead", check
+
+
+class RemoteScorer:
+    """Predicts the label of one (prompt, input) through ``api`` by the chosen ``scoring``.
+
+    :meth:`score` returns ``{"best": label index or None, "scores": per-label sums}`` (logprob scorings) or
+    ``{"best": ..., "answer": reply}`` (parse); ``per_example`` is the number of requests it sends.
+    """
+
+    def __init__(self, api: ApiClient, model: str, task: Task, scoring: str, prompt_role: str = "user"):
+        self.api, self.model, self.task, self.scoring, self.prompt_role = api, model, task, scoring, prompt_role
+        v = task.verbalizer
+        self.words = [w.strip() for w in v.words]
+        self.conts = [task.continuation(c) for c in range(len(v.labels))]
+        self.instruction = instruction_for(self.words)
+        self.per_example = 1 if scoring == "parse" else len(v.labels)
+
+    def score(self, prompt: str, text: str) -> dict:
+        if self.scoring == "parse":
+            return self._parse(prompt, text)
+        filled = self.task.template.fill(prompt, text)
+        scores = [self._label(filled, cont) for cont in self.conts]
+        return {"best": max(range(len(scores)), key=scores.__getitem__), "scores": scores}
+
+    def _label(self, filled: str, cont: str) -> float:
+        text = filled + cont
+        base = {"model": self.model, "prompt": text, "max_tokens": 1, "echo": True, "temperature": 0}
+        if self.scoring == "logprob":
+            read = functools.partial(span_logprob, start=len(filled), end=len(text))
+            return self.api.post(COMPLETIONS, base | {"logprobs": 1}, read)
+        read = functools.partial(shifted_span_parts, start=len(filled), end=len(text))
+        total = 0.0
+        for begin, token, value in self.api.post(COMPLETIONS, base | {"logprobs": ECHO_TOP}, read):
+            total += value if value is not None else self._next(text[:begin], token)
+        return total
+
+    def _next(self, before: str, token: str) -> float:
+        """log p(token | before) from the top_logprobs of one token generated after ``before``."""
+        base = {"model": self.model, "prompt": before, "max_tokens": 1, "temperature": 0}
+        read = functools.partial(next_token_logprob, token=token)
+        for top in TOP_STEPS:
+            value = self.api.post(COMPLETIONS, base | {"logprobs": top}, read)
+            if value is not None:
+                return value
+        raise Unscorable(f"the server never gave {token!r} a log-probability, even among its top {TOP_STEPS[-1]}")
+
+    def messages(self, prompt: str, text: str) -> list[dict]:
+        """The chat messages of one example: the prompt where ``prompt_role`` puts it, then the instruction."""
+        if self.prompt_role == "system" and prompt:
+            user = self.task.template.fill("", text) + "\n" + self.instruction
+            return [{"role": "system", "content": prompt}, {"role": "user", "content": user}]
+        return [{"role": "user", "content": self.task.template.fill(prompt, text) + "\n" + self.instruction}]
+
+    def _parse(self, prompt: str, text: str) -> dict:
+        payload = {
+            "model": self.model,
+            "messages": self.messages(prompt, text),
+            "max_tokens": PARSE_MAX_TOKENS,
+            "temperature": 0,
+        }
+        answer = self.api.post(CHAT, payload, _chat_answer)
+        return {"best": parse_answer(answer, self.words), "answer": answer}
+
+
 def evaluate_remote(
     prompt: str,
     examples: Sequence,
@@ -72,6 +215,8 @@ def evaluate_remote(
     callback: Callable[[int, int], None] | None = None,
     data_name: str = "",
     backoff: float = 1.0,
+    prompt_role: str = "user",
+    recheck: bool = False,
 ) -> EvalResult:
     """Accuracy of ``prompt`` on labelled ``examples`` under a model behind an OpenAI-compatible API.
 
@@ -90,11 +235,14 @@ def evaluate_remote(
         callback: called with (done, total) after each example.
         data_name: recorded in the result.
         backoff: seconds before the first retry (doubled each time, with jitter) when no Retry-After is given.
+        prompt_role: parse scoring: the prompt inside the ``user`` message, or alone as the ``system`` message.
+        recheck: check the server again instead of using the cached verdict.
 
     Returns:
-        An :class:`EvalResult` whose ``scoring`` says how it was scored; per-label ``scores`` (logprob) or the raw
-        ``answer`` (parse) in each prediction; ``extras`` holds the base URL and the counts of requests sent and
-        answers read from the cache.
+        An :class:`EvalResult` whose ``scoring`` says how it was scored (``logprob``, ``logprob-corrected`` or
+        ``parse``); per-label ``scores`` (logprob) or the raw ``answer`` (parse) in each prediction; ``extras``
+        holds the base URL, why this scoring (``scoring_reason``), the server check, the requests sent, answers
+        read from the cache and tokens spent.
 
     Raises:
         PezError: bad input (uncovered label, mode, base URL, unset key variable), before any request.
@@ -102,69 +250,40 @@ def evaluate_remote(
     """
     v = task.verbalizer
     gold = [v.index(e.label) for e in examples]  # every label must be covered before any request
-    if mode not in MODES:
-        raise PezError(f"unknown scoring mode {mode!r}: use {', '.join(MODES)}")
+    check_api_options(mode, timeout, max_retries, concurrency, prompt_role)
     if not model or not model.strip():
         raise PezError("no API model name given: use openai:MODEL, e.g. openai:gpt-4o-mini")
-    if not timeout > 0:
-        raise PezError(f"timeout must be positive seconds, got {timeout}")
-    if max_retries < 0:
-        raise PezError(f"max_retries must be 0 or more, got {max_retries}")
-    if concurrency < 1:
-        raise PezError(f"concurrency must be 1 or more, got {concurrency}")
-    root = api_root(base_url)
-    key = os.environ.get(api_key_env, "").strip()
-    if not key:
-        raise PezError(
-            f"the API key variable {api_key_env} is not set: export {api_key_env}=KEY (any value will do for a "
-            "local server without auth), or name another variable with --api-key-env"
-        )
-    if cache is None:
-        from pez.cache import cache_dir
+    api = open_client(base_url, api_key_env, cache, timeout, max_retries, backoff)
+    predictions: list[dict] = []
+    chosen = {"scoring": "parse" if mode == "parse" else "logprob", "reason": "", "check": None}
+    scorer: RemoteScorer | None = None
 
-        cache = cache_dir("api") / "responses.sqlite"
-    words = [w.strip() for w in v.words]
-    conts = [task.continuation(c) for c in range(len(v.labels))]
-    instruction = _instruction(words)
-
-    def record(i: int, best: int | None, **extra) -> dict:
+    def predict(i: int) -> dict:
+        out = scorer.score(prompt, examples[i].text)
+        best = out.pop("best")
+        if "scores" in out:
+            out["scores"] = dict(zip(v.labels, out["scores"]))
         return {
             "index": i,
             "text": examples[i].text,
             "label": v.labels[gold[i]],
             "predicted": None if best is None else v.labels[best],
             "correct": best == gold[i],
-            **extra,
+            **out,
         }
-
-    def by_logprob(i: int) -> dict:
-        filled = task.template.fill(prompt, examples[i].text)
-        scores = []
-        for cont in conts:
-            text = filled + cont
-            payload = {"model": model, "prompt": text, "max_tokens": 0, "echo": True, "logprobs": 1, "temperature": 0}
-            scores.append(
-                api.post(COMPLETIONS, payload, functools.partial(span_logprob, start=len(filled), end=len(text)))
-            )
-        best = max(range(len(scores)), key=scores.__getitem__)
-        return record(i, best, scores=dict(zip(v.labels, scores)))
-
-    def by_parsing(i: int) -> dict:
-        content = task.template.fill(prompt, examples[i].text) + "\n" + instruction
-        payload = {
-            "model": model,
-            "messages": [{"role": "user", "content": content}],
-            "max_tokens": PARSE_MAX_TOKENS,
-            "temperature": 0,
-        }
-        answer = api.post(CHAT, payload, _chat_answer)
-        return record(i, parse_answer(answer, words), answer=answer)
-
-    predictions: list[dict] = []
-    scoring = "parse" if mode == "parse" else "logprob"
 
     def result(complete: bool) -> EvalResult:
         predictions.sort(key=lambda p: p["index"])
+        extras = {
+            "base_url": api.root,
+            "requests": api.sent,
+            "cached": api.hits,
+            "tokens": api.tokens,
+            "scoring_reason": chosen["reason"],
+            "server_check": chosen["check"],
+        }
+        if chosen["scoring"] == "parse":
+            extras |= {"instruction": instruction_for([w.strip() for w in v.words]), "prompt_role": prompt_role}
         return EvalResult(
             prompt=prompt,
             model=f"openai:{model}",
@@ -173,10 +292,9 @@ def evaluate_remote(
             predictions=list(predictions),
             task={"template": task.template.text, "labels": list(v.labels), "words": list(v.words)},
             data=data_name,
-            scoring=scoring,
+            scoring=chosen["scoring"],
             complete=complete,
-            extras={"base_url": root, "requests": api.sent, "cached": api.hits}
-            | ({"instruction": instruction} if scoring == "parse" else {}),
+            extras=extras,
         )
 
     def done(p: dict) -> None:
@@ -184,18 +302,12 @@ def evaluate_remote(
         if callback is not None:
             callback(len(predictions), len(examples))
 
-    api = ApiClient(root, key, api_key_env, ResponseCache(cache), timeout, max_retries, backoff)
     try:
-        todo = list(range(len(examples)))
-        if mode == "auto" and todo:
-            first = todo.pop(0)
-            try:
-                done(by_logprob(first))
-            except Unscorable as e:
-                log.info("%s; scoring by parsing answers for this run", e)
-                scoring = "parse"
-                done(by_parsing(first))
-        api.run(by_parsing if scoring == "parse" else by_logprob, todo, concurrency, done)
+        scoring, reason, check = choose_scoring(api, model, mode, recheck)
+        chosen.update(scoring=scoring, reason=reason, check=check)
+        log.info("scoring %s by %s: %s", model, scoring, reason)
+        scorer = RemoteScorer(api, model, task, scoring, prompt_role)
+        api.run(predict, list(range(len(examples))), concurrency, done)
     except PezError as e:
         raise ApiFailure(str(e), result(False)) from e
     finally:
@@ -216,7 +328,8 @@ def parse_answer(answer: str, words: Sequence[str]) -> int | None:
     return None if best is None else best[2]
 
 
-def _instruction(words: list[str]) -> str:
+def instruction_for(words: list[str]) -> str:
+    """The line a parse request ends with: "Answer with one word: W1 or W2." ("one of" for multi-word labels)."""
     listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     what = "one word" if all(len(w.split()) == 1 for w in words) else "one of"
     return f"Answer with {what}: {listed}."

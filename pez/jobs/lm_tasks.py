@@ -95,6 +95,9 @@ def discover(
     callback: Callable[[Progress], None] | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
+    target: str | None = None,
+    base_url: str | None = None,
+    api_budget: int | None = None,
     **config,
 ) -> TaskReport:
     """Discover a hard prompt for a classification task on a causal LM, and report its held-out accuracy.
@@ -112,6 +115,9 @@ def discover(
         test_size, train_size: caps on those splits (None: all). Every cap is a seeded sample in proportion to
             the labels; the report's ``splits["used"]`` gives the label counts used.
         device, callback, checkpoint, resume: as in :func:`pez.optimize`.
+        target, base_url, api_budget: ``openai:MODEL`` behind ``base_url``: the local model searches and the API
+            model chooses among its prompts within ``api_budget`` requests; the report's accuracies are then the
+            API model's (:func:`pez.jobs.api_search.discover_with_api`, which takes the API options in ``config``).
         **config: fields of the method's config (``prompt_len``, ``steps``, ``lr``, ...); defaults to the paper's
             LM setting: 10 tokens, 16 examples per step.
     """
@@ -119,6 +125,13 @@ def discover(
     from pez.evaluation.local import evaluate_local
     from pez.objectives.lm import ClassificationObjective, LMPath, perplexity
 
+    if target is not None:
+        from pez.jobs.api_search import discover_with_api
+
+        return discover_with_api(
+            target, base_url, api_budget, model, data, template, labels, eval_data, test_data, baseline_prompts,
+            fluency, method, dev_size, test_size, train_size, device, callback, checkpoint, resume, **config,
+        )  # fmt: skip
     task = make_task(template, labels)
     cfg = lm_config(method, config)
     check_device(model, device)

