@@ -36,11 +36,22 @@ def make_folder(n: int) -> str:
     return str(folder)
 
 
+def images_for(spec: str | None, batch: int) -> int:
+    """Images measured at ``batch``: ``--images N`` for every batch, ``--images 1=2,64=128`` per batch."""
+    for item in (spec or "").split(","):
+        size, _, n = item.rpartition("=")
+        if item and (not size or int(size) == batch):
+            return int(n)
+    return max(batch, 8)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", default="1,8,64")
     p.add_argument("--steps", type=int, default=None, help="default: 20 on the CPU, 3000 on a GPU")
-    p.add_argument("--images", type=int, default=None, help="images per measurement (default: max(batch, 8))")
+    p.add_argument(
+        "--images", default=None, help="images measured: N, or BATCH=N pairs, comma-joined (default: max(batch, 8))"
+    )
     p.add_argument("--out", default="benchmarks/results_folders.json")
     args = p.parse_args()
     cuda = torch.cuda.is_available()
@@ -56,7 +67,7 @@ def main() -> None:
         "model": spec, "prompt_len": 16, "steps": steps, "model_load_s": load_s, "runs": [],
     }  # fmt: skip
     for batch in [int(b) for b in args.batches.split(",")]:
-        n = args.images or max(batch, 8)
+        n = images_for(args.images, batch)
         folder = make_folder(n)
         res = Path(folder).parent / "r.jsonl"
         t = time.perf_counter()

@@ -136,6 +136,7 @@ def test_discover_chooses_on_the_api_within_its_budget(found):
     assert report.dev_accuracy >= best["dev_accuracy"]
     summary = report.summary()
     assert "chosen on the API" in summary and "local search (transfer)" in summary and "empty template" in summary
+    assert KEY not in json.dumps(report.to_dict()) + summary and KEY.encode() not in found["cache"].read_bytes()
 
 
 def test_the_reported_api_accuracies_are_pez_evaluates(found, server):

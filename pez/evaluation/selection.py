@@ -5,8 +5,9 @@ every candidate is scored on the first few examples, the better half goes on to 
 all of them; the survivor replaces the incumbent only if it beats it on all the dev examples (accuracy, then the
 mean margin of the gold label's log-probability over the best other label where the scoring gives one). The dev
 examples come in a label-balanced order, so every prefix is a fair sample. A round is cut to the candidates
-whose worst-case cost fits the requests it is allowed; scores already known (in memory or in the response cache)
-cost nothing.
+whose expected cost (successive halving's worst case, at the requests per example measured so far) fits the
+requests it is allowed; the client never sends past them. Scores already known (in memory or in the response
+cache) cost nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class ApiSelector:
         examples: dev examples (``.text``), in a label-balanced order.
         gold: the label index of each example.
         first_rung: examples a new candidate is first scored on (doubled for the better half, up to all).
-        per_example: requests one example is expected to cost (for planning; retries may cost more).
+        per_example: requests one example is expected to cost before any is measured (then the measured mean).
     """
 
     def __init__(self, scorer, examples: Sequence, gold: Sequence[int], first_rung: int = 4, per_example=None):
@@ -39,6 +40,7 @@ class ApiSelector:
         self.incumbent: str | None = None
         self.rounds: list[dict] = []
         self.stopped_by: str | None = None  # why the selection ended early: the budget, or an API failure
+        self.sent = self.scored = 0  # requests sent and examples scored so far, for a measured per-example cost
 
     @property
     def n(self) -> int:
@@ -56,17 +58,24 @@ class ApiSelector:
         got = self.outcomes.get(prompt, [])
         return sum(c for c, _ in got) / self.n if len(got) >= self.n else None
 
+    def estimate(self) -> float:
+        """Requests one example costs: measured over the examples scored so far, else the initial guess."""
+        return self.sent / self.scored if self.scored >= 4 else self.per_example
+
     def _score(self, prompt: str, m: int) -> None:
         got = self.outcomes.setdefault(prompt, [])
+        api = self.scorer.api
         for k in range(len(got), m):
+            sent0 = api.sent
             out = self.scorer.score(prompt, self.examples[k].text)
+            self.sent, self.scored = self.sent + api.sent - sent0, self.scored + 1
             g, best = self.gold[k], out["best"]
             scores = out.get("scores")
             margin = scores[g] - max(s for c, s in enumerate(scores) if c != g) if scores else 0.0
             got.append((best == g, margin))
 
     def cost(self, prompts: Sequence[str]) -> int:
-        """Requests a round over ``prompts`` may send at most (what is known already is free)."""
+        """Requests a round over ``prompts`` is expected to send at most (what is known already is free)."""
         have = {p: len(self.outcomes.get(p, [])) for p in prompts}
         total, alive = 0, list(have)
         for m in self.rungs:
@@ -74,7 +83,7 @@ class ApiSelector:
                 total += max(0, m - have[p])
                 have[p] = max(have[p], m)
             alive = sorted(alive, key=have.__getitem__)[: math.ceil(len(alive) / 2)]  # worst case: least known
-        return total * self.per_example
+        return math.ceil(total * self.estimate())
 
     def round(self, candidates: Sequence[str], allowance: int, step: int | None = None) -> dict:
         """Race ``candidates`` (best first) within ``allowance`` requests; returns the round's record."""

@@ -181,7 +181,7 @@ def discover_with_api(
 def _search(api, name, budget, opts, model, task, train, dev, api_dev, test, used, splits, baseline_prompts,
             fluency, cfg, device, callback, checkpoint, resume, data) -> ApiSearchReport:  # fmt: skip
     from pez.evaluation.local import evaluate_local
-    from pez.evaluation.remote import TOP_STEPS, RemoteScorer, choose_scoring
+    from pez.evaluation.remote import RemoteScorer, choose_scoring
     from pez.evaluation.selection import ApiSelector
     from pez.objectives.lm import ClassificationObjective, LMPath, perplexity
     from pez.optim import method_for
@@ -189,7 +189,8 @@ def _search(api, name, budget, opts, model, task, train, dev, api_dev, test, use
     api.max_requests, api.max_tokens = budget, opts["api_token_budget"]
     scoring, reason, check = choose_scoring(api, name, opts["scoring"])  # a refused key stops here, before the LM
     scorer = RemoteScorer(api, name, task, scoring, opts["prompt_role"])
-    per_example = scorer.per_example * (1 + len(TOP_STEPS) if scoring == "logprob-corrected" else 1)
+    # a shifted server: an echo per label, and one generation shared by the labels (rarely a second)
+    per_example = scorer.per_example + (1 if scoring == "logprob-corrected" else 0)
     need = per_example * len(api_dev)
     if api.sent + need > budget:
         raise PezError(

@@ -3,7 +3,10 @@
 The text path is rebuilt from open_clip's public attributes (token embedding, positional embedding, causal
 transformer, final layer norm, pooling at end-of-text, projection), so gradients flow to the prompt embeddings.
 Under the causal mask the end-of-text feature depends only on the first L + 2 positions (start, prompt, end), so
-only those are computed: the official PEZ code runs all 77.
+only those are computed: the official PEZ code runs all 77. A prompt's step goes further
+(:meth:`ClipTextPath.encode_embeds`): the start token attends only to itself, so its input to every block is the
+same for every prompt and is computed once; and the last block's MLP runs only where the feature is pooled. Both
+are exact (tests/test_parity.py).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class ClipTextPath(nn.Module):
         self.tower = tower
         self.tok = ClipTokenizer(tokenizer)
         self.context_length = min(tower.positional_embedding.shape[0], self.tok.context_length)
+        self.fast = _plain_blocks(tower.transformer)  # whether encode_embeds may take the pruned path
+        self._start = None  # (key, each block's normalised start-token input (n_blocks, D)), see _start_states
 
     @property
     def token_embedding(self) -> torch.Tensor:
@@ -63,8 +68,10 @@ class ClipTextPath(nn.Module):
         cast = t.transformer.get_cast_dtype()
         x = x.to(cast) + t.positional_embedding[:s].to(cast)
         x = t.transformer(x, attn_mask=t.attn_mask[:s, :s])  # (N, S, D)
-        x = t.ln_final(x[torch.arange(x.shape[0], device=x.device), eot_pos])  # (N, D)
-        proj = t.text_projection
+        return self._project(t.ln_final(x[torch.arange(x.shape[0], device=x.device), eot_pos]))  # (N, F)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        proj = self.tower.text_projection
         if proj is None:
             return x
         return proj(x) if isinstance(proj, nn.Linear) else x @ proj
@@ -73,10 +80,46 @@ class ClipTextPath(nn.Module):
         """Features of prompts given as embeddings (R, L, D): start + prompt + end, L + 2 positions."""
         r, length, _ = embeds.shape
         w = self.token_embedding
-        sot = w[self.tok.bos_id].expand(r, 1, -1)
         eot = w[self.tok.eos_id].expand(r, 1, -1)
+        if self.fast:
+            return self._pruned(torch.cat([embeds.to(w.dtype), eot], dim=1))
+        sot = w[self.tok.bos_id].expand(r, 1, -1)
         x = torch.cat([sot, embeds.to(w.dtype), eot], dim=1)  # (R, L + 2, D)
         return self(x, torch.full((r,), length + 1, device=embeds.device))
+
+    def _pruned(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` of start + ``x`` (R, S, D) pooled at the last position, without recomputing the start token
+        (its per-block inputs are cached) and with the last block run at the pooled position only."""
+        t = self.tower
+        r, s, _ = x.shape
+        cast = t.transformer.get_cast_dtype()
+        x = x.to(cast) + t.positional_embedding[1 : s + 1].to(cast)
+        blocks = t.transformer.resblocks
+        start = self._start_states()
+        mask = t.attn_mask[: s + 1, : s + 1]
+        for k, block in enumerate(blocks):
+            h = torch.cat([start[k].to(x.dtype).expand(r, 1, -1), block.ln_1(x)], dim=1)  # start + all
+            a = block.attn(h, h, h, need_weights=False, attn_mask=mask.to(h.dtype))[0][:, 1:]
+            x = x + block.ls_1(a)
+            if k == len(blocks) - 1:  # only the pooled position goes on past the last attention
+                x = x[:, -1:]
+            x = x + block.ls_2(block.mlp(block.ln_2(x)))
+        return self._project(t.ln_final(x[:, -1]))
+
+    @torch.no_grad()
+    def _start_states(self) -> torch.Tensor:
+        """The start token's normalised input to each block, shape (n_blocks, D): the same for every prompt."""
+        t = self.tower
+        w = self.token_embedding
+        key = (w.device, w.dtype, w._version)
+        if self._start is None or self._start[0] != key:
+            x = (w[self.tok.bos_id] + t.positional_embedding[0]).to(t.transformer.get_cast_dtype())[None, None]
+            states = []
+            for block in t.transformer.resblocks:
+                states.append(block.ln_1(x)[0, 0])
+                x = block(x)
+            self._start = (key, torch.stack(states))
+        return self._start[1]
 
     def encode_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
         """Features of prompts given as token ids of any lengths (each cut to the context)."""
@@ -90,6 +133,10 @@ class ClipTextPath(nn.Module):
 
 class CLIPObjective(EmbeddingObjective):
     """Match CLIP image and text targets, and push away from negative ones.
+
+    Its loss on a prompt's embeddings runs on the device alone (no host copies, no data-dependent shapes), so a
+    PEZ step on it can be captured as a CUDA graph (``graph_safe``); transformers CLIP paths are not checked for
+    that and run eagerly.
 
     Args:
         model: an open_clip model (its device and dtype are followed).
@@ -134,6 +181,7 @@ class CLIPObjective(EmbeddingObjective):
             "negative_weight": negative_weight,
         }
         vocab = Vocabulary(self.path.tok, self.path.token_embedding, self.path.context_length - 2)
+        self.graph_safe = isinstance(self.path, ClipTextPath)
         super().__init__(vocab, feats, target_weights(len(pos), len(neg), negative_weight), info)
 
     @torch.no_grad()
@@ -161,6 +209,26 @@ class CLIPObjective(EmbeddingObjective):
 
     def encode_ids(self, ids):
         return self.path.encode_ids(ids)
+
+
+def _plain_blocks(transformer: nn.Module) -> bool:
+    """Whether a text transformer is a batch-first stack of open_clip's plain residual attention blocks (the
+    pruned prompt path runs their parts itself; other block kinds take the full path)."""
+    from open_clip.transformer import ResidualAttentionBlock
+
+    blocks = getattr(transformer, "resblocks", ())
+    return (
+        getattr(transformer, "batch_first", False)
+        and not getattr(transformer, "grad_checkpointing", False)
+        and len(blocks) > 0
+        and all(
+            type(b) is ResidualAttentionBlock
+            and not hasattr(b, "ln_1_kv")
+            and isinstance(b.attn, nn.MultiheadAttention)
+            and b.attn.batch_first
+            for b in blocks
+        )
+    )
 
 
 def _eval_transform(model: nn.Module):

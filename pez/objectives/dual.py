@@ -63,6 +63,8 @@ class DualCLIPObjective(EmbeddingObjective):
         feats = torch.cat([F.normalize(t.targets, dim=-1) for t in self.towers], dim=1)  # (T, F_L + F_G)
         first = self.towers[0]
         info = {**first.info, "kind": "sdxl", "model": model_name or "sdxl", "towers": [t.spec for t in towers]}
+        # one device for both towers keeps the step free of copies, so a PEZ step can be a CUDA graph
+        self.graph_safe = all(t.graph_safe for t in self.towers) and ea.device == b.token_embedding.device
         super().__init__(vocab, feats, first.weights, info)
 
     def _joint(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:

@@ -118,10 +118,11 @@ class PromptOptimizer(ABC):
         """The autocast dtype of the model's forwards: bf16 on CUDA when ``amp`` is on; None (fp32) elsewhere."""
         return torch.bfloat16 if self.device.type == "cuda" and self.cfg.amp else None
 
-    def autocast(self):
-        """Autocast at :meth:`amp_dtype` (the prompt itself stays in fp32); nothing without it."""
+    def autocast(self, cache: bool = True):
+        """Autocast at :meth:`amp_dtype` (the prompt itself stays in fp32); nothing without it. ``cache=False``
+        recasts the weights at every use (what a captured CUDA graph needs)."""
         dtype = self.amp_dtype()
-        return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=cache) if dtype else contextlib.nullcontext()
 
     def initial_ids(self) -> torch.Tensor:
         """Random allowed tokens, or the init text projected onto allowed tokens and padded at random (R, L)."""

@@ -27,12 +27,19 @@ class Projector:
         # one (ids, normalised rows, positions) per distinct mask; positions None: every position (one mask).
         # Positions are index tensors made once, on the device, so projecting never copies from the host.
         self.sets = []
+        self.shortlists = {}  # on CUDA: bf16 copies of the normalised rows, for a shortlist re-ranked in fp32
         for k, mask in enumerate(masks):
             ids = mask.nonzero().squeeze(1)  # (A_k,)
             normed = F.normalize(embeddings.detach()[ids].float(), dim=-1)  # (A_k, D)
             positions = (where == k).nonzero().squeeze(1) if len(masks) > 1 else None  # (P_k,)
             self.sets.append((ids, normed, positions))
+            if normed.is_cuda and len(ids) > self.SHORTLIST:
+                # rows padded to a multiple of 64 (repeating the first ones) keep the matmul on fast kernels
+                pad = -len(ids) % 64
+                self.shortlists[id(normed)] = torch.cat([normed, normed[:pad]]).bfloat16()
         self.min_allowed = min(len(ids) for ids, _, _ in self.sets)
+
+    SHORTLIST = 16  # on CUDA: candidates from a bf16 search, re-ranked by their exact fp32 cosine
 
     @torch.no_grad()
     def __call__(self, soft: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
@@ -53,10 +60,17 @@ class Projector:
     def length(self) -> int:
         return sum(len(p) for _, _, p in self.sets) if len(self.sets) > 1 else 0
 
-    @staticmethod
-    def _nearest(soft: torch.Tensor, ids: torch.Tensor, normed: torch.Tensor, chunk: int) -> torch.Tensor:
+    def _nearest(self, soft: torch.Tensor, ids: torch.Tensor, normed: torch.Tensor, chunk: int) -> torch.Tensor:
         q = F.normalize(soft.float(), dim=-1).reshape(-1, soft.shape[-1])  # (N, D)
-        best = [(c @ normed.T).argmax(-1) for c in q.split(chunk)]  # (n, A) -> (n,)
+        half = self.shortlists.get(id(normed))
+        if half is None:
+            best = [(c @ normed.T).argmax(-1) for c in q.split(chunk)]  # (n, A) -> (n,)
+        else:  # a bf16 matmul finds a shortlist; the exact fp32 cosines of the shortlist pick the nearest
+            best = []
+            for c in q.split(chunk):
+                cand = (c.bfloat16() @ half.T).topk(self.SHORTLIST, dim=-1).indices % len(ids)  # (n, K)
+                exact = torch.einsum("nd,nkd->nk", c, normed[cand])  # (n, K)
+                best.append(cand.gather(1, exact.argmax(-1, keepdim=True)).squeeze(1))
         return ids[torch.cat(best)].reshape(soft.shape[:-1])
 
     def sample(self, shape: tuple[int, ...], positions: torch.Tensor | None, generator: torch.Generator):

@@ -4,12 +4,15 @@ The same code serves gradients (PEZ, HotFlip, GCG, ...) and exact scoring of tok
 loss needs are computed: callers gather the final hidden states at the positions they score and only those go
 through the output head. The fixed prefix (special tokens such as BOS, and the template's text before the prompt)
 is run once; its key/value cache is reused by every forward. All R prompts and N rows of a call share one
-right-padded batch of R*N rows.
+right-padded batch of R*N rows. The prompt itself is run once per prompt, not once per row: attention is causal,
+so its positions do not depend on the row after it; its key/value cache (which carries the gradient to the prompt)
+is repeated for the N rows, which then run after it.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Sequence
 
@@ -18,6 +21,8 @@ import torch.nn.functional as F
 
 from pez.errors import PezError
 from pez.text.tokenizers import HFTokenizer
+
+logger = logging.getLogger(__name__)
 
 
 class LMPath:
@@ -30,6 +35,11 @@ class LMPath:
         before_ids: the ids of the template's fixed text before the prompt (after the tokenizer's own prefix, e.g.
             BOS), as :meth:`pez.text.tokenizers.HFTokenizer.context` gives them.
         tok: the tokenizer's adapter, when the caller has one already.
+
+    Attributes:
+        shared_prompt: run each prompt once and its N rows after its key/value cache (the default), rather than
+            ``[prompt][row]`` in full for every row; both give the same hidden states. Turned off by itself for a
+            model whose cache cannot be shared this way (e.g. sliding-window or recurrent layers).
     """
 
     def __init__(self, model, tokenizer, before_ids: Sequence[int] = (), tok: HFTokenizer | None = None):
@@ -47,6 +57,7 @@ class LMPath:
         self.logit_scale = getattr(config, "logits_scaling", None)
         self.max_positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 4096)
         self.prefix_ids = list(self.tok.prefix_ids) + list(before_ids)
+        self.shared_prompt = True
         self._prefix_cache = None
         self.prefix_logp = None  # (V,) next-token log-probs after the prefix: scores the prompt's first token
         if self.prefix_ids:
@@ -55,6 +66,7 @@ class LMPath:
                 out = self.body(input_ids=ids, use_cache=True)
                 self._prefix_cache = out.past_key_values
                 self.prefix_logp = self.log_softmax(self.logits(out.last_hidden_state[0, -1:]))[0]
+            self.shared_prompt = _shareable(self._prefix_cache)  # else found out at the first shared run
 
     @property
     def n_prefix(self) -> int:
@@ -91,15 +103,53 @@ class LMPath:
             )
         ids = torch.tensor([list(x) + [self.pad_id] * (m - len(x)) for x in rows], device=self.device)  # (N, M)
         keep = torch.tensor([[1] * len(x) + [0] * (m - len(x)) for x in rows], device=self.device)  # (N, M)
+        if self.shared_prompt and length > 0 and n > 1:
+            hidden = self._run_shared(prompt, ids, keep)
+            if hidden is not None:
+                return hidden
+        return self._run_each(prompt, ids, keep)
+
+    def _prefix_copy(self, batch: int):
+        """A copy of the prefix cache for ``batch`` rows (a forward appends to its cache), or None."""
+        if self._prefix_cache is None:
+            return None
+        cache = copy.deepcopy(self._prefix_cache)
+        cache.batch_repeat_interleave(batch)
+        return cache
+
+    def _run_each(self, prompt: torch.Tensor, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """:meth:`run` with ``[prompt][row]`` in full for every (prompt, row) pair: (R*N, L+M, D)."""
+        (r, length, _), (n, m) = prompt.shape, ids.shape
         x = torch.cat([prompt.to(self.E.dtype).repeat_interleave(n, 0), self.E[ids].repeat(r, 1, 1)], 1)  # (RN, L+M, D)
         mask = torch.cat([keep.new_ones(n, self.n_prefix + length), keep], 1).repeat(r, 1)  # (RN, P+L+M)
         pos = torch.arange(self.n_prefix, self.n_prefix + length + m, device=self.device).expand(r * n, -1)
-        cache = None
-        if self._prefix_cache is not None:
-            cache = copy.deepcopy(self._prefix_cache)  # a forward appends to its cache: start from a copy
-            cache.batch_repeat_interleave(r * n)
+        cache = self._prefix_copy(r * n)
         out = self.body(inputs_embeds=x, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=False)
         return out.last_hidden_state
+
+    def _run_shared(self, prompt: torch.Tensor, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor | None:
+        """:meth:`run` with each prompt run once and its rows after its cache; None where that cannot be done."""
+        (r, length, _), (n, m) = prompt.shape, ids.shape
+        start = self.n_prefix + length
+        pos = torch.arange(self.n_prefix, start, device=self.device).expand(r, -1)  # (R, L)
+        out = self.body(
+            inputs_embeds=prompt.to(self.E.dtype),
+            attention_mask=keep.new_ones(r, start),
+            position_ids=pos,
+            past_key_values=self._prefix_copy(r),
+            use_cache=True,
+        )
+        cache = out.past_key_values  # keys and values of prefix + prompt, (R, heads, P+L, d) per layer
+        if not _shareable(cache):
+            logger.info("a %s cannot be shared across rows: each row runs its prompt again", type(cache).__name__)
+            self.shared_prompt = False
+            return None
+        cache.batch_repeat_interleave(n)  # (RN, heads, P+L, d): row n of prompt r at r * N + n
+        mask = torch.cat([keep.new_ones(n, start), keep], 1).repeat(r, 1)  # (RN, P+L+M)
+        pos = torch.arange(start, start + m, device=self.device).expand(r * n, -1)  # (RN, M)
+        x = self.E[ids].repeat(r, 1, 1)  # (RN, M, D)
+        rest = self.body(inputs_embeds=x, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=False)
+        return torch.cat([out.last_hidden_state.repeat_interleave(n, 0), rest.last_hidden_state], 1)
 
     def prompt_nll(self, hidden: torch.Tensor, ids: torch.Tensor, n_rows: int) -> torch.Tensor:
         """Mean negative log-likelihood of each prompt's own tokens, shape (R,).
@@ -117,6 +167,16 @@ class LMPath:
             nll = nll - self.prefix_logp[ids[:, 0]]
             count += 1
         return nll / max(count, 1)
+
+
+def _shareable(cache) -> bool:
+    """Whether a cache can be repeated across rows and extended: a plain DynamicCache of full-attention layers."""
+    from transformers import DynamicCache
+
+    if type(cache) is not DynamicCache:
+        return False
+    layers = getattr(cache, "layers", None)  # transformers < 4.56 keeps plain lists of tensors
+    return layers is None or all(type(layer).__name__ == "DynamicLayer" for layer in layers)
 
 
 @torch.no_grad()
