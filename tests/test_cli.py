@@ -28,6 +28,30 @@ def test_invert_minilm_writes_result(capsys, tmp_path):
     assert len(data["ids"]) == 4 and data["config"]["steps"] == 20 and data["seed"] == 1
     assert data["model"] == "minilm" and len(data["history"]) == 20
     assert f"cosine {data['score']:.4f}" in err
+    assert "time:" not in err  # --quiet
+
+
+def test_invert_tells_where_the_time_went(capsys, tmp_path):
+    """Without --quiet, one line splits the run's time (start-up, model, targets, set-up, search); the same
+    figures are in the result's timings."""
+    import re
+
+    out = tmp_path / "r.json"
+    code, _, err = run(
+        capsys, "invert", "--model", "minilm", "--text", TEXT, "--prompt-len", "4", "--steps", "6",
+        "--device", "cpu", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    t = json.loads(out.read_text())["timings"]
+    line = next(x for x in err.splitlines() if x.startswith("time:"))
+    got = re.fullmatch(
+        r"time: start-up ([\d.]+) s, model ([\d.]+) s, targets ([\d.]+) s, set-up ([\d.]+) s, search ([\d.]+) s "
+        r"\(6 steps\)",
+        line,
+    )
+    assert got, line
+    assert float(got[2]) == pytest.approx(t["model_load_s"], abs=0.06) and t["model_load_s"] > 0
+    assert float(got[5]) == pytest.approx(t["loop_s"], abs=0.06) and t["targets_s"] > 0
 
 
 def test_invert_images_with_clip_and_modes(capsys, tmp_path, astronaut_png):

@@ -101,4 +101,5 @@ def test_one_prompt_recovers_a_planted_text_under_two_random_towers(two_towers):
     assert res.score >= 0.85, res
     obj = pez.make_objective(load_model(two_towers, "cpu"), texts=[PLANTED])
     per_tower = [t[0]["cosine"] for t in obj.tower_cosines(res.text_ids)]
+    print(json.dumps({"planted": PLANTED, "prompt": res.text, "joint": res.score, "per_tower": per_tower}))
     assert min(per_tower) >= 0.8, per_tower  # not one tower at the other's expense

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 
 from pez.cli.options import (
     EXIT_INTERRUPTED,
@@ -28,8 +30,13 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    startup = process_age()  # the interpreter and pez's command line, before any work
+    t0 = time.perf_counter()
+    import torch  # noqa: F401  (timed here: the first heavy import)
+
     import pez
 
+    imports = time.perf_counter() - t0
     config = given_config(args)
     quiet_libraries()
     with ProgressBar(args.quiet) as bar:
@@ -50,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     print(res.text)
     note = f"; the optimised ids scored {res.internal_score:.4f} before re-tokenisation" if res.retokenized else ""
     print(f"{res.score_name} {res.score:.4f}{note}", file=sys.stderr)
+    if not args.quiet:
+        print(time_split(res.timings, startup, imports), file=sys.stderr)
     if args.out:
         res.save(args.out)
     if res.interrupted:
@@ -57,3 +66,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted after step {res.steps_done}: best prompt so far{where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux /proc), or None where that is not known."""
+    try:
+        with open("/proc/self/stat") as f:
+            start = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: start time in clock ticks after boot
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(uptime - start / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def time_split(t: dict, startup: float | None, imports: float) -> str:
+    """Where the run's time went, on one line: start-up and imports, model load, targets, set-up, search."""
+    first = f"start-up {startup + imports:.1f} s" if startup is not None else f"imports {imports:.1f} s"
+    return (
+        f"time: {first}, model {t.get('model_load_s', 0):.1f} s, targets {t.get('targets_s', 0):.1f} s, "
+        f"set-up {t['setup_s']:.1f} s, search {t['loop_s']:.1f} s ({t['steps_run']} steps)"
+    )

@@ -4,6 +4,7 @@ method); :func:`make_objective` builds the embedding objective for a model spec.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 
 from pez.data.images import load_image
@@ -55,6 +56,19 @@ def optimize(
     return results[0]
 
 
+def _checked_model(model, images, texts, negative_images, negative_weight, device) -> LoadedModel:
+    """The loaded model, after the targets and image files are checked (bad input fails before a load)."""
+    if not len(images) and not len(texts):
+        raise PezError("no targets given: pass image files and/or --text")
+    check_negative_weight(negative_weight)
+    if isinstance(model, LoadedModel):
+        return model
+    resolve_device(device)
+    for im in [*images, *negative_images]:
+        load_image(im)
+    return load_model(model, device)
+
+
 def make_objective(
     model: str | LoadedModel,
     images: Sequence = (),
@@ -68,14 +82,7 @@ def make_objective(
 
     Targets and image files are checked before the model is loaded, so bad input fails at once.
     """
-    if not len(images) and not len(texts):
-        raise PezError("no targets given: pass image files and/or --text")
-    check_negative_weight(negative_weight)
-    if not isinstance(model, LoadedModel):
-        resolve_device(device)
-    for im in [*images, *negative_images]:
-        load_image(im)
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
+    loaded = _checked_model(model, images, texts, negative_images, negative_weight, device)
     targets = dict(
         images=images,
         texts=texts,
@@ -129,5 +136,11 @@ def invert(
         **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``.
     """
     cfg = make_config(method, config)
-    obj = make_objective(model, images, texts, negative_images, negative_texts, negative_weight, device)
-    return optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume)
+    t0 = time.perf_counter()
+    loaded = _checked_model(model, images, texts, negative_images, negative_weight, device)
+    t1 = time.perf_counter()
+    obj = make_objective(loaded, images, texts, negative_images, negative_texts, negative_weight, device)
+    t2 = time.perf_counter()
+    res = optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume)
+    res.timings.update(model_load_s=t1 - t0, targets_s=t2 - t1)  # where the time before the search went
+    return res

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from pez.data.images import load_image
 from pez.errors import PezError
@@ -96,13 +97,17 @@ class ClipTextPath(nn.Module):
         x = x.to(cast) + t.positional_embedding[1 : s + 1].to(cast)
         blocks = t.transformer.resblocks
         start = self._start_states()
-        mask = t.attn_mask[: s + 1, : s + 1]
+        last = len(blocks) - 1
         for k, block in enumerate(blocks):
-            h = torch.cat([start[k].to(x.dtype).expand(r, 1, -1), block.ln_1(x)], dim=1)  # start + all
-            a = block.attn(h, h, h, need_weights=False, attn_mask=mask.to(h.dtype))[0][:, 1:]
-            x = x + block.ls_1(a)
-            if k == len(blocks) - 1:  # only the pooled position goes on past the last attention
-                x = x[:, -1:]
+            attn = block.attn
+            h = torch.cat([start[k].to(x.dtype).expand(r, 1, -1), block.ln_1(x)], dim=1)  # start + all: (R, S+1, D)
+            heads = attn.num_heads
+            qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).view(r, s + 1, 3, heads, -1)
+            q, k_, v = qkv.permute(2, 0, 3, 1, 4)  # each (R, heads, S+1, D/heads)
+            o = F.scaled_dot_product_attention(q, k_, v, is_causal=True)  # open_clip's causal mask, as a kernel flag
+            o = o.transpose(1, 2)[:, -1:] if k == last else o.transpose(1, 2)[:, 1:]  # not the start token's row
+            x = x[:, -1:] if k == last else x  # past the last attention only the pooled position is needed
+            x = x + block.ls_1(F.linear(o.reshape(r, x.shape[1], -1), attn.out_proj.weight, attn.out_proj.bias))
             x = x + block.ls_2(block.mlp(block.ln_2(x)))
         return self._project(t.ln_final(x[:, -1]))
 
@@ -226,6 +231,9 @@ def _plain_blocks(transformer: nn.Module) -> bool:
             and not hasattr(b, "ln_1_kv")
             and isinstance(b.attn, nn.MultiheadAttention)
             and b.attn.batch_first
+            and b.attn._qkv_same_embed_dim  # one packed in-projection, no extra key/value biases
+            and b.attn.bias_k is None
+            and not b.attn.add_zero_attn
             for b in blocks
         )
     )

@@ -1,0 +1,142 @@
+"""Rebuild the tables in ``benchmarks/RESULTS.md`` from the benchmarks' JSON files.
+
+Each table sits between ``<!-- table:NAME -->`` and ``<!-- end:NAME -->``; this script rewrites what is between
+the markers from the JSON the benchmark wrote, so every figure in a table is the figure in its JSON. Tables whose
+JSON is missing are left as they are.
+
+    .venv/bin/python benchmarks/make_results.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def load(name: str) -> dict | None:
+    path = HERE / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def speed(data: dict) -> str | None:
+    if any("s_per_step" in e["reference"] for e in data["models"].values()):
+        return None  # written before the reference was batched per R: run the benchmark again
+    rows = ["| model | R | reference s/step | pez s/step | speed-up | whole-vocab reference s/step | "
+            "run s (steps): reference / pez |", "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for name, entry in data["models"].items():
+        for r, ref in entry["reference"].items():
+            mine = entry["pez"][r]
+            whole = entry.get("reference_whole_vocab", {}).get(r)
+            speedup = mine["prompt_steps_per_s"] / ref["prompt_steps_per_s"]
+            rows.append(
+                f"| {name} | {r} | {ref['s_per_step']:.4f} | {mine['s_per_step']:.4f} | **{speedup:.2f}x** | "
+                f"{whole['s_per_step']:.4f} | {ref['run_s']:.1f} ({ref['steps_run']}) / {mine['run_s']:.1f} "
+                f"({mine['steps_run']}) |"
+                if whole
+                else f"| {name} | {r} | {ref['s_per_step']:.4f} | {mine['s_per_step']:.4f} | **{speedup:.2f}x** | | "
+                f"{ref['run_s']:.1f} ({ref['steps_run']}) / {mine['run_s']:.1f} ({mine['steps_run']}) |"
+            )
+    m = data["machine"]
+    others = [x["other_cores"] for e in data["models"].values() for k in ("reference", "pez") for x in e[k].values()]
+    others = [x for x in others if x is not None]
+    rows.append("")
+    rows.append(
+        f"Machine: {m.get('gpu') or m.get('processor')}, {m['cpu_count']} cores, torch {m['torch']}, "
+        f"{m['torch_threads']} threads, load average {m.get('loadavg_start')} before and {m.get('loadavg_end')} after; "
+        f"other processes used at most {max(others):.2f} cores during a timing."
+        if others
+        else ""
+    )
+    return "\n".join(rows)
+
+
+def folders(data: dict) -> str:
+    rows = ["| batch | images | wall s | images/hour | images/hour at 3000 steps | prompt-steps/s |",
+            "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in data["runs"]:
+        rows.append(
+            f"| {r['batch']} | {r['images']} | {r['wall_s']:.1f} | {r['images_per_hour']:.0f} | "
+            f"**{r['images_per_hour_at_3000_steps']:.0f}** | {r['prompt_steps_per_s']:.1f} |"
+        )
+    m = data["machine"]
+    rows.append("")
+    rows.append(
+        f"{data['model']}, {data['prompt_len']} tokens, {data['steps']} steps per image; {m['device']}, "
+        f"{m['cpus']} cores, {m['torch_threads']} threads, load {m['load_before']:.2f} before and "
+        f"{m['load_after']:.2f} after; model load {data['model_load_s']:.1f} s (not counted)."
+    )
+    return "\n".join(rows)
+
+
+def lm_discover(data: dict) -> str:
+    s = data["discover_summary"]
+    rows = ["| prompt | held-out accuracy (mean ± std) | per seed |", "|---|---:|---|"]
+    runs = data["discover"]
+    rows.append(f"| empty template | {s['baseline_accuracy']['mean']:.3f} | |")
+    rows.append(f"| hand-written | {s['hand_written_accuracy']['mean']:.3f} | |")
+    per = ", ".join(f"{r['accuracy']:.3f}" for r in runs)
+    rows.append(f"| discovered | **{s['accuracy']['mean']:.3f} ± {s['accuracy']['std']:.3f}** | {per} |")
+    return "\n".join(rows)
+
+
+def lm_step(data: dict) -> str:
+    rows = ["| setting | prompt tokens | old path s/step | shared prompt s/step | speed-up | loss diff | grad diff |",
+            "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in data["runs"]:
+        rows.append(
+            f"| {r['setting']} | {r['prompt_len']} | {r['each_s_per_step']:.3f} | {r['shared_s_per_step']:.3f} | "
+            f"**{r['ratio_each_over_shared']:.2f}x** | {r['max_loss_diff']:.1e} | {r['max_grad_diff']:.1e} |"
+        )
+    return "\n".join(rows)
+
+
+def defaults(data: dict) -> str:
+    out = []
+    for task, entry in data["tasks"].items():
+        out.append(f"**{task}** ({entry['config']['prompt_len']} tokens, {entry['config']['steps']} steps):\n")
+        out.append("| restarts | lr | final score (mean ± std) | time s | score at R=1's time | at 2x |")
+        out.append("|---:|---:|---:|---:|---:|---:|")
+        for r in entry["summary"]:
+            out.append(
+                f"| {r['restarts']} | {r['lr']} | {r['score_mean']:.4f} ± {r['score_std']:.4f} | "
+                f"{r['wall_s_mean']:.1f} | {r.get('score_at_1x_one_restart', float('nan')):.4f} | "
+                f"{r.get('score_at_2x_one_restart', float('nan')):.4f} |"
+            )
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+TABLES = {
+    "speed-cpu": ("results_speed.json", speed),
+    "speed-cuda": ("results_speed_cuda.json", speed),
+    "folders-cpu": ("results_folders.json", folders),
+    "folders-cuda": ("results_folders_cuda.json", folders),
+    "lm-discover": ("results_lm_discover.json", lm_discover),
+    "lm-step": ("results_lm_step.json", lm_step),
+    "defaults": ("results_defaults.json", defaults),
+}
+
+
+def main() -> None:
+    """Rewrite every table whose JSON exists."""
+    path = HERE / "RESULTS.md"
+    text = path.read_text()
+    for name, (source, render) in TABLES.items():
+        data = load(source)
+        pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- end:{name} -->)", re.S)
+        if data is None or not pattern.search(text):
+            continue
+        table = render(data)
+        if table is None:
+            print(f"{name}: {source} is from an older version of its benchmark; left as it was")
+            continue
+        text = pattern.sub(lambda m, table=table: m[1] + table + "\n" + m[2], text)
+        print(f"{name}: from {source}")
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
