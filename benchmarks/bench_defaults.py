@@ -65,6 +65,7 @@ def main() -> None:
     p.add_argument("--lrs", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0])
     p.add_argument("--base-restarts", type=int, default=4, help="restarts at which the learning rates are compared")
     p.add_argument("--tasks", nargs="+", default=["minilm", "clip-planted"])
+    p.add_argument("--sentences", type=int, default=len(SENTENCES), help="minilm: how many of the sentences")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(HERE / "results_defaults.json"))
     p.add_argument("--plot", default=str(HERE / "defaults_curves.png"))
@@ -79,7 +80,8 @@ def main() -> None:
     for task in args.tasks:
         if task == "minilm":
             model = pez.load_model("minilm", args.device)
-            objectives = [(s, pez.make_objective(model, texts=[s], device=args.device)) for s in SENTENCES]
+            chosen = SENTENCES[: args.sentences]
+            objectives = [(s, pez.make_objective(model, texts=[s], device=args.device)) for s in chosen]
             base = {"prompt_len": 8, "steps": 300}
         elif task == "clip-planted":
             model = pez.load_model("ViT-B-32/random", args.device)

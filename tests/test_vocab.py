@@ -80,3 +80,35 @@ def test_blocklist_that_leaves_nothing_is_an_error(clip_vocab):
     letters = tuple("abcdefghijklmnopqrstuvwxyz0123456789") + tuple("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
     with pytest.raises(PezError, match="no token allowed"):
         clip_vocab.allowed_mask(VocabOptions(blocklist=letters))
+
+
+def test_token_classes_are_stored_once_per_tokenizer(monkeypatch, tmp_path):
+    """The per-token classification is computed once, stored in the cache folder, and read back by a later
+    process (here: with the in-memory cache cleared and the computation made to fail) with the same masks."""
+    import open_clip
+
+    from pez.text import vocab as vocab_module
+
+    monkeypatch.setenv("PEZ_CACHE", str(tmp_path))
+    tok = ClipTokenizer(open_clip.get_tokenizer("ViT-B-32"))
+    emb = torch.zeros(tok.vocab_size, 4)
+    first = Vocabulary(tok, emb, 75).allowed_mask(VocabOptions())
+    stored = list((tmp_path / "vocab").glob("*.pt"))
+    assert len(stored) == 1
+
+    def fail(*args):
+        raise AssertionError("computed again instead of read from the cache folder")
+
+    monkeypatch.setattr(vocab_module, "_compute_token_classes", fail)
+    monkeypatch.setattr(vocab_module, "_CLASSES", type(vocab_module._CLASSES)())
+    tok2 = ClipTokenizer(open_clip.get_tokenizer("ViT-B-32"))
+    assert torch.equal(Vocabulary(tok2, emb, 75).allowed_mask(VocabOptions()), first)
+    assert torch.equal(Vocabulary(tok2, emb, 75).allowed_mask(VocabOptions(whole_words=False)),
+                       vocab_module.Vocabulary(tok, emb, 75).allowed_mask(VocabOptions(whole_words=False)))  # fmt: skip
+
+    stored[0].write_bytes(b"not a tensor file")  # an unreadable file is computed again, not an error
+    monkeypatch.undo()
+    monkeypatch.setenv("PEZ_CACHE", str(tmp_path))
+    monkeypatch.setattr(vocab_module, "_CLASSES", type(vocab_module._CLASSES)())
+    tok3 = ClipTokenizer(open_clip.get_tokenizer("ViT-B-32"))
+    assert torch.equal(Vocabulary(tok3, emb, 75).allowed_mask(VocabOptions()), first)

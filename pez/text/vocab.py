@@ -7,12 +7,17 @@ whole words and a blocklist are options (docs/defaults.md#readable-vocabulary).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import pickle
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+from pez.cache import cache_dir
 from pez.errors import PezError
 from pez.text.tokenizers import ClipTokenizer, HFTokenizer
 
@@ -38,12 +43,38 @@ def _token_classes(tok) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[
     are junk.
     """
     if tok.tok not in _CLASSES:
-        _CLASSES[tok.tok] = _compute_token_classes(tok)
+        _CLASSES[tok.tok] = _stored_token_classes(tok)
     return _CLASSES[tok.tok]
 
 
-def _compute_token_classes(tok) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+CLASSES_VERSION = 1  # bump when the classification changes: stored classes of older versions are not read
+
+
+def _stored_token_classes(tok) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """The classes from pez's cache folder (:func:`pez.cache.cache_dir`), keyed by the tokenizer's token texts and
+    special ids; computed and stored when they are not there. Tokenising every word-level token once costs
+    seconds, the stored file milliseconds."""
     texts = [tok.token_text(i) for i in range(tok.vocab_size)]
+    what = [CLASSES_VERSION, type(tok).__name__, sorted(tok.special_ids), texts]
+    key = hashlib.sha256(json.dumps(what).encode()).hexdigest()[:40]
+    path = cache_dir("vocab") / f"{key}.pt"
+    try:
+        got = torch.load(path, weights_only=True)
+        if all(len(got[k]) == tok.vocab_size for k in ("never", "ascii", "word")):
+            return got["never"], got["ascii"], got["word"], texts
+    except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError):
+        pass  # not stored yet, or unreadable: compute it again
+    never, ascii_ok, word = _compute_token_classes(tok, texts)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save({"never": never, "ascii": ascii_ok, "word": word}, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache folder only costs the next run the same seconds
+    return never, ascii_ok, word, texts
+
+
+def _compute_token_classes(tok, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     special = torch.zeros(tok.vocab_size, dtype=torch.bool)
     special[list(tok.special_ids)] = True
     ascii_ok = torch.tensor([t.strip() != "" and t.isascii() and t.strip().isprintable() for t in texts])
@@ -53,7 +84,7 @@ def _compute_token_classes(tok) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
         word[i] = tok.encode(texts[i]) == [i]
     # word-level tokens whose text does not come back as themselves are junk in any mode ([unused12], "A</w>")
     junk = word_level & ~word
-    return special | junk, ascii_ok, word, texts
+    return special | junk, ascii_ok, word
 
 
 _BARE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # library tokenizer -> _bare_forms
