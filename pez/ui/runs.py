@@ -14,7 +14,7 @@ from pez.errors import PezError
 
 
 class RunStore:
-    """The folder of saved runs; names sort by time: ``YYYYmmdd-HHMMSS-KIND-XXXXXX[.json]``."""
+    """The folder of saved runs; names sort by time: ``YYYYmmdd-HHMMSS-KIND-<six random letters>[.json]``."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser().resolve()
