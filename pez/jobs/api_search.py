@@ -23,7 +23,7 @@ import torch
 
 from pez.errors import PezError
 from pez.evaluation.client import BudgetSpent, KeyRefused
-from pez.jobs.lm_tasks import as_lm, check_device, check_size, lm_config, sample_splits
+from pez.jobs.lm_tasks import as_lm, check_device, check_size, lm_config, sample_splits, task_report
 from pez.records import TaskReport
 from pez.text.templates import make_task
 
@@ -231,22 +231,9 @@ def _search(api, name, budget, opts, model, task, train, dev, api_dev, test, use
         race([t for t in dict.fromkeys(texts) if t], allowance, p.step)
 
     (res,) = opt.run(callback=at_sync, checkpoint=checkpoint, resume=resume)
-    report = ApiSearchReport(
-        prompt=res.text,
-        ids=res.text_ids,
-        model=lm.spec,
-        data=data,
-        method=res.method,
-        config=res.config,
-        history=res.history,
-        score=res.score,
-        score_name=res.score_name,
-        splits={**splits.describe(), "used": used | {"api_dev": {"size": len(api_dev)}}},
-        search=res.to_dict(),
-        interrupted=res.interrupted,
-        target=f"openai:{name}",
-        local_prompt=res.text,
-    )
+    used = used | {"api_dev": {"size": len(api_dev)}}
+    report = task_report(ApiSearchReport, res, lm.spec, data, {**splits.describe(), "used": used},
+                         target=f"openai:{name}", local_prompt=res.text)  # fmt: skip
     try:
         if not res.interrupted:
             race([res.text] + [r["text"] for r in res.restarts], budget, None)

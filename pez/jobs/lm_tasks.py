@@ -35,6 +35,25 @@ def lm_config(method: str, config: dict) -> OptimizerConfig:
     return make_config(method, config, LM_DEFAULTS)
 
 
+def task_report(cls: type[TaskReport], res: PromptResult, model: str, data: str, splits: dict, **fields) -> TaskReport:
+    """A ``cls`` report of the search result ``res``, before its held-out evaluation fills the accuracies."""
+    return cls(
+        prompt=res.text,
+        ids=res.text_ids,
+        model=model,
+        data=data,
+        method=res.method,
+        config=res.config,
+        history=res.history,
+        score=res.score,
+        score_name=res.score_name,
+        splits=splits,
+        search=res.to_dict(),
+        interrupted=res.interrupted,
+        **fields,
+    )
+
+
 def check_device(model, device) -> None:
     """The device a model spec is to be loaded on, checked before any data or model loads."""
     if not isinstance(model, LoadedModel):
@@ -144,20 +163,7 @@ def discover(
     lm = as_lm(model, device)
     obj = ClassificationObjective(lm.model, lm.tokenizer, task, train, dev, fluency=fluency, model_name=lm.spec)
     res = _search(obj, cfg, callback, checkpoint, resume)
-    report = TaskReport(
-        prompt=res.text,
-        ids=res.text_ids,
-        model=lm.spec,
-        data=data,
-        method=res.method,
-        config=res.config,
-        history=res.history,
-        score=res.score,
-        score_name=res.score_name,
-        splits={**splits.describe(), "used": used},
-        search=res.to_dict(),
-        interrupted=res.interrupted,
-    )
+    report = task_report(TaskReport, res, lm.spec, data, {**splits.describe(), "used": used})
     path = LMPath(lm.model, lm.tokenizer)
 
     def acc(prompt: str) -> EvalResult:
@@ -238,20 +244,9 @@ def compress(
     )
     res = _search(obj, cfg, callback, checkpoint, resume)
     held_out_obj = CompressionObjective(lm.model, lm.tokenizer, instruction, pools[2], tmpl, model_name=lm.spec)
-    report = TaskReport(
-        prompt=res.text,
-        ids=res.text_ids,
-        model=lm.spec,
-        data=data or f"{len(pools[0]) + 32} inputs sampled from the model",
-        method=res.method,
-        config=res.config,
-        history=res.history,
-        score=res.score,
-        score_name=res.score_name,
-        splits={**splits.describe(), "used": used} if splits else {k: len(p) for k, p in zip(SPLIT_NAMES, pools)},
-        search=res.to_dict(),
-        interrupted=res.interrupted,
-    )
+    described = data or f"{len(pools[0]) + 32} inputs sampled from the model"
+    split_sizes = {**splits.describe(), "used": used} if splits else {k: len(p) for k, p in zip(SPLIT_NAMES, pools)}
+    report = task_report(TaskReport, res, lm.spec, described, split_sizes)
     path = LMPath(lm.model, lm.tokenizer)
 
     def held_out() -> None:

@@ -238,6 +238,23 @@ class SearchPanel:
         """The outputs of a finished search (``res`` a :class:`pez.PromptResult`)."""
         return (res.text, round(res.score, 4), search_status(res, path), score_plot(job.points), str(path))
 
+    def stream(self, job: Job, score_name: str = "score"):
+        """The outputs while ``job`` runs, then those of its result ``(PromptResult, path)``; its failure as a
+        one-line error."""
+        for _ in job.watch():
+            if not job.finished.is_set():
+                yield self.live(job, score_name)
+        if job.error:
+            raise PezError(job.error)
+        res, path = job.result
+        yield self.done(res, path, job)
+
+
+def stop_search(ctx: Context, request: gr.Request, tab: str) -> None:
+    """The Stop button of ``tab``: the session's search ends after the step under way and keeps its best prompt."""
+    if ctx.runner.stop(session_key(request, tab)):
+        gr.Info("Stopping after the step under way: the best prompt so far is kept.")
+
 
 def search_panel(tab: str, score_label: str = "honest score") -> SearchPanel:
     """The outputs of a search in ``tab``; the prompt and the score have the element ids ``TAB-prompt``,

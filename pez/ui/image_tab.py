@@ -19,6 +19,7 @@ from pez.ui.common import (
     one_line_errors,
     search_panel,
     session_key,
+    stop_search,
 )
 from pez.ui.common import whole_number as number
 
@@ -103,17 +104,10 @@ def build_image_tab(ctx: Context) -> None:
             job = ctx.runner.start(
                 session_key(request, "image"), lambda job: invert_images(ctx, *values, callback=job.callback)
             )
-            for _ in job.watch():
-                if not job.finished.is_set():
-                    yield panel.live(job, "cosine")
-            if job.error:
-                raise PezError(job.error)
-            res, path = job.result
-            yield panel.done(res, path, job)
+            yield from panel.stream(job, "cosine")
 
         def stop_page(request: gr.Request):
-            if ctx.runner.stop(session_key(request, "image")):
-                gr.Info("Stopping after the step under way: the best prompt so far is kept.")
+            stop_search(ctx, request, "image")
 
         @one_line_errors
         def api_invert(

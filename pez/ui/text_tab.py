@@ -7,7 +7,16 @@ import gradio as gr
 
 from pez.errors import PezError
 from pez.optim import METHODS
-from pez.ui.common import OFFLINE_CLIP, Context, model_note, model_spec, one_line_errors, search_panel, session_key
+from pez.ui.common import (
+    OFFLINE_CLIP,
+    Context,
+    model_note,
+    model_spec,
+    one_line_errors,
+    search_panel,
+    session_key,
+    stop_search,
+)
 from pez.ui.common import whole_number as number
 
 TEXT_MODELS = ["minilm", OFFLINE_CLIP, "ViT-L-14/openai", "ViT-H-14/laion2b_s32b_b79k"]
@@ -64,17 +73,10 @@ def build_text_tab(ctx: Context) -> None:
                 session_key(request, "text"),
                 lambda job: distill(ctx, text, model, prompt_len, steps, seed, restarts, method, job.callback),
             )
-            for _ in job.watch():
-                if not job.finished.is_set():
-                    yield panel.live(job, "cosine")
-            if job.error:
-                raise PezError(job.error)
-            res, path = job.result
-            yield panel.done(res, path, job)
+            yield from panel.stream(job, "cosine")
 
         def stop_page(request: gr.Request):
-            if ctx.runner.stop(session_key(request, "text")):
-                gr.Info("Stopping after the step under way: the best prompt so far is kept.")
+            stop_search(ctx, request, "text")
 
         @one_line_errors
         def api_distill(text: str, model: str, prompt_len: int, steps: int, seed: int):
