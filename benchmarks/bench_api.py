@@ -10,7 +10,8 @@ embedded ``smollm2`` is converted from (build it once with ``make test-server``)
 
 Writes ``benchmarks/results_api.json``.
 
-    .venv/bin/python benchmarks/bench_api.py --examples 100 --steps 40 --api-budget 400 --test-size 200
+    .venv/bin/python benchmarks/bench_api.py --parts agreement --examples 100                  # ~10 min
+    .venv/bin/python benchmarks/bench_api.py --parts search --steps 40 --api-budget 200 --test-size 80  # ~25 min
 """
 
 from __future__ import annotations
@@ -48,52 +49,58 @@ def main() -> None:
     p.add_argument("--api-budget", type=int, default=400)
     p.add_argument("--test-size", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--parts", nargs="+", choices=["agreement", "search"], default=["agreement", "search"],
+                   help="what to measure; each part is written to --out as soon as it is done, next to the others")
     p.add_argument("--out", default=str(HERE / "results_api.json"))
     args = p.parse_args()
     if not server_built():
         raise SystemExit("llama-cpp-python[server] is not built: run make test-server once")
     os.environ[KEY_ENV] = "no-key-needed"
     tmp = Path(tempfile.mkdtemp())
-    out: dict = {"args": vars(args), "loadavg_start": os.getloadavg()}
+    out_path = Path(args.out)
+    out: dict = json.loads(out_path.read_text()) if out_path.exists() else {}
+
+    def save(part: str, figures: dict) -> None:
+        out[part] = {**figures, "args": vars(args), "loadavg": os.getloadavg()}
+        out_path.write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps(out[part], indent=2), f"\nwrote {part} to {out_path}", flush=True)
+
     with contextlib.ExitStack() as stack:
         try:
             url = stack.enter_context(llama_server(tmp / "server.log"))
         except ServerError as e:
             raise SystemExit(str(e)) from None
         api = ["--model", "openai:smollm2", "--base-url", url, "--api-key-env", KEY_ENV]
-        common = ["--prompt", PROMPT, "--data", "movie-reviews", "--limit", str(args.examples), "--quiet"]
-        t0 = time.monotonic()
-        run("evaluate", *common, *api, "--cache", str(tmp / "c.sqlite"), "--out", str(tmp / "remote.json"))
-        remote_s = time.monotonic() - t0
-        run("evaluate", *common, "--model", "smollm2", "--device", "cpu", "--out", str(tmp / "local.json"))
-        remote, local = (json.loads((tmp / f).read_text()) for f in ("remote.json", "local.json"))
-        same = sum(r["predicted"] == x["predicted"] for r, x in zip(remote["predictions"], local["predictions"]))
-        out["agreement"] = {
-            "prompt": PROMPT, "examples": args.examples, "local_accuracy": local["accuracy"],
-            "server_accuracy": remote["accuracy"], "same_predictions": same / args.examples,
-            "scoring": remote["scoring"], "reason": remote["extras"]["scoring_reason"],
-            "requests": remote["extras"]["requests"], "tokens": remote["extras"]["tokens"], "seconds": remote_s,
-        }  # fmt: skip
-        print(json.dumps(out["agreement"], indent=2), flush=True)
-        t0 = time.monotonic()
-        run("discover", "--model", "smollm2", "--device", "cpu", "--target", "openai:smollm2", "--base-url", url,
-            "--api-key-env", KEY_ENV, "--api-budget", str(args.api_budget), "--steps", str(args.steps),
-            "--test-size", str(args.test_size), "--seed", str(args.seed), "--baseline-prompt", HAND,
-            "--cache", str(tmp / "d.sqlite"), "--out", str(tmp / "found.json"), "--quiet")  # fmt: skip
-        found = json.loads((tmp / "found.json").read_text())
-        out["search"] = {
-            "seconds": time.monotonic() - t0, "prompt": found["prompt"], "local_prompt": found["local_prompt"],
-            "n_test": found["n_test"], "api_accuracy": found["accuracy"],
-            "transfer_accuracy": found["transfer_accuracy"], "empty_template_accuracy": found["baseline_accuracy"],
-            "baseline_prompts": found["baseline_prompts"], "local_accuracy": found["local_accuracy"],
-            "dev_accuracy": found["dev_accuracy"], "scoring": found["api"].get("scoring"),
-            "requests": found["api"].get("requests"), "tokens": found["api"].get("tokens"),
-            "budget": found["api"].get("budget"), "stopped_by": found["api"].get("stopped_by"),
-        }  # fmt: skip
-        print(json.dumps(out["search"], indent=2), flush=True)
-    out["loadavg_end"] = os.getloadavg()
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.out}")
+        if "agreement" in args.parts:
+            common = ["--prompt", PROMPT, "--data", "movie-reviews", "--limit", str(args.examples), "--quiet"]
+            t0 = time.monotonic()
+            run("evaluate", *common, *api, "--cache", str(tmp / "c.sqlite"), "--out", str(tmp / "remote.json"))
+            remote_s = time.monotonic() - t0
+            run("evaluate", *common, "--model", "smollm2", "--device", "cpu", "--out", str(tmp / "local.json"))
+            remote, local = (json.loads((tmp / f).read_text()) for f in ("remote.json", "local.json"))
+            same = sum(r["predicted"] == x["predicted"] for r, x in zip(remote["predictions"], local["predictions"]))
+            save("agreement", {
+                "prompt": PROMPT, "examples": args.examples, "local_accuracy": local["accuracy"],
+                "server_accuracy": remote["accuracy"], "same_predictions": same / args.examples,
+                "scoring": remote["scoring"], "reason": remote["extras"]["scoring_reason"],
+                "requests": remote["extras"]["requests"], "tokens": remote["extras"]["tokens"], "seconds": remote_s,
+            })  # fmt: skip
+        if "search" in args.parts:
+            t0 = time.monotonic()
+            run("discover", "--model", "smollm2", "--device", "cpu", "--target", "openai:smollm2", "--base-url", url,
+                "--api-key-env", KEY_ENV, "--api-budget", str(args.api_budget), "--steps", str(args.steps),
+                "--test-size", str(args.test_size), "--seed", str(args.seed), "--baseline-prompt", HAND,
+                "--cache", str(tmp / "d.sqlite"), "--out", str(tmp / "found.json"), "--quiet")  # fmt: skip
+            found = json.loads((tmp / "found.json").read_text())
+            save("search", {
+                "seconds": time.monotonic() - t0, "prompt": found["prompt"], "local_prompt": found["local_prompt"],
+                "n_test": found["n_test"], "api_accuracy": found["accuracy"],
+                "transfer_accuracy": found["transfer_accuracy"], "empty_template_accuracy": found["baseline_accuracy"],
+                "baseline_prompts": found["baseline_prompts"], "local_accuracy": found["local_accuracy"],
+                "dev_accuracy": found["dev_accuracy"], "scoring": found["api"].get("scoring"),
+                "requests": found["api"].get("requests"), "tokens": found["api"].get("tokens"),
+                "budget": found["api"].get("budget"), "stopped_by": found["api"].get("stopped_by"),
+            })  # fmt: skip
 
 
 if __name__ == "__main__":

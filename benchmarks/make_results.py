@@ -90,6 +90,30 @@ def lm_step(data: dict) -> str:
     return "\n".join(rows)
 
 
+def api(data: dict) -> str:
+    a, f = data["agreement"], data["search"]
+    rows = [
+        f"**Agreement** ({a['examples']} test reviews, prompt \"{a['prompt']}\"; scoring chosen: `{a['scoring']}`, "
+        f"because {a['reason']}):\n",
+        "| local (smollm2, float32) | through the server (Q4_1) | same prediction | requests | tokens | seconds |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {a['local_accuracy']:.3f} | {a['server_accuracy']:.3f} | **{a['same_predictions']:.0%}** | "
+        f"{a['requests']} | {a['tokens']} | {a['seconds']:.0f} |",
+        "",
+        f"**The API inside the search** (held-out accuracy on the API model, {f['n_test']} test reviews; "
+        f"{f['requests']} requests and {f['tokens']} tokens spent choosing, budget {f['budget']}, "
+        f"stopped by {f['stopped_by']}; {f['seconds'] / 60:.0f} min):\n",
+        "| prompt | text | API held-out accuracy |",
+        "|---|---|---:|",
+        f"| API-chosen | `{f['prompt']}` | **{f['api_accuracy']:.3f}** |",
+        f"| local search alone (transfer) | `{f['local_prompt']}` | {f['transfer_accuracy']:.3f} |",
+        f"| empty template | | {f['empty_template_accuracy']:.3f} |",
+    ]
+    for prompt, acc in (f.get("baseline_prompts") or {}).items():
+        rows.append(f"| hand-written | `{prompt}` | {acc:.3f} |")
+    return "\n".join(rows)
+
+
 def defaults(data: dict) -> str:
     out = []
     for task, entry in data["tasks"].items():
@@ -114,6 +138,7 @@ TABLES = {
     "lm-discover": ("results_lm_discover.json", lm_discover),
     "lm-step": ("results_lm_step.json", lm_step),
     "defaults": ("results_defaults.json", defaults),
+    "api": ("results_api.json", api),
 }
 
 

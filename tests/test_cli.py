@@ -162,3 +162,18 @@ def test_checkpoint_and_resume_from_the_cli(capsys, tmp_path):
     assert run(capsys, *common, "--steps", "40", "--checkpoint", str(ck), "--resume", "--out", str(resumed))[0] == 0
     a, b = json.loads(straight.read_text()), json.loads(resumed.read_text())
     assert a["text"] == b["text"] and a["history"] == b["history"] and b["steps_done"] == 40
+
+
+@pytest.mark.parametrize(
+    "command, field, shown",
+    [("discover", "--prompt-len", "10"), ("discover", "--batch-size", "16"), ("compress", "--prompt-len", "10")],
+)
+def test_help_shows_the_default_the_job_applies(capsys, command, field, shown):
+    """A job's own defaults (LM_DEFAULTS) override the method's; --help must say the one that applies."""
+    import re
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    options = capsys.readouterr().out.split("options:")[1]  # past the usage lines
+    entry = re.split(r"\n  (?=-)", options.split(f"\n  {field} ")[1])[0]
+    assert re.search(r"\(default: (\S+?)\)", " ".join(entry.split())).group(1) == shown

@@ -18,6 +18,8 @@ from pez.errors import PezError
 
 
 def add_parsers(sub) -> None:
+    from pez.jobs.lm_tasks import LM_DEFAULTS
+
     p = sub.add_parser("discover", help="a task prompt for a causal LM: classification data -> a readable prompt")
     add_lm_options(p)
     add_task_options(p, "{prompt} {text} It was", "negative,positive")
@@ -28,7 +30,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--test-size", type=int, metavar="N", help="cap on held-out examples (default all)")
     p.add_argument("--train-size", type=int, metavar="N", help="cap on training examples (default all)")
     add_api_target_options(p)
-    add_search_options(p)
+    add_search_options(p, defaults=LM_DEFAULTS)
     p.set_defaults(run=run_discover)
 
     p = sub.add_parser("compress", help="a long instruction -> a few hard tokens with the same effect (KL)")
@@ -37,7 +39,7 @@ def add_parsers(sub) -> None:
     add_task_options(p, "{prompt}\n{text}", None, data_default=None)
     p.add_argument("--inputs", type=int, default=48, metavar="N", help="training inputs (default 48)")
     p.add_argument("--test-size", type=int, default=200, metavar="N", help="held-out examples for accuracy (200)")
-    add_search_options(p)
+    add_search_options(p, defaults=LM_DEFAULTS)
     p.set_defaults(run=run_compress)
 
 

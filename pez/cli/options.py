@@ -32,8 +32,9 @@ def batch_size(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One option per config field of every method (union); unset options keep the dataclass defaults."""
+def add_config_options(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:
+    """One option per config field of every method (union); unset options keep the job's ``defaults`` (as
+    :func:`pez.make_config` merges them), else the dataclass defaults; the help shows the default that applies."""
     from pez.optim import METHODS
 
     seen = set()
@@ -46,7 +47,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             flag = "--" + f.name.replace("_", "-")
             kind = hints[f.name]
             kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{f.metadata.get('help', '')} "}
-            kw["help"] += f"(default: {f.default})" if f.default is not dataclasses.MISSING else ""
+            default = (defaults or {}).get(f.name, f.default)
+            kw["help"] += f"(default: {default})" if default is not dataclasses.MISSING else ""
             if kind is bool:
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             elif f.name == "batch_size":
@@ -137,7 +139,7 @@ def add_task_options(p: argparse.ArgumentParser, template: str, labels: str | No
     )
 
 
-def add_search_options(p: argparse.ArgumentParser, fluency: bool = True) -> None:
+def add_search_options(p: argparse.ArgumentParser, fluency: bool = True, defaults: dict | None = None) -> None:
     """Method, config fields, output, checkpoints (invert, discover, compress)."""
     from pez.optim import METHODS
 
@@ -148,7 +150,7 @@ def add_search_options(p: argparse.ArgumentParser, fluency: bool = True) -> None
     p.add_argument("--checkpoint", metavar="FILE", help="save the optimiser state every --checkpoint-every steps")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_options(p)
+    add_config_options(p, defaults)
 
 
 class ProgressBar:
