@@ -92,17 +92,20 @@ def lm_step(data: dict) -> str:
 
 def api(data: dict) -> str:
     a, f = data["agreement"], data["search"]
+    req, tok = f["requests"], f["tokens"]
     rows = [
-        f"**Agreement** ({a['examples']} test reviews, prompt \"{a['prompt']}\"; scoring chosen: `{a['scoring']}`, "
-        f"because {a['reason']}):\n",
+        f"**Agreement** ({a['examples']} test reviews, prompt \"{a['prompt']}\"; scoring `{a['scoring']}`, "
+        f"from the {a['reason']}):\n",
         "| local (smollm2, float32) | through the server (Q4_1) | same prediction | requests | tokens | seconds |",
         "|---:|---:|---:|---:|---:|---:|",
         f"| {a['local_accuracy']:.3f} | {a['server_accuracy']:.3f} | **{a['same_predictions']:.0%}** | "
         f"{a['requests']} | {a['tokens']} | {a['seconds']:.0f} |",
         "",
         f"**The API inside the search** (held-out accuracy on the API model, {f['n_test']} test reviews; "
-        f"{f['requests']} requests and {f['tokens']} tokens spent choosing, budget {f['budget']}, "
-        f"stopped by {f['stopped_by']}; {f['seconds'] / 60:.0f} min):\n",
+        f"{req['search']} requests and {tok['search']} tokens spent checking the server and choosing (budget "
+        f"{f['budget']}: {f['stopped_by']}), {req['held_out']} requests and {tok['held_out']} tokens on the held-out "
+        f"evaluation; {f['seconds'] / 60:.0f} min in all; the local search's prompt scores {f['local_accuracy']:.3f} "
+        "on the same reviews locally):\n",
         "| prompt | text | API held-out accuracy |",
         "|---|---|---:|",
         f"| API-chosen | `{f['prompt']}` | **{f['api_accuracy']:.3f}** |",
