@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/pez invert --model minilm --text "$(DEMO_TEXT)" --prompt-len 8 --steps 300 --restarts 4 \
+	$(VENV)/bin/pez invert --model minilm --text "$(DEMO_TEXT)" --prompt-len 8 --steps 300 \
 		--device cpu --out demo-result.json
 
 test: $(STAMP)

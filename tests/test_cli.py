@@ -27,6 +27,7 @@ def test_invert_minilm_writes_result(capsys, tmp_path):
     assert stdout.strip() == data["text"]
     assert len(data["ids"]) == 4 and data["config"]["steps"] == 20 and data["seed"] == 1
     assert data["model"] == "minilm" and len(data["history"]) == 20
+    assert data["config"]["restarts"] == 4  # invert's default, chosen by quality per second (INVERT_DEFAULTS)
     assert f"cosine {data['score']:.4f}" in err
     assert "time:" not in err  # --quiet
 
@@ -166,7 +167,13 @@ def test_checkpoint_and_resume_from_the_cli(capsys, tmp_path):
 
 @pytest.mark.parametrize(
     "command, field, shown",
-    [("discover", "--prompt-len", "10"), ("discover", "--batch-size", "16"), ("compress", "--prompt-len", "10")],
+    [
+        ("discover", "--prompt-len", "10"),
+        ("discover", "--batch-size", "16"),
+        ("compress", "--prompt-len", "10"),
+        ("invert", "--restarts", "4"),
+        ("invert", "--prompt-len", "16"),
+    ],
 )
 def test_help_shows_the_default_the_job_applies(capsys, command, field, shown):
     """A job's own defaults (LM_DEFAULTS) override the method's; --help must say the one that applies."""

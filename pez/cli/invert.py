@@ -19,13 +19,14 @@ from pez.cli.options import (
 
 
 def add_parser(sub) -> None:
+    from pez.jobs.inversion import INVERT_DEFAULTS
     from pez.models import DEFAULT_CLIP
 
     p = sub.add_parser("invert", help="images and/or texts -> a short readable prompt")
     add_target_options(p)
     p.add_argument("--model", default=DEFAULT_CLIP, help=f"minilm, st:NAME, or open_clip NAME/TAG ({DEFAULT_CLIP})")
     add_device_option(p)
-    add_search_options(p, fluency=False)
+    add_search_options(p, fluency=False, defaults=INVERT_DEFAULTS)
     p.set_defaults(run=run)
 
 

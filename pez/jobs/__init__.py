@@ -12,11 +12,12 @@ from pez.jobs.comparing import compare, compare_task
 from pez.jobs.comparison import ComparisonResult, Run
 from pez.jobs.folders import DatasetRun, invert_dataset, merge_results
 from pez.jobs.image_checks import ImageReport, PromptCheck, check_prompt, evaluate_images
-from pez.jobs.inversion import invert, make_objective, optimize, optimize_each
+from pez.jobs.inversion import INVERT_DEFAULTS, invert, make_objective, optimize, optimize_each
 from pez.jobs.lm_tasks import LM_DEFAULTS, compress, discover
 from pez.jobs.scoring import evaluate
 
 __all__ = [
+    "INVERT_DEFAULTS",
     "LM_DEFAULTS",
     "ComparisonResult",
     "DatasetRun",

@@ -16,6 +16,10 @@ from pez.optim.config import OptimizerConfig
 from pez.optim.tracking import Progress
 from pez.records import PromptResult
 
+# One search for one target: 4 prompts searched together reach a better honest score at every wall-clock budget
+# than one prompt does (benchmarks/bench_defaults.py, benchmarks/RESULTS.md#defaults-chosen-by-quality-per-second).
+INVERT_DEFAULTS = {"restarts": 4}
+
 
 def optimize_each(
     objective: Objective,
@@ -133,9 +137,10 @@ def invert(
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda``.
         negative_weight: weight of each negative target relative to a positive one.
         callback, checkpoint, resume: as in :func:`optimize`.
-        **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``.
+        **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``; ``restarts``
+            defaults to 4 here (:data:`INVERT_DEFAULTS`).
     """
-    cfg = make_config(method, config)
+    cfg = make_config(method, config, INVERT_DEFAULTS)
     t0 = time.perf_counter()
     loaded = _checked_model(model, images, texts, negative_images, negative_weight, device)
     t1 = time.perf_counter()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pez.errors import PezError
+from pez.jobs.inversion import INVERT_DEFAULTS
 from pez.models import DEFAULT_CLIP
 from pez.optim import METHODS
 from pez.ui.common import (
@@ -84,7 +85,7 @@ def build_image_tab(ctx: Context) -> None:
                     prompt_len = gr.Slider(1, 32, value=16, step=1, label="Prompt length (tokens)")
                     steps = gr.Number(3000, label="Steps", precision=0, minimum=1)
                 with gr.Row():
-                    restarts = gr.Number(1, label="Restarts", precision=0, minimum=1)
+                    restarts = gr.Number(INVERT_DEFAULTS["restarts"], label="Restarts", precision=0, minimum=1)
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0)
                 with gr.Row():

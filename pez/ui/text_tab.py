@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pez.errors import PezError
+from pez.jobs.inversion import INVERT_DEFAULTS
 from pez.optim import METHODS
 from pez.ui.common import (
     OFFLINE_CLIP,
@@ -22,7 +23,8 @@ from pez.ui.common import whole_number as number
 TEXT_MODELS = ["minilm", OFFLINE_CLIP, "ViT-L-14/openai", "ViT-H-14/laion2b_s32b_b79k"]
 
 
-def distill(ctx: Context, text, model, prompt_len, steps, seed, restarts=1, method="pez", callback=None):
+def distill(ctx: Context, text, model, prompt_len, steps, seed, restarts=INVERT_DEFAULTS["restarts"], method="pez",
+            callback=None):  # fmt: skip
     """Run ``pez.invert`` on one text target, as ``pez invert --text TEXT`` does; save it; (result, path)."""
     import pez
 
@@ -56,7 +58,9 @@ def build_text_tab(ctx: Context) -> None:
                     steps = gr.Number(300, label="Steps", precision=0, minimum=1)
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0)
                 with gr.Accordion("More options", open=False):
-                    restarts = gr.Number(1, label="Restarts (prompts searched together)", precision=0, minimum=1)
+                    restarts = gr.Number(
+                    INVERT_DEFAULTS["restarts"], label="Restarts (prompts searched together)", precision=0, minimum=1
+                )
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
                 with gr.Row():
                     run = gr.Button("Distil", variant="primary", elem_id="text-run")
