@@ -50,8 +50,11 @@ def _both(path: LMPath, ids: torch.Tensor, loss_fn) -> dict[bool, tuple[torch.Te
 
 
 def _max_diffs(out) -> tuple[float, float]:
+    """Largest gaps of the losses, relative to their size where it is above 1 (a float32 loss of a few hundred
+    has a spacing above 1e-5, so an absolute 1e-5 would ask for more than float32 holds), and of the gradients."""
     (la, ga), (lb, gb) = out[True], out[False]
-    return (la - lb).abs().max().item(), (ga - gb).abs().max().item()
+    loss_gap = ((la - lb).abs() / lb.abs().clamp(min=1.0)).max().item()
+    return loss_gap, (ga - gb).abs().max().item()
 
 
 def _prompts(path: LMPath, r: int, length: int, seed: int = 0) -> torch.Tensor:
