@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.openai_server import stop_process
+
 
 class ServerError(RuntimeError):
     """The server is not built, the GGUF file is missing, or the server did not start."""
@@ -60,9 +62,4 @@ def llama_server(log_file: Path, start_timeout: float = 180.0) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 20)

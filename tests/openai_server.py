@@ -92,12 +92,7 @@ def loopback(tmp_path_factory, key: str):
         yield server
     finally:
         _RUNNING.pop(key, None)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
 
 
 def create_app(model, tokenizer, start: dict) -> Flask:
@@ -324,3 +319,13 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """Terminate a server process; kill it if it has not exited after ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
