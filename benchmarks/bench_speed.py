@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from sentence_transformers.util import dot_score, normalize_embeddings, semantic_search
 
 import pez
+from pez.text.projection import fast_bf16
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_STEPS = {"ViT-B-32": 100, "ViT-H-14": 30}
@@ -349,6 +350,8 @@ def machine_info(device: torch.device) -> dict:
         "open_clip": open_clip.__version__,
         "pez": pez.__version__,
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the widest vector kernels torch uses
+        "fast_bf16": fast_bf16(device),  # whether pez's projection searches a bf16 shortlist first
         "device": str(device),
         "loadavg_start": _loadavg(),
     }

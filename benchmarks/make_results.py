@@ -24,16 +24,18 @@ def load(name: str) -> dict | None:
 def speed(data: dict) -> str | None:
     if any("s_per_step" in e["reference"] for e in data["models"].values()):
         return None  # written before the reference was batched per R: run the benchmark again
-    rows = ["| model | R | reference s/step | pez s/step | speed-up | whole-vocab reference s/step | "
-            "run s (steps): reference / pez |", "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    rows = ["| model | R | reference s/step | pez s/step | speed-up | rounds | whole-vocab reference s/step | "
+            "run s (steps): reference / pez |", "|---|---:|---:|---:|---:|---|---:|---|"]  # fmt: skip
     for name, entry in data["models"].items():
         for r, ref in entry["reference"].items():
             mine = entry["pez"][r]
             whole = entry.get("reference_whole_vocab", {}).get(r)
             speedup = mine["prompt_steps_per_s"] / ref["prompt_steps_per_s"]
             whole_cell = f" {whole['s_per_step']:.4f}" if whole else ""
+            rounds = mine.get("round_speedups") or []
+            spread = f"{min(rounds):.2f}-{max(rounds):.2f}x ({len(rounds)})" if rounds else ""
             rows.append(
-                f"| {name} | {r} | {ref['s_per_step']:.4f} | {mine['s_per_step']:.4f} | **{speedup:.2f}x** |"
+                f"| {name} | {r} | {ref['s_per_step']:.4f} | {mine['s_per_step']:.4f} | **{speedup:.2f}x** | {spread} |"
                 f"{whole_cell} | {ref['run_s']:.1f} ({ref['steps_run']}) / {mine['run_s']:.1f} ({mine['steps_run']}) |"
             )
     m = data["machine"]
@@ -41,7 +43,9 @@ def speed(data: dict) -> str | None:
     others = [x for x in others if x is not None]
     rows.append("")
     rows.append(
-        f"Machine: {m.get('gpu') or m.get('processor')}, {m['cpu_count']} cores, torch {m['torch']}, "
+        f"Machine: {m.get('gpu') or m.get('processor')}, {m['cpu_count']} cores"
+        f"{', ' + m['cpu_capability'] + ' kernels' if m.get('cpu_capability') and not m.get('gpu') else ''}"
+        f"{', bf16 projection shortlist' if m.get('fast_bf16') else ''}, torch {m['torch']}, "
         f"{m['torch_threads']} threads, load average {m.get('loadavg_start')} before and {m.get('loadavg_end')} after; "
         f"other processes used at most {max(others):.2f} cores during a timing."
         if others

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pez.errors import PezError
 from pez.text import ClipTokenizer, HFTokenizer, Projector, VocabOptions, Vocabulary
@@ -112,3 +113,32 @@ def test_token_classes_are_stored_once_per_tokenizer(monkeypatch, tmp_path):
     monkeypatch.setattr(vocab_module, "_CLASSES", type(vocab_module._CLASSES)())
     tok3 = ClipTokenizer(open_clip.get_tokenizer("ViT-B-32"))
     assert torch.equal(Vocabulary(tok3, emb, 75).allowed_mask(VocabOptions()), first)
+
+
+@pytest.mark.parametrize("name", ["clip_vocab", "bert_vocab"])
+def test_the_bf16_shortlist_gives_the_fp32_nearest_row(request, name):
+    """The bf16 search (CPUs with native bf16, CUDA) returns what the fp32 search returns: for prompts near tokens
+    (as during a run), far from them, and between several tokens (near ties, where bf16 alone errs and the
+    shortlist's check sends rows back to fp32)."""
+    vocab = request.getfixturevalue(name)
+    E = vocab.embeddings
+    allowed = vocab.allowed_mask(VocabOptions(whole_words=False))
+    exact, fast = Projector(E, allowed, bf16=False), Projector(E, allowed, bf16=True)
+    assert not exact.shortlists and fast.shortlists
+    gen = torch.Generator().manual_seed(0)
+    ids = allowed.nonzero().squeeze(1)
+    near = E[ids[torch.randint(len(ids), (300,), generator=gen)]]
+    near = near + 0.5 * E.std() * torch.randn(near.shape, generator=gen)
+    far = torch.randn((300, E.shape[1]), generator=gen)
+    close = E[ids[torch.randint(len(ids), (300, 12), generator=gen)]]  # (300, 12, D): 12 tokens each
+    ties = F.normalize(close, dim=-1).mean(1) + 1e-3 * torch.randn((300, E.shape[1]), generator=gen)
+    for soft in (near, far, ties):
+        assert torch.equal(fast(soft), exact(soft))
+    # the check carries the near ties: with a shortlist of 1 (the bf16 argmax) it still matches fp32, by sending
+    # the rows it cannot vouch for back to fp32, and the bf16 argmax alone would have been wrong on some of them
+    fast.SHORTLIST, fast.rechecked = 1, 0
+    assert torch.equal(fast(ties), exact(ties))
+    assert fast.rechecked > 0
+    normed = F.normalize(E[ids].float(), dim=-1)
+    bf16_alone = ids[(F.normalize(ties, dim=-1).bfloat16() @ normed.bfloat16().T).argmax(-1)]
+    assert not torch.equal(bf16_alone, exact(ties))
