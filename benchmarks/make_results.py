@@ -94,6 +94,25 @@ def lm_step(data: dict) -> str:
     return "\n".join(rows)
 
 
+def compile_(data: dict) -> str:
+    rows = ["| R | first 3 steps, eager / compiled (s) | eager ms/step | compiled ms/step | eager / compiled |",
+            "|---:|---|---:|---:|---:|"]  # fmt: skip
+    for r in data["runs"]:
+        first, med = r["first_3_steps_s"], r["s_per_step"]
+        rows.append(
+            f"| {r['restarts']} | {first['eager']:.1f} / {first['compiled']:.1f} | {med['eager'] * 1000:.1f} | "
+            f"{med['compiled'] * 1000:.1f} | **{r['eager_over_compiled']:.2f}x** |"
+        )
+    m = data["machine"]
+    rows.append("")
+    rows.append(
+        f"{data['model']}, prompt length {data['prompt_len']}, median of {data['rounds']} alternating rounds of "
+        f"{data['steps']} steps; {m['processor']}, {m['cpu_count']} cores, {m['cpu_capability']} kernels, torch "
+        f"{m['torch']}, load average {m['loadavg_start']} before and {m['loadavg_end']} after."
+    )
+    return "\n".join(rows)
+
+
 def api(data: dict) -> str:
     a, f = data["agreement"], data["search"]
     req, tok = f["requests"], f["tokens"]
@@ -146,6 +165,7 @@ TABLES = {
     "lm-step": ("results_lm_step.json", lm_step),
     "defaults": ("results_defaults.json", defaults),
     "api": ("results_api.json", api),
+    "compile": ("results_compile.json", compile_),
 }
 
 
