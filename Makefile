@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check pez tests benchmarks
+	$(VENV)/bin/ruff format --check pez tests benchmarks
 	$(PY) -m pytest -q -m "not slow and not gpu and not server"
 
 test-all: $(STAMP)

@@ -49,8 +49,13 @@ def main() -> None:
     p.add_argument("--api-budget", type=int, default=400)
     p.add_argument("--test-size", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--parts", nargs="+", choices=["agreement", "search"], default=["agreement", "search"],
-                   help="what to measure; each part is written to --out as soon as it is done, next to the others")
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        choices=["agreement", "search"],
+        default=["agreement", "search"],
+        help="what to measure; each part is written to --out as soon as it is done, next to the others",
+    )
     p.add_argument("--out", default=str(HERE / "results_api.json"))
     args = p.parse_args()
     if not server_built():

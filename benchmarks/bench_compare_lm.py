@@ -34,13 +34,24 @@ def main() -> None:
     lm = load_lm("smollm2", "auto")
     t = time.perf_counter()
     result = compare_task(
-        lm, "movie-reviews", methods=args.methods.split(","), seeds=args.seeds, budget_seconds=args.budget_seconds,
+        lm,
+        "movie-reviews",
+        methods=args.methods.split(","),
+        seeds=args.seeds,
+        budget_seconds=args.budget_seconds,
         config={"prompt_len": 10, "batch_size": 16, "sync_every": 5, "eval_every": 5, "checkpoint_every": 5},
-        overrides={"gcg": {"search_width": 32, "top_k": 64}, "autoprompt": {"candidates": 32},
-                   "random": {"candidates": 32}, "hotflip": {"candidates": 1}},
-        peft=[m for m in args.peft.split(",") if m], dev_size=64, test_size=args.test_size,
-        callback=lambda run: print(f"{run.method} seed {run.seed}: score {run.score:.4f}, "
-                                   f"{run.timings['steps_run']} steps", flush=True),
+        overrides={
+            "gcg": {"search_width": 32, "top_k": 64},
+            "autoprompt": {"candidates": 32},
+            "random": {"candidates": 32},
+            "hotflip": {"candidates": 1},
+        },
+        peft=[m for m in args.peft.split(",") if m],
+        dev_size=64,
+        test_size=args.test_size,
+        callback=lambda run: print(
+            f"{run.method} seed {run.seed}: score {run.score:.4f}, {run.timings['steps_run']} steps", flush=True
+        ),
     )
     result.save(args.out)
     print(result.to_markdown())

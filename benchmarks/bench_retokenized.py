@@ -37,8 +37,19 @@ def main() -> None:
         for seed in range(args.seeds):
             t0 = time.perf_counter()
             rep = pez.discover(
-                lm, "movie-reviews", template=template, prompt_len=args.prompt_len, steps=args.steps, seed=seed,
-                batch_size=4, sync_every=4, eval_every=4, dev_size=16, train_size=256, test_size=4, device="cpu",
+                lm,
+                "movie-reviews",
+                template=template,
+                prompt_len=args.prompt_len,
+                steps=args.steps,
+                seed=seed,
+                batch_size=4,
+                sync_every=4,
+                eval_every=4,
+                dev_size=16,
+                train_size=256,
+                test_size=4,
+                device="cpu",
             )
             s = rep.search
             run = {
@@ -54,9 +65,7 @@ def main() -> None:
             }
             out["runs"].append(run)
             print(json.dumps(run), flush=True)
-    out["share"] = {
-        t: sum(r["retokenized"] for r in out["runs"] if r["template"] == t) / args.seeds for t in TEMPLATES
-    }
+    out["share"] = {t: sum(r["retokenized"] for r in out["runs"] if r["template"] == t) / args.seeds for t in TEMPLATES}
     print(json.dumps(out["share"]))
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)

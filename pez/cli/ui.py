@@ -49,7 +49,13 @@ def run(args: argparse.Namespace) -> int:
     from pez.ui import UIOptions, launch_app
 
     options = UIOptions(
-        args.model, args.device, args.runs, args.concurrency, args.max_upload_mb, args.max_files, args.pipeline,
+        args.model,
+        args.device,
+        args.runs,
+        args.concurrency,
+        args.max_upload_mb,
+        args.max_files,
+        args.pipeline,
         args.reference_model,
     )
     launch_app(options, host=args.host, port=args.port, share=args.share, auth=auth)

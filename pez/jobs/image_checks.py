@@ -189,8 +189,10 @@ def evaluate_images(
             raise PezError(f"the results come from several models ({', '.join(sorted(found_with))}): give --pipeline")
         pipeline = default_pipeline(found_with.pop())
     dev = resolve_device(device)
-    ref = reference_model if isinstance(reference_model, LoadedModel) else load_model(
-        reference_model or DEFAULT_REFERENCE, dev
+    ref = (
+        reference_model
+        if isinstance(reference_model, LoadedModel)
+        else load_model(reference_model or DEFAULT_REFERENCE, dev)
     )
     scorer = ReferenceScorer(ref)
     pipe = load_pipeline(pipeline, dev)

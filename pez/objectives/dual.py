@@ -48,8 +48,14 @@ class DualCLIPObjective(EmbeddingObjective):
             raise PezError(f"two text towers are needed, got {len(towers)}")
         targets = dict(images=images, texts=texts, negative_images=negative_images, negative_texts=negative_texts)
         self.towers = [
-            CLIPObjective(t.model, t.tokenizer, preprocess=t.preprocess, negative_weight=negative_weight,
-                          model_name=t.spec, **targets)  # fmt: skip
+            CLIPObjective(
+                t.model,
+                t.tokenizer,
+                preprocess=t.preprocess,
+                negative_weight=negative_weight,
+                model_name=t.spec,
+                **targets,
+            )  # fmt: skip
             for t in towers
         ]
         a, b = (t.path for t in self.towers)

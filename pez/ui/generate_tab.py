@@ -88,4 +88,3 @@ def build_generate_tab(ctx: Context) -> None:
 
         inputs = [prompt, targets, reference, generations, seed, steps, guidance]
         run.click(run_check, inputs, [score, gallery, sheet, report], api_name="check", **ctx.job_events())
-

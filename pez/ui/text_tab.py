@@ -59,8 +59,11 @@ def build_text_tab(ctx: Context) -> None:
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0)
                 with gr.Accordion("More options", open=False):
                     restarts = gr.Number(
-                    INVERT_DEFAULTS["restarts"], label="Restarts (prompts searched together)", precision=0, minimum=1
-                )
+                        INVERT_DEFAULTS["restarts"],
+                        label="Restarts (prompts searched together)",
+                        precision=0,
+                        minimum=1,
+                    )
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
                 with gr.Row():
                     run = gr.Button("Distil", variant="primary", elem_id="text-run")
