@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import open_clip
 import torch
+from bench_speed import loadavg, machine_info  # the same machine record as the speed benchmark
 
 import pez
 from pez.optim import PEZ, PEZConfig
@@ -61,7 +60,7 @@ def main() -> None:
     model = open_clip.create_model(args.model, pretrained=None).eval()
     del model.visual
     tokenizer = open_clip.get_tokenizer(args.model)
-    load_start = [round(x, 2) for x in os.getloadavg()]
+    machine = machine_info(torch.device("cpu"))
     runs = []
     for r in args.restarts:
         sides = {name: make_optimizer(model, tokenizer, r, args.prompt_len, name == "compiled") for name in
@@ -78,13 +77,9 @@ def main() -> None:
         print(f"R={r}: first 3 steps eager {first['eager']:.1f} s, compiled {first['compiled']:.1f} s; "
               f"eager {med['eager'] * 1000:.1f} ms/step, compiled {med['compiled'] * 1000:.1f} ms/step, "
               f"eager/compiled {run['eager_over_compiled']:.2f}x", flush=True)  # fmt: skip
-    out = {
-        "model": args.model, "prompt_len": args.prompt_len, "steps": args.steps, "rounds": args.rounds, "runs": runs,
-        "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                    "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads(), "loadavg_start": load_start,
-                    "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
-    }  # fmt: skip
+    machine["loadavg_end"] = loadavg()
+    out = {"model": args.model, "prompt_len": args.prompt_len, "steps": args.steps, "rounds": args.rounds,
+           "runs": runs, "machine": machine}  # fmt: skip
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
 

@@ -353,7 +353,7 @@ def machine_info(device: torch.device) -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the widest vector kernels torch uses
         "fast_bf16": fast_bf16(device),  # whether pez's projection searches a bf16 shortlist first
         "device": str(device),
-        "loadavg_start": _loadavg(),
+        "loadavg_start": loadavg(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -361,7 +361,7 @@ def machine_info(device: torch.device) -> dict:
     return info
 
 
-def _loadavg() -> list[float] | None:
+def loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
@@ -490,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         del obj, model
         gc.collect()
     out["ratios"] = rows
-    out["machine"]["loadavg_end"] = _loadavg()
+    out["machine"]["loadavg_end"] = loadavg()
     print()
     print_table(rows)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

@@ -282,6 +282,16 @@ def _complete(model, tokenizer, strings, prompt: str, n_new: int, echo: bool, to
     return choice | {"logprobs": logprobs}, usage
 
 
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """Terminate a server process; kill it if it has not exited after ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port-file", required=True, help="write the port here once listening")
@@ -319,13 +329,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def stop_process(proc: subprocess.Popen, timeout: float) -> None:
-    """Terminate a server process; kill it if it has not exited after ``timeout`` seconds."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

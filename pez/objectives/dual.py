@@ -55,7 +55,7 @@ class DualCLIPObjective(EmbeddingObjective):
                 negative_weight=negative_weight,
                 model_name=t.spec,
                 **targets,
-            )  # fmt: skip
+            )
             for t in towers
         ]
         a, b = (t.path for t in self.towers)
