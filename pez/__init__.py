@@ -1,8 +1,9 @@
 """pez: readable hard prompts, found by gradient (PEZ, Wen et al., NeurIPS 2023) and compared with baselines.
 
-The architecture, one folder each: ``jobs`` (one function per user job), ``cli``, ``optim`` (the loop and one
-file per method), ``objectives``, ``text`` (tokenizers, vocabulary masks, the projection, templates),
-``models``, ``data``, ``evaluation``; ``records`` holds every result type. See CONTRIBUTING.md.
+The architecture, one folder each: ``jobs`` (one module per user job, named after its command), ``cli``, ``ui``,
+``optim`` (the loop, the one run function and one file per method), ``objectives``, ``text`` (tokenizers,
+vocabulary masks, the projection, templates), ``models`` (a registry of model families), ``data`` (LM task data),
+``images``, ``generation``, ``evaluation``; ``records`` holds every result type. See CONTRIBUTING.md.
 
 Heavy dependencies load on first use, so ``import pez`` is quick.
 """
@@ -14,27 +15,25 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    # jobs: one call each (pez.jobs)
-    "invert": "pez.jobs",
-    "optimize": "pez.jobs",
-    "optimize_each": "pez.jobs",
-    "make_objective": "pez.jobs",
-    "discover": "pez.jobs",
-    "compress": "pez.jobs",
-    "evaluate": "pez.jobs",
-    "compare": "pez.jobs",
-    "compare_task": "pez.jobs",
-    "ComparisonResult": "pez.jobs",
-    "Run": "pez.jobs",
-    "invert_dataset": "pez.jobs",
-    "evaluate_images": "pez.jobs",
-    "check_prompt": "pez.jobs",
-    "ImageReport": "pez.jobs",
-    "PromptCheck": "pez.jobs",
-    "merge_results": "pez.jobs",
-    "DatasetRun": "pez.jobs",
+    # jobs: one call each, one module per command (pez.jobs)
+    "invert": "pez.jobs.invert",
+    "make_objective": "pez.jobs.invert",
+    "invert_dataset": "pez.jobs.invert_dataset",
+    "merge_results": "pez.jobs.invert_dataset",
+    "discover": "pez.jobs.discover",
+    "compress": "pez.jobs.compress",
+    "evaluate": "pez.jobs.evaluate",
+    "compare": "pez.jobs.compare",
+    "compare_task": "pez.jobs.compare",
+    "evaluate_images": "pez.jobs.evaluate_images",
+    "check_prompt": "pez.jobs.evaluate_images",
+    "check_by_generating": "pez.jobs.evaluate_images",
+    "LMTask": "pez.jobs.lm",
     "make_task": "pez.text.templates",
-    # methods and their configs (pez.optim)
+    # methods, their configs and the one way to run them (pez.optim)
+    "optimize": "pez.optim",
+    "optimize_each": "pez.optim",
+    "Budget": "pez.optim",
     "METHODS": "pez.optim",
     "make_config": "pez.optim",
     "OptimizerConfig": "pez.optim",
@@ -54,6 +53,10 @@ _EXPORTS = {
     "SoftConfig": "pez.optim",
     "RandomSearch": "pez.optim",
     "RandomConfig": "pez.optim",
+    "VGD": "pez.optim",
+    "VGDConfig": "pez.optim",
+    "Readable": "pez.optim",
+    "ReadableConfig": "pez.optim",
     "tune_continuous": "pez.optim.peft",
     # objectives
     "Objective": "pez.objectives.base",
@@ -63,18 +66,26 @@ _EXPORTS = {
     "ClassificationObjective": "pez.objectives.lm",
     "CompletionObjective": "pez.objectives.lm",
     "CompressionObjective": "pez.objectives.lm",
-    # models, text, records, errors
+    # models, text, options, records, errors
     "load_model": "pez.models",
     "load_lm": "pez.models",
     "LoadedModel": "pez.models",
     "Vocabulary": "pez.text",
     "VocabOptions": "pez.text",
+    "ApiOptions": "pez.evaluation.options",
+    "ApiSearchOptions": "pez.evaluation.options",
+    "Scoring": "pez.evaluation.options",
     "PromptResult": "pez.records",
     "TaskReport": "pez.records",
     "EvalResult": "pez.records",
     "ContinuousResult": "pez.records",
-    "ApiSearchReport": "pez.jobs.api_search",
-    "ApiPlan": "pez.jobs.api_plan",
+    "ComparisonResult": "pez.records",
+    "Run": "pez.records",
+    "DatasetRun": "pez.records",
+    "PromptCheck": "pez.records",
+    "ImageReport": "pez.records",
+    "ApiSearchReport": "pez.records",
+    "ApiPlan": "pez.records",
     "PezError": "pez.errors",
 }
 

@@ -9,10 +9,10 @@ import pez
 from pez.cli import main
 from pez.errors import PezError
 from pez.evaluation.client import BudgetSpent
+from pez.evaluation.options import ApiOptions
 from pez.evaluation.remote import evaluate_remote
 from pez.evaluation.selection import ApiSelector
-from pez.jobs.api_plan import ApiPlan
-from pez.jobs.api_search import ApiSearchReport
+from pez.records import ApiPlan, ApiSearchReport
 from tests.openai_server import loopback
 
 KEY_ENV = "PEZ_TEST_API_KEY"
@@ -146,7 +146,7 @@ def test_the_reported_api_accuracies_are_pez_evaluates(found, server):
     task = pez.make_task("{prompt} {text} It was", "negative,positive")
     for prompt, acc in [(report.prompt, report.accuracy), (report.local_prompt, report.transfer_accuracy),
                         ("", report.baseline_accuracy), (BASELINE, report.baseline_prompts[BASELINE])]:  # fmt: skip
-        again = evaluate_remote(prompt, examples, task, "smollm2", server.url, KEY_ENV, cache=found["cache"])
+        again = evaluate_remote(prompt, examples, task, "smollm2", ApiOptions(server.url, KEY_ENV, found["cache"]))
         assert again.accuracy == acc and again.extras["requests"] == 0
     assert server.stats()["requests"] == 0
 

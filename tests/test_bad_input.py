@@ -29,8 +29,8 @@ def no_model_loads(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a model was loaded before the bad input was found")
 
-    monkeypatch.setattr("pez.jobs.inversion.load_model", refuse)
-    monkeypatch.setattr("pez.jobs.lm_tasks.load_lm", refuse)
+    monkeypatch.setattr("pez.jobs.invert.load_model", refuse)
+    monkeypatch.setattr("pez.jobs.lm.load_lm", refuse)
 
 
 EARLY = [

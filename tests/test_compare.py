@@ -189,8 +189,7 @@ def test_cli_helpers_run_and_write_the_table(planted, tmp_path, capsys):
 
 def test_equal_wall_clock_reads_the_score_at_the_budget():
     """A run whose last step overran a seconds budget is scored by what it had within the budget."""
-    from pez.jobs.comparison import ComparisonResult, Run
-    from pez.records import PromptResult
+    from pez.records import ComparisonResult, PromptResult, Run
 
     def result(history, elapsed):
         return PromptResult(text=history[-1]["text"], ids=[1], score=history[-1]["score"], internal_score=0.0,

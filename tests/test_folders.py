@@ -13,7 +13,7 @@ import time
 import pytest
 
 import pez
-from pez.jobs.folders import read_results
+from pez.jobs.invert_dataset import read_results
 from pez.models import load_model
 
 FAST = {"prompt_len": 4, "steps": 6, "sync_every": 2, "eval_every": 2, "checkpoint_every": 2}

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pez.data.images import load_image
 from pez.errors import PezError
+from pez.images.load import load_image
 
 
 def _save(tmp_path, im, name):

@@ -42,7 +42,7 @@ def test_no_package_exports_a_name_that_is_one_of_its_submodules():
 
 
 def test_compare_stays_callable(tiny):
-    import pez.jobs.comparing  # noqa: F401  (a submodule import used to rebind pez.compare)
+    import pez.jobs.compare  # noqa: F401  (a submodule import used to rebind pez.compare)
 
     model, tok = tiny
     obj = pez.CLIPObjective(model, tok, texts=["a red car on a road"])
@@ -80,3 +80,130 @@ def test_one_config_builder_with_one_error_type():
         pez.invert(texts=["a"], model="minilm", method="gcg", lr=0.1)
     with pytest.raises(pez.PezError, match="does not apply"):
         pez.discover(method="gcg", lr=0.1)
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every ``pez`` module -> the ``pez`` modules it imports, at module level or inside a function."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {m: set() for m in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pez"):
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                           for a in node.names]  # fmt: skip
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.startswith("pez")]
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_the_import_graph_has_no_circle():
+    graph = import_graph()
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+    circles = []
+
+    def walk(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                circles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                walk(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            walk(node, [node])
+    assert not circles, circles
+
+
+def test_the_circle_test_finds_a_planted_circle(tmp_path, monkeypatch):
+    """The graph walk itself: two modules importing each other are found."""
+    pkg = tmp_path / "pez"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pez.b import x\n")
+    (pkg / "b.py").write_text("def f():\n    from pez.a import y\n")
+    monkeypatch.setattr(f"{__name__}.PACKAGE", pkg)
+    with pytest.raises(AssertionError, match="pez.a"):
+        test_the_import_graph_has_no_circle()
+
+
+def job_functions():
+    """The public functions of every job module (what the CLI and the UI call)."""
+    import importlib
+    import inspect
+
+    for path in sorted((PACKAGE / "jobs").glob("*.py")):
+        module = importlib.import_module(_module_name(path))
+        for name, fn in vars(module).items():
+            if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_"):
+                yield f"{module.__name__}.{name}", fn
+
+
+def test_no_job_function_takes_more_than_6_positional_or_16_parameters():
+    import inspect
+
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    too_many = {}
+    for name, fn in job_functions():
+        params = inspect.signature(fn).parameters.values()
+        positional = sum(p.kind in kinds for p in params)
+        if positional > 6 or len(params) > 16:
+            too_many[name] = (positional, len(params))
+    assert not too_many
+    assert len(dict(job_functions())) >= 12  # the walk finds the jobs
+
+
+def contributing_layout(text: str) -> set[str]:
+    """The paths the layout block of CONTRIBUTING.md names under ``pez/``: on each line, the leading words that end
+    in ``.py`` or ``/`` (a package, whose entries are the lines indented under it); other lines are descriptions."""
+    block = text.split("```\npez/\n", 1)[1].split("```", 1)[0]
+    named, stack = set(), []  # stack: (indent, package path) of the packages the current line is inside
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip())
+        entries = []
+        for word in line.split():
+            word = word.rstrip(",")
+            if not (word.endswith(".py") or (word.endswith("/") and word[:-1].isidentifier())):
+                break
+            entries.append(word)
+        if not entries:
+            continue
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        prefix = stack[-1][1] if stack else ""
+        named |= {prefix + e for e in entries}
+        if len(entries) == 1 and entries[0].endswith("/"):
+            stack.append((indent, prefix + entries[0]))
+    return named
+
+
+def tree_layout() -> set[str]:
+    """Every package (``jobs/``, ``objectives/lm/``) and module (``jobs/invert.py``, ``errors.py``) of pez,
+    relative to pez/; a sub-package's ``__init__.py`` is the package itself."""
+    real = set()
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        if rel.name == "__init__.py" and rel.parent.parts:
+            real.add(rel.parent.as_posix() + "/")
+        elif rel.name != "__main__.py" or not rel.parent.parts:
+            real.add(rel.as_posix())
+    return real
+
+
+def test_contributing_lists_every_package_and_module_and_nothing_stale():
+    named, real = contributing_layout((PACKAGE.parent / "CONTRIBUTING.md").read_text()), tree_layout()
+    assert not real - named, f"missing from CONTRIBUTING.md: {sorted(real - named)}"
+    assert not named - real, f"listed in CONTRIBUTING.md but not in the tree: {sorted(named - real)}"
+
+
+def test_the_layout_reader_reads_nesting():
+    text = "```\npez/\n  jobs/   one per job\n    invert.py   invert\n      described on\n  errors.py\n```\n"
+    assert contributing_layout(text) == {"jobs/", "jobs/invert.py", "errors.py"}

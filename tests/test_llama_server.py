@@ -77,6 +77,7 @@ def test_server_agrees_with_local_scoring(llama_server, smollm2, tmp_path, monke
 
 def test_server_never_gets_max_tokens_zero(llama_server, tmp_path, monkeypatch):
     """A request with max_tokens 0 would generate up to the context size; pez's requests generate one token."""
+    from pez.evaluation.options import ApiOptions
     from pez.evaluation.remote import evaluate_remote
     from pez.text.templates import make_task
 
@@ -90,7 +91,9 @@ def test_server_never_gets_max_tokens_zero(llama_server, tmp_path, monkeypatch):
         return original(self, url, *args, **kwargs)
 
     monkeypatch.setattr(httpx.Client, "post", spy)
-    result = evaluate_remote(PROMPT, [example], make_task(), "smollm2", llama_server, KEY_ENV, tmp_path / "c.sqlite")
+    result = evaluate_remote(
+        PROMPT, [example], make_task(), "smollm2", ApiOptions(llama_server, KEY_ENV, tmp_path / "c.sqlite")
+    )
     assert result.complete and sent and all(p.get("max_tokens") != 0 for p in sent)
     usage = [httpx.post(llama_server + "/completions", json=p, timeout=60).json()["usage"] for p in sent[:2]]
     assert all(u["completion_tokens"] <= 1 for u in usage)

@@ -12,12 +12,12 @@ import torch
 
 from pez.errors import PezError
 from pez.evaluation.client import api_root, redact, retry_after, usage_tokens
+from pez.evaluation.options import ApiOptions, parse_api_model
 from pez.evaluation.probe import next_token_logprob, shifted_span_parts
 from pez.evaluation.remote import (
     ApiFailure,
     evaluate_remote,
     parse_answer,
-    parse_api_model,
     span_logprob,
 )
 from pez.text.templates import Task, Template, Verbalizer
@@ -63,8 +63,10 @@ def server(server_process, monkeypatch):
 
 
 def run(server, cache, **kw):
-    options = {"api_key_env": KEY_ENV, "cache": cache, "mode": "logprob", "timeout": 30, "backoff": 0.01}
-    return evaluate_remote(PROMPT, kw.pop("examples", EXAMPLES), TASK, "smollm2", server.url, **(options | kw))
+    examples, callback = kw.pop("examples", EXAMPLES), kw.pop("callback", None)
+    options = {"base_url": server.url, "api_key_env": KEY_ENV, "cache": cache, "scoring": "logprob", "timeout": 30,
+               "backoff": 0.01}  # fmt: skip
+    return evaluate_remote(PROMPT, examples, TASK, "smollm2", ApiOptions(**(options | kw)), callback=callback)
 
 
 @torch.no_grad()
@@ -121,7 +123,7 @@ def test_shifted_server_is_detected_and_corrected(server, smollm2, tmp_path):
     from pez.evaluation.local import evaluate_local
 
     server.control(echo_logprobs="shifted")
-    result = run(server, tmp_path / "c.sqlite", mode="auto")
+    result = run(server, tmp_path / "c.sqlite", scoring="auto")
     assert result.scoring == "logprob-corrected" and result.complete
     check = result.extras["server_check"]
     assert check["verdict"] == "shifted" and "shifted by one position" in result.extras["scoring_reason"]
@@ -145,23 +147,23 @@ def test_server_without_prompt_logprobs_is_scored_by_parsing(server, tmp_path):
     """llama.cpp's llama-server: echo gives no log-probabilities for the prompt. auto parses answers and says
     why; logprob mode refuses before scoring anything."""
     server.control(echo_logprobs="none")
-    result = run(server, tmp_path / "c.sqlite", mode="auto", examples=EXAMPLES[:2])
+    result = run(server, tmp_path / "c.sqlite", scoring="auto", examples=EXAMPLES[:2])
     assert result.scoring == "parse" and result.complete and result.n == 2
     assert result.extras["server_check"]["verdict"] == "no-prompt-logprobs"
     assert "without its tokens' log-probabilities" in result.extras["scoring_reason"]
     assert server.stats()["completions"] == PROBE and server.stats()["chat"] == 2
     server.control(reset=True, echo_logprobs="none")
     with pytest.raises(ApiFailure, match="cannot score by log-probabilities through this server") as e:
-        run(server, tmp_path / "c.sqlite", mode="logprob", examples=EXAMPLES[:2])
+        run(server, tmp_path / "c.sqlite", scoring="logprob", examples=EXAMPLES[:2])
     assert e.value.partial.n == 0 and server.stats()["requests"] == 0  # the verdict came from the cache
 
 
 def test_max_tokens_zero_is_never_sent(server, tmp_path):
     """llama-cpp-python reads max_tokens 0 as "no limit" and generates up to the context size."""
     server.control(max_tokens_zero="unlimited")
-    run(server, tmp_path / "a.sqlite", mode="auto", examples=EXAMPLES[:2])
+    run(server, tmp_path / "a.sqlite", scoring="auto", examples=EXAMPLES[:2])
     server.control(echo_logprobs="shifted")
-    run(server, tmp_path / "b.sqlite", mode="auto", examples=EXAMPLES[:2])
+    run(server, tmp_path / "b.sqlite", scoring="auto", examples=EXAMPLES[:2])
     stats = server.stats()
     assert stats["max_tokens_zero"] == 0
     assert stats["generated"] <= stats["completions"]  # at most one generated token per request
@@ -175,18 +177,18 @@ def test_server_check_is_cached(server, tmp_path):
     assert second.extras["requests"] == 2  # no probe the second time
     assert second.extras["server_check"]["verdict"] == first.extras["server_check"]["verdict"] == "aligned"
     server.control(echo_logprobs="shifted")  # the server changed behind the same URL: --recheck-server
-    third = run(server, cache, examples=EXAMPLES[2:3], mode="auto", recheck=True)
+    third = run(server, cache, examples=EXAMPLES[2:3], scoring="auto", recheck_server=True)
     assert third.scoring == "logprob-corrected" and not third.extras["server_check"]["cached"]
-    assert run(server, cache, examples=EXAMPLES[2:3], mode="auto").extras["server_check"]["verdict"] == "shifted"
+    assert run(server, cache, examples=EXAMPLES[2:3], scoring="auto").extras["server_check"]["verdict"] == "shifted"
 
 
 def test_prompt_in_the_system_message(server, tmp_path):
-    result = run(server, tmp_path / "c.sqlite", mode="parse", prompt_role="system", examples=EXAMPLES[:1])
+    result = run(server, tmp_path / "c.sqlite", scoring="parse", prompt_role="system", examples=EXAMPLES[:1])
     assert result.scoring == "parse" and result.extras["prompt_role"] == "system"
     system, user = server.stats()["last_messages"]
     assert system == {"role": "system", "content": PROMPT}
     assert user["role"] == "user" and user["content"].startswith(EXAMPLES[0].text + " It was\nAnswer with")
-    run(server, tmp_path / "d.sqlite", mode="parse", examples=EXAMPLES[:1])
+    run(server, tmp_path / "d.sqlite", scoring="parse", examples=EXAMPLES[:1])
     (user,) = server.stats()["last_messages"]
     assert user["content"].startswith(f"{PROMPT} {EXAMPLES[0].text} It was\n")
 
@@ -194,7 +196,9 @@ def test_prompt_in_the_system_message(server, tmp_path):
 def test_auto_falls_back_to_parsing_when_logprobs_are_refused(server, tmp_path):
     server.control(logprobs=False)
     calls = []
-    result = run(server, tmp_path / "c.sqlite", mode="auto", examples=EXAMPLES[:3], callback=lambda *a: calls.append(a))
+    result = run(
+        server, tmp_path / "c.sqlite", scoring="auto", examples=EXAMPLES[:3], callback=lambda *a: calls.append(a)
+    )
     assert result.scoring == "parse" and result.complete and result.n == 3
     assert result.extras["instruction"] == "Answer with one word: negative or positive."
     for p in result.predictions:
@@ -297,7 +301,7 @@ def test_wrong_key_is_refused_at_once(server, tmp_path, monkeypatch):
     """The server quotes the refused key in its message (as OpenAI does, masked); pez never repeats it."""
     monkeypatch.setenv(KEY_ENV, "sk-wrong-0123456789")
     with pytest.raises(PezError, match=rf"refused the key in \${KEY_ENV}") as e:
-        run(server, tmp_path / "c.sqlite", mode="auto")
+        run(server, tmp_path / "c.sqlite", scoring="auto")
     assert server.stats()["requests"] == 1  # no retry, no fallback
     assert "0123" not in str(e.value) and "[key redacted]" in str(e.value)
 
@@ -315,9 +319,9 @@ def test_bad_input_fails_before_any_request(server, tmp_path, monkeypatch):
     with pytest.raises(PezError, match="not covered by the verbaliser"):
         run(server, tmp_path / "c.sqlite", examples=EXAMPLES[:2] + [Example("So-so.", "neutral")])
     with pytest.raises(PezError, match="no API path"):
-        evaluate_remote(PROMPT, EXAMPLES, TASK, "smollm2", server.root, api_key_env=KEY_ENV, cache=tmp_path / "c")
+        evaluate_remote(PROMPT, EXAMPLES, TASK, "smollm2", ApiOptions(server.root, KEY_ENV, tmp_path / "c"))
     with pytest.raises(PezError, match="unknown scoring mode"):
-        run(server, tmp_path / "c.sqlite", mode="guess")
+        run(server, tmp_path / "c.sqlite", scoring="guess")
     monkeypatch.delenv(KEY_ENV)
     with pytest.raises(PezError, match=f"{KEY_ENV} is not set"):
         run(server, tmp_path / "c.sqlite")
@@ -326,7 +330,7 @@ def test_bad_input_fails_before_any_request(server, tmp_path, monkeypatch):
 
 def test_unknown_model_names_the_problem(server, tmp_path):
     with pytest.raises(ApiFailure, match="does not exist"):
-        evaluate_remote(PROMPT, EXAMPLES[:1], TASK, "gpt-nope", server.url, api_key_env=KEY_ENV, cache=tmp_path / "c")
+        evaluate_remote(PROMPT, EXAMPLES[:1], TASK, "gpt-nope", ApiOptions(server.url, KEY_ENV, tmp_path / "c"))
     assert server.stats()["requests"] == 2  # the logprob probe, then the chat request
 
 
@@ -343,11 +347,7 @@ def test_timeout_and_dead_server(server, tmp_path):
             EXAMPLES[:1],
             TASK,
             "smollm2",
-            "http://127.0.0.1:9/v1",
-            api_key_env=KEY_ENV,
-            cache=tmp_path / "c.sqlite",
-            max_retries=1,
-            backoff=0.01,
+            ApiOptions("http://127.0.0.1:9/v1", KEY_ENV, tmp_path / "c.sqlite", max_retries=1, backoff=0.01),
         )
 
 

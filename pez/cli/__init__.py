@@ -15,18 +15,20 @@ from pez.errors import PezError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pez.cli import compare, discover, evaluate, folders, images, invert, models, ui
+    from pez.cli import compare, compress, discover, evaluate, evaluate_images, gist, invert, invert_dataset, models, ui
 
     parser = Parser(prog="pez", description="Find readable hard prompts by gradient (PEZ) and compare optimisers.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     invert.add_parser(sub)
-    folders.add_parsers(sub)  # invert-dataset and merge
-    images.add_parser(sub)  # evaluate-images
-    discover.add_parsers(sub)  # discover and compress
+    invert_dataset.add_parsers(sub)  # invert-dataset and merge
+    evaluate_images.add_parser(sub)
+    discover.add_parser(sub)
+    compress.add_parser(sub)
     evaluate.add_parser(sub)
     compare.add_parser(sub)
     models.add_parser(sub)
     ui.add_parser(sub)
+    gist.add_parser(sub)  # train, compress, generate, evaluate, compare
     return parser
 
 

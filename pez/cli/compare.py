@@ -1,4 +1,4 @@
-"""``pez compare``: several optimisers, same objective and budget -> table, plot, JSON (:mod:`pez.jobs.comparing`).
+"""``pez compare``: several optimisers, same objective and budget -> table, plot, JSON (:mod:`pez.jobs.compare`).
 
 Objective options as for ``pez invert`` (``--model``, ``--text``, images), or an LM classification task with
 ``--data``::
@@ -19,7 +19,14 @@ import sys
 import typing
 from collections.abc import Sequence
 
-from pez.cli.options import EXIT_INTERRUPTED, add_device_option, add_target_options, check_output_dir, quiet_libraries
+from pez.cli.options import (
+    EXIT_INTERRUPTED,
+    add_device_option,
+    add_judge_options,
+    add_target_options,
+    check_output_dir,
+    quiet_libraries,
+)
 from pez.errors import PezError
 
 
@@ -53,6 +60,7 @@ def _method_list(text: str) -> list[str]:
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``pez compare`` (the objective's options, e.g. ``--model`` and ``--text``, are not here)."""
+    add_judge_options(parser)
     from pez.optim import METHODS
 
     parser.add_argument(
@@ -134,6 +142,7 @@ def comparison_options(args: argparse.Namespace) -> dict:
         )
 
     return {
+        "judge": args.judge,
         "methods": args.methods,
         "seeds": args.seeds,
         "budget_steps": args.budget_steps,
@@ -186,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         args.text,
         args.negative_image,
         args.negative_text,
-        args.negative_weight,
-        args.device,
+        negative_weight=args.negative_weight,
+        device=args.device,
     )
     return write_comparison(args, pez.compare(obj, **comparison_options(args)))

@@ -19,7 +19,7 @@ from pez.cli.options import (
 
 
 def add_parser(sub) -> None:
-    from pez.jobs.inversion import INVERT_DEFAULTS
+    from pez.jobs.invert import INVERT_DEFAULTS
     from pez.models import DEFAULT_CLIP
 
     p = sub.add_parser("invert", help="images and/or texts -> a short readable prompt")
@@ -53,11 +53,13 @@ def run(args: argparse.Namespace) -> int:
             callback=bar,
             checkpoint=args.checkpoint,
             resume=args.resume,
+            judge=args.judge,
             **config,
         )
     print(res.text)
     note = f"; the optimised ids scored {res.internal_score:.4f} before re-tokenisation" if res.retokenized else ""
     print(f"{res.score_name} {res.score:.4f}{note}", file=sys.stderr)
+    print(readability_line(res.readability), file=sys.stderr)
     if not args.quiet:
         print(time_split(res.timings, startup, imports), file=sys.stderr)
     if args.out:
@@ -67,6 +69,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted after step {res.steps_done}: best prompt so far{where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def readability_line(r: dict) -> str:
+    """The readability of the printed prompt, on one line."""
+    ppl = r.get("perplexity")
+    judged = f"perplexity {ppl:,.0f} under {r['judge']}" if ppl is not None else "no judge"
+    if r.get("judge_is_prior"):
+        judged += " (the judge also wrote it: flattering)"
+    return (f"readability: {judged}; {r.get('dictionary_share', 0):.0%} dictionary words, "
+            f"{r.get('repeated_share', 0):.0%} repeated")  # fmt: skip
 
 
 def process_age() -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import os
 import sys
 import typing
@@ -37,11 +38,18 @@ def add_config_options(parser: argparse.ArgumentParser, defaults: dict | None = 
     :func:`pez.make_config` merges them), else the dataclass defaults; the help shows the default that applies."""
     from pez.optim import METHODS
 
+    add_fields(parser, [m.config_class for m in METHODS.values()], defaults)
+
+
+def add_fields(parser, classes, defaults: dict | None = None) -> None:
+    """One option per field of the dataclasses ``classes`` (the first class to have a field wins), read by the
+    field's type: flags for booleans (``--x`` / ``--no-x``), choices for enums, ``N|all`` for ``batch_size``, words
+    for tuples. Unset options are left out of the namespace (:func:`given_fields`), so the job's defaults apply."""
     seen = set()
-    for cls in (m.config_class for m in METHODS.values()):
+    for cls in classes:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            if f.name in seen:
+            if f.name in seen or not f.init:
                 continue
             seen.add(f.name)
             flag = "--" + f.name.replace("_", "-")
@@ -49,15 +57,25 @@ def add_config_options(parser: argparse.ArgumentParser, defaults: dict | None = 
             kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{f.metadata.get('help', '')} "}
             default = (defaults or {}).get(f.name, f.default)
             kw["help"] += f"(default: {default})" if default is not dataclasses.MISSING else ""
-            if kind is bool:
+            base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+            if kind is bool and f.default is False:
+                parser.add_argument(flag, action="store_true", **kw)
+            elif kind is bool:
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             elif f.name == "batch_size":
                 parser.add_argument(flag, type=batch_size, metavar="N|all", **kw)
             elif typing.get_origin(kind) is tuple:
                 parser.add_argument(flag, nargs="+", metavar="WORD", **kw)
+            elif isinstance(base, type) and issubclass(base, enum.Enum):
+                parser.add_argument(flag, choices=[e.value for e in base], **kw)
             else:
-                base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
                 parser.add_argument(flag, type=base, metavar=f.name.split("_")[-1].upper(), **kw)
+
+
+def given_fields(args: argparse.Namespace, cls) -> dict:
+    """The fields of dataclass ``cls`` given on the command line."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def given_config(args: argparse.Namespace) -> dict:
@@ -139,6 +157,18 @@ def add_task_options(p: argparse.ArgumentParser, template: str, labels: str | No
     )
 
 
+def add_judge_options(p: argparse.ArgumentParser) -> None:
+    """``--judge LM`` / ``--no-judge``: the causal LM whose perplexity of the result's text is reported."""
+    p.add_argument(
+        "--judge",
+        default="smollm2",
+        metavar="LM",
+        help="causal LM that judges the prompt's readability (perplexity): smollm2, a folder or hub name",
+    )
+    p.add_argument("--no-judge", dest="judge", action="store_const", const=None,
+                   help="no judge: skip the perplexity (the word statistics stay)")  # fmt: skip
+
+
 def add_search_options(p: argparse.ArgumentParser, fluency: bool = True, defaults: dict | None = None) -> None:
     """Method, config fields, output, checkpoints (invert, discover, compress)."""
     from pez.optim import METHODS
@@ -150,24 +180,33 @@ def add_search_options(p: argparse.ArgumentParser, fluency: bool = True, default
     p.add_argument("--checkpoint", metavar="FILE", help="save the optimiser state every --checkpoint-every steps")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_judge_options(p)
     add_config_options(p, defaults)
 
 
 class ProgressBar:
-    """A tqdm bar on stderr fed by the search callback; its total comes from the first :class:`pez.Progress`."""
+    """The one progress bar of the commands: a tqdm bar on stderr, created at the first update. Called with a
+    :class:`pez.Progress` (a search: steps, best prompt so far) or with ``(done, total)`` (items of a job);
+    ``per_hour`` shows the items per hour."""
 
-    def __init__(self, quiet: bool):
-        self.quiet, self.bar = quiet, None
+    def __init__(self, quiet: bool, desc: str = "pez", unit: str = "step", per_hour: str | None = None):
+        self.quiet, self.desc, self.unit, self.per_hour, self.bar = quiet, desc, unit, per_hour, None
 
-    def __call__(self, p) -> None:
+    def __call__(self, p, total: int | None = None) -> None:
         if self.quiet:
             return
+        done, total = (p.step, p.steps) if total is None else (p, total)
         if self.bar is None:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=p.steps, desc="pez", unit="step", dynamic_ncols=True, file=sys.stderr)
-        self.bar.update(p.step - self.bar.n)
-        self.bar.set_postfix_str(f"best {p.best_score:.4f} | {p.best_text[:60]}")
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, dynamic_ncols=True, file=sys.stderr)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        if hasattr(p, "best_text"):
+            self.bar.set_postfix_str(f"best {p.best_score:.4f} | {p.best_text[:60]}")
+        elif self.per_hour:
+            rate = self.bar.format_dict.get("rate") or 0.0
+            self.bar.set_postfix_str(f"{3600 * rate:.0f} {self.per_hour}/h")
 
     def __enter__(self):
         return self

@@ -11,22 +11,14 @@ Specs name where it comes from:
   the optional ``datasets`` package and the hub (:mod:`pez.data.huggingface`).
 
 :func:`load_splits` gives train / dev / test (dev picks the best prompt, test is only for the final report);
-examples, splitting and the dispatch by spec live in :mod:`pez.data.examples`.
+the types and the splitting live in :mod:`pez.data.examples`, the dispatch by spec in :mod:`pez.data.sources`.
+Images (files, folders, lists, Hugging Face image columns) are not tasks data: they live in :mod:`pez.images`.
 """
 
-from pez.data.examples import (
-    EMBEDDED_DATA,
-    SPLITS,
-    Example,
-    Splits,
-    label_counts,
-    load_examples,
-    load_splits,
-    split_examples,
-    stratified_sample,
-)
+from pez.data.examples import EMBEDDED_DATA, SPLITS, Example, Splits, label_counts, split_examples, stratified_sample
 from pez.data.files import FILE_TYPES, LABEL_FIELDS, TARGET_FIELDS, TEXT_FIELDS, read_file
 from pez.data.movies import build_movie_reviews, movie_reviews, parse_snippets
+from pez.data.sources import load_examples, load_splits
 
 __all__ = [
     "EMBEDDED_DATA",

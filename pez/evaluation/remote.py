@@ -37,14 +37,13 @@ from collections.abc import Callable, Sequence
 
 from pez.errors import PezError
 from pez.evaluation.client import CHAT, COMPLETIONS, ApiClient, ResponseCache, Unscorable, api_root
+from pez.evaluation.options import ApiOptions, Scoring
 from pez.evaluation.probe import ALIGNED, SHIFTED, check_server, next_token_logprob, shifted_span_parts
 from pez.records import EvalResult, accuracy_of
 from pez.text.templates import Task
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "logprob", "parse")
-ROLES = ("user", "system")
 PARSE_MAX_TOKENS = 8  # enough for "Positive." from a chat model; the reply is read for a label word only
 ECHO_TOP = 5  # top_logprobs asked for with the echo on a shifted server (for every prompt token: keep it small)
 TOP_STEPS = (1000, 300000)  # then for one generated token (one position: cheap), until the label token is in
@@ -59,32 +58,6 @@ class ApiFailure(PezError):
         self.partial = partial
 
 
-def parse_api_model(spec) -> str | None:
-    """``"openai:gpt-4o-mini"`` -> ``"gpt-4o-mini"``; None for any other spec (a local model)."""
-    if not isinstance(spec, str) or not spec.startswith("openai:"):
-        return None
-    name = spec[len("openai:") :].strip()
-    if not name:
-        raise PezError("openai: needs a model name after the colon, e.g. openai:gpt-4o-mini")
-    return name
-
-
-def check_api_options(
-    mode: str = "auto", timeout: float = 60.0, max_retries: int = 6, concurrency: int = 1, prompt_role: str = "user"
-) -> None:
-    """The API options, checked before any request (one-line :class:`PezError`)."""
-    if mode not in MODES:
-        raise PezError(f"unknown scoring mode {mode!r}: use {', '.join(MODES)}")
-    if prompt_role not in ROLES:
-        raise PezError(f"unknown prompt role {prompt_role!r}: use {' or '.join(ROLES)}")
-    if not timeout > 0:
-        raise PezError(f"timeout must be positive seconds, got {timeout}")
-    if max_retries < 0:
-        raise PezError(f"max_retries must be 0 or more, got {max_retries}")
-    if concurrency < 1:
-        raise PezError(f"concurrency must be 1 or more, got {concurrency}")
-
-
 def api_key(api_key_env: str) -> str:
     """The key from the environment; a one-line error naming the variable when it is not set."""
     key = os.environ.get(api_key_env, "").strip()
@@ -96,33 +69,29 @@ def api_key(api_key_env: str) -> str:
     return key
 
 
-def open_client(
-    base_url: str,
-    api_key_env: str = "OPENAI_API_KEY",
-    cache=None,
-    timeout: float = 60.0,
-    max_retries: int = 6,
-    backoff: float = 1.0,
-    count_tokens=None,
-) -> ApiClient:
-    """An :class:`ApiClient` on a checked base URL with the key from ``api_key_env`` and the response cache
-    (default ``pez.cache.cache_dir("api") / "responses.sqlite"``)."""
-    root = api_root(base_url)
-    key = api_key(api_key_env)
+def open_client(options: ApiOptions, count_tokens=None) -> ApiClient:
+    """An :class:`ApiClient` on the checked ``options.base_url`` with the key from ``options.api_key_env`` and the
+    response cache (default ``pez.cache.cache_dir("api") / "responses.sqlite"``)."""
+    if not options.base_url:
+        raise PezError("an API model needs --base-url URL (an OpenAI-compatible endpoint)")
+    root = api_root(options.base_url)
+    key = api_key(options.api_key_env)
+    cache = options.cache
     if cache is None:
         from pez.cache import cache_dir
 
         cache = cache_dir("api") / "responses.sqlite"
-    return ApiClient(root, key, api_key_env, ResponseCache(cache), timeout, max_retries, backoff, count_tokens)
+    o = options
+    return ApiClient(root, key, o.api_key_env, ResponseCache(cache), o.timeout, o.max_retries, o.backoff, count_tokens)
 
 
-def choose_scoring(api: ApiClient, model: str, mode: str = "auto", recheck: bool = False):
+def choose_scoring(api: ApiClient, model: str, scoring: Scoring = Scoring.AUTO, recheck: bool = False):
     """How to score ``model`` behind ``api``: (scoring, reason, server check or None).
 
     Raises:
-        Unscorable: ``mode`` is ``logprob`` and the server's log-probabilities cannot be used.
+        Unscorable: ``scoring`` is ``logprob`` and the server's log-probabilities cannot be used.
     """
-    if mode == "parse":
+    if scoring == Scoring.PARSE:
         return "parse", "parsing answers was asked for (scoring mode parse)", None
     check = check_server(api, model, recheck)
     verdict, why = check["verdict"], check["reason"]
@@ -130,7 +99,7 @@ def choose_scoring(api: ApiClient, model: str, mode: str = "auto", recheck: bool
         return "logprob", f"server check: {why}", check
     if verdict == SHIFTED:
         return "logprob-corrected", f"server check: {why}; each value is read one position back", check
-    if mode == "logprob":
+    if scoring == Scoring.LOGPROB:
         raise Unscorable(
             f"cannot score by log-probabilities through this server ({verdict}: {why}): score by parsing answers "
             "instead (mode 'parse', --scoring parse)"
@@ -205,18 +174,10 @@ def evaluate_remote(
     examples: Sequence,
     task: Task,
     model: str,
-    base_url: str,
-    api_key_env: str = "OPENAI_API_KEY",
-    cache: str | os.PathLike | None = None,
-    mode: str = "auto",
-    timeout: float = 60.0,
-    max_retries: int = 6,
-    concurrency: int = 1,
+    options: ApiOptions,
+    *,
     callback: Callable[[int, int], None] | None = None,
     data_name: str = "",
-    backoff: float = 1.0,
-    prompt_role: str = "user",
-    recheck: bool = False,
 ) -> EvalResult:
     """Accuracy of ``prompt`` on labelled ``examples`` under a model behind an OpenAI-compatible API.
 
@@ -225,18 +186,12 @@ def evaluate_remote(
         examples: objects with ``.text`` and ``.label``.
         task: template + verbaliser; the text sent is ``task.template.fill(prompt, text)``.
         model: the API's model name (``parse_api_model("openai:NAME")``).
-        base_url: the API root with its version path, e.g. ``http://127.0.0.1:8000/v1``.
-        api_key_env: the environment variable holding the key, sent as ``Authorization: Bearer KEY``.
-        cache: the SQLite response cache (default ``pez.cache.cache_dir("api") / "responses.sqlite"``).
-        mode: ``logprob``, ``parse`` or ``auto`` (see the module docstring).
-        timeout: seconds per HTTP request.
-        max_retries: retries per request after connection errors, timeouts, 429 and 5xx answers.
-        concurrency: requests in flight at once.
+        options: the endpoint (``base_url``: the API root with its version path, e.g.
+            ``http://127.0.0.1:8000/v1``), the key's environment variable, the response cache, the scoring
+            (``logprob``, ``parse`` or ``auto``: see the module docstring), timeouts, retries and backoff,
+            concurrency, the chat prompt role and whether to check the server again (:class:`ApiOptions`).
         callback: called with (done, total) after each example.
         data_name: recorded in the result.
-        backoff: seconds before the first retry (doubled each time, with jitter) when no Retry-After is given.
-        prompt_role: parse scoring: the prompt inside the ``user`` message, or alone as the ``system`` message.
-        recheck: check the server again instead of using the cached verdict.
 
     Returns:
         An :class:`EvalResult` whose ``scoring`` says how it was scored (``logprob``, ``logprob-corrected`` or
@@ -250,12 +205,11 @@ def evaluate_remote(
     """
     v = task.verbalizer
     gold = [v.index(e.label) for e in examples]  # every label must be covered before any request
-    check_api_options(mode, timeout, max_retries, concurrency, prompt_role)
     if not model or not model.strip():
         raise PezError("no API model name given: use openai:MODEL, e.g. openai:gpt-4o-mini")
-    api = open_client(base_url, api_key_env, cache, timeout, max_retries, backoff)
+    api = open_client(options)
     predictions: list[dict] = []
-    chosen = {"scoring": "parse" if mode == "parse" else "logprob", "reason": "", "check": None}
+    chosen = {"scoring": "parse" if options.scoring == Scoring.PARSE else "logprob", "reason": "", "check": None}
     scorer: RemoteScorer | None = None
 
     def predict(i: int) -> dict:
@@ -283,7 +237,10 @@ def evaluate_remote(
             "server_check": chosen["check"],
         }
         if chosen["scoring"] == "parse":
-            extras |= {"instruction": instruction_for([w.strip() for w in v.words]), "prompt_role": prompt_role}
+            extras |= {
+                "instruction": instruction_for([w.strip() for w in v.words]),
+                "prompt_role": str(options.prompt_role),
+            }
         return EvalResult(
             prompt=prompt,
             model=f"openai:{model}",
@@ -303,11 +260,11 @@ def evaluate_remote(
             callback(len(predictions), len(examples))
 
     try:
-        scoring, reason, check = choose_scoring(api, model, mode, recheck)
+        scoring, reason, check = choose_scoring(api, model, options.scoring, options.recheck_server)
         chosen.update(scoring=scoring, reason=reason, check=check)
         log.info("scoring %s by %s: %s", model, scoring, reason)
-        scorer = RemoteScorer(api, model, task, scoring, prompt_role)
-        api.run(predict, list(range(len(examples))), concurrency, done)
+        scorer = RemoteScorer(api, model, task, scoring, options.prompt_role)
+        api.run(predict, list(range(len(examples))), options.concurrency, done)
     except PezError as e:
         raise ApiFailure(str(e), result(False)) from e
     finally:

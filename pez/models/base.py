@@ -18,7 +18,9 @@ EMBEDDED = {
 
 @dataclass
 class LoadedModel:
-    """A model ready to build an objective on: ``kind`` is "clip", "sentence" or "lm"."""
+    """A model ready to build an objective on. ``kind`` names its family (:mod:`pez.models.registry`): "clip"
+    (open_clip), "hf-clip" (transformers CLIP), "sdxl" (SDXL's two text towers), "sentence"
+    (sentence-transformers) or "lm" (a causal language model)."""
 
     spec: str
     kind: str

@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pez.data.images import load_image
 from pez.errors import PezError
+from pez.images.load import load_image
 from pez.objectives.base import EmbeddingObjective, target_weights
 from pez.text.tokenizers import ClipTokenizer
 from pez.text.vocab import Vocabulary
@@ -257,7 +257,10 @@ def _eval_transform(model: nn.Module):
 
 
 def _names(images: Sequence, texts: Sequence[str]) -> list[str]:
-    names = [
-        str(im) if isinstance(im, str) or hasattr(im, "__fspath__") else f"<image {i}>" for i, im in enumerate(images)
-    ]
+    def name(i: int, im) -> str:
+        if isinstance(im, str) or hasattr(im, "__fspath__"):
+            return str(im)
+        return str(getattr(im, "info", {}).get("source") or f"<image {i}>")  # a file loaded by load_image
+
+    names = [name(i, im) for i, im in enumerate(images)]
     return [f"image:{n}" for n in names] + [f"text:{t}" for t in texts]

@@ -6,6 +6,8 @@ forwards. A run stops after the step past which another step of the same cost wo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pez.errors import PezError
 
 
@@ -14,18 +16,30 @@ def passes(counts: dict[str, int]) -> int:
     return counts["forward"] + 2 * counts["backward"]
 
 
+@dataclass(frozen=True)
 class Budget:
-    """Wall-clock seconds and forward-equivalent passes a run may use (None: no limit).
+    """Wall-clock seconds of loop time and forward-equivalent passes a run may use (None: no limit); checked on
+    creation. A step budget is the config's ``steps``."""
+
+    seconds: float | None = None
+    passes: int | None = None
+
+    def __post_init__(self):
+        for name, value in (("budget-seconds", self.seconds), ("budget-passes", self.passes)):
+            if value is not None and not value > 0:
+                raise PezError(f"{name} must be positive, got {value}")
+
+
+class BudgetMeter:
+    """Where a run stands against its :class:`Budget`.
 
     Args:
-        seconds, passes: the limits.
+        budget: the limits.
         seconds0, passes0: what the run had used before this call (a resumed run).
     """
 
-    def __init__(self, seconds: float | None, passes: int | None, seconds0: float = 0.0, passes0: int = 0):
-        for name, value in (("budget-seconds", seconds), ("budget-passes", passes)):
-            if value is not None and not value > 0:
-                raise PezError(f"{name} must be positive, got {value}")
+    def __init__(self, budget: Budget, seconds0: float = 0.0, passes0: int = 0):
+        seconds, passes = budget.seconds, budget.passes
         self.limits = {"budget_seconds": seconds, "budget_passes": passes}
         self.prev = (seconds0, passes0)
 

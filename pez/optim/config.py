@@ -3,6 +3,7 @@ them). Invalid values raise :class:`~pez.errors.PezError` on creation. Defaults:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from pez.errors import PezError
@@ -45,11 +46,18 @@ class OptimizerConfig:
     eval_every: int = config_field(50, "steps between full evaluations when a step sees only a sample of the targets")
     checkpoint_every: int = config_field(100, "steps between checkpoints (a multiple of sync_every)")
     amp: bool = config_field(True, "bf16 autocast on CUDA (the prompt itself stays in fp32)")
+    prior: str = config_field("smollm2", "causal LM whose likelihood of the prompt's text steers the search")
+    prior_weight: float = config_field(0.0, "weight of the prior's mean NLL per token beside the loss (0: no prior)")
 
     def __post_init__(self):
         self.blocklist = tuple(self.blocklist)
         check_positive(self, "prompt_len", "steps", "restarts", "sync_every", "eval_every", "checkpoint_every")
         check_positive(self, "batch_size")
+        w = self.prior_weight
+        if isinstance(w, bool) or not isinstance(w, int | float) or not (math.isfinite(w) and w >= 0):
+            raise PezError(f"--prior-weight must be a finite number >= 0 (0: no prior), got {w!r}")
+        if not isinstance(self.prior, str) or not self.prior.strip():
+            raise PezError("--prior must name a causal LM: smollm2, a transformers folder or a hub name")
         if self.checkpoint_every % self.sync_every:
             raise PezError(
                 f"checkpoint-every ({self.checkpoint_every}) must be a multiple of sync-every ({self.sync_every})"

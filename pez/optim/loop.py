@@ -23,7 +23,7 @@ import torch
 
 from pez.errors import PezError
 from pez.objectives.base import Objective
-from pez.optim.budget import Budget, passes
+from pez.optim.budget import Budget, BudgetMeter, passes
 from pez.optim.checkpoint import load_checkpoint, save_checkpoint
 from pez.optim.config import OptimizerConfig
 from pez.optim.tracking import Progress, Tracker
@@ -69,9 +69,15 @@ class PromptOptimizer(ABC):
 
     name: str = ""
     config_class: type[OptimizerConfig] = OptimizerConfig
+    finished: bool = False  # set by a method whose search is over before ``steps``: the run ends ("finished")
 
     def __init__(self, objective: Objective, config: OptimizerConfig):
         self._t_created = time.perf_counter()
+        if config.prior_weight > 0:  # the prior steers every exact score of the search (pez.objectives.prior)
+            from pez.objectives.prior import PriorObjective, load_prior
+
+            prior = load_prior(config.prior, objective.vocab.embeddings.device)
+            objective = PriorObjective(objective, prior, config.prior_weight)
         self.obj = objective
         self.cfg = config
         vocab = objective.vocab
@@ -104,6 +110,11 @@ class PromptOptimizer(ABC):
     @abstractmethod
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
+
+    def decode(self, ids: list[int]) -> str:
+        """The text of a prompt's ids as :meth:`step` returns them (padding, negative ids, already removed): the
+        objective's vocabulary by default; a method whose ids are another tokenizer's says so here (VGD)."""
+        return self.obj.vocab.decode(ids)
 
     def result_extras(self, group: int) -> dict:
         """What a method adds to the result of ``group`` (:attr:`PromptResult.extras`); nothing by default."""
@@ -165,13 +176,13 @@ class PromptOptimizer(ABC):
         2 x backward sequences counted by the objective since the run started, before a resume included). The
         time is checked on the host after every step.
         """
-        budget = Budget(budget_seconds, budget_passes)
+        budget = BudgetMeter(Budget(budget_seconds, budget_passes))
         if checkpoint is not None and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
             raise PezError(f"checkpoint {checkpoint}: its folder does not exist (create it first)")
         t_start = time.perf_counter()
         setup_s = t_start - self._t_created  # vocabulary masks, projection matrix, initial prompt
         exact = self.amp_dtype() is None  # a bf16 step's losses are re-scored in fp32 before they are reported
-        tracker = Tracker(self.obj, self.group, self.cfg.restarts, exact=exact)
+        tracker = Tracker(self.obj, self.group, self.cfg.restarts, exact=exact, decode=self.decode)
         run = _RunState(self.obj)
         if resume:
             state = load_checkpoint(checkpoint, self.device, self.name, self.cfg.to_dict(), self.obj.describe())
@@ -198,22 +209,29 @@ class PromptOptimizer(ABC):
         tracker.sync(run.done, run.elapsed())
         if callback is not None and run.reported != run.done:
             try:  # the run is over: a stop asked for now only marks it interrupted
-                callback(tracker.progress(run.done, self.cfg.steps, run.elapsed()))
+                callback(tracker.progress(run.done, self.cfg.steps, run.elapsed(), run.last_ids))
             except KeyboardInterrupt:
                 run.interrupted = True
-        return tracker.results(self, run.done, run.interrupted, run.timings(setup_s, t_start))
+        results = tracker.results(self, run.done, run.interrupted, run.timings(setup_s, t_start))
+        honest = getattr(self.obj, "honest", None)  # a prior's results are scored by the objective alone
+        return honest(results) if honest is not None else results
 
-    def _loop(self, tracker: Tracker, run: _RunState, budget: Budget, stop_requested, callback, checkpoint) -> None:
+    def _loop(
+        self, tracker: Tracker, run: _RunState, budget: BudgetMeter, stop_requested, callback, checkpoint
+    ) -> None:
         cfg = self.cfg
         for step in range(run.start, cfg.steps):
             if stop_requested():
                 raise StopRequested
+            if self.finished:
+                run.stopped_by = "finished"
+                return
             self.run_fraction = max(step / cfg.steps, budget.fraction(run.elapsed(), passes(run.used())))
             run.in_step = True  # from here to `done`, an interrupt leaves half a step behind
             ids, loss = self.step(step)
             run.last_ids = ids
             spent = budget.spent(run.elapsed(), passes(run.used()))
-            last = step + 1 == cfg.steps or spent is not None
+            last = step + 1 == cfg.steps or spent is not None or self.finished
             if loss is None and ((step + 1) % cfg.eval_every == 0 or last):
                 loss = self.eval_loss(ids, self.group)
             if loss is not None:
@@ -232,7 +250,7 @@ class PromptOptimizer(ABC):
                     return
                 if callback is not None:
                     run.reported = run.done
-                    callback(tracker.progress(run.done, cfg.steps, run.elapsed()))
+                    callback(tracker.progress(run.done, cfg.steps, run.elapsed(), run.last_ids))
                 if checkpoint is not None and run.done % cfg.checkpoint_every == 0 and not last:
                     self._save(checkpoint, run, tracker)
             if spent is not None:

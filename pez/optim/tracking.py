@@ -8,6 +8,7 @@ again on their text, so the best prompt is chosen by the score of the text the u
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,7 @@ class Progress:
     best_score: float
     best_text: str
     elapsed: float
+    ids: torch.Tensor | None = None  # the hard ids every prompt evaluated at the latest step, (R, L), on the device
 
 
 class Tracker:
@@ -36,10 +38,20 @@ class Tracker:
         group: group of each prompt, shape (R,).
         restarts: prompts per group.
         exact: whether the step's own losses are exact (fp32); if not, improved prompts are always re-scored.
+        decode: the text of a prompt's ids (default: the objective's vocabulary). Negative ids are padding:
+            a method whose prompts differ in length pads them on the right with -1, and they are dropped first.
     """
 
-    def __init__(self, obj: Objective, group: torch.Tensor, restarts: int, exact: bool):
+    def __init__(
+        self,
+        obj: Objective,
+        group: torch.Tensor,
+        restarts: int,
+        exact: bool,
+        decode: Callable[[list[int]], str] | None = None,
+    ):
         self.obj, self.group, self.restarts, self.exact = obj, group, restarts, exact
+        self.decode = decode or obj.vocab.decode
         self.group_of = group.tolist()  # the same on the host, for bookkeeping at sync points
         r = len(group)
         self.best_loss = torch.full((r,), math.inf, device=group.device)
@@ -78,9 +90,9 @@ class Tracker:
             return
         self.changed.zero_()
         vocab = self.obj.vocab
-        ids = self.best_ids[idx].tolist()
+        ids = [[t for t in row if t >= 0] for row in self.best_ids[idx].tolist()]
         internal = self.best_loss[idx].tolist()
-        texts = [vocab.decode(i) for i in ids]
+        texts = [self.decode(i) for i in ids]
         text_ids = [vocab.encode(t)[: vocab.max_len] for t in texts]
         honest = list(internal)
         redo = [k for k in range(len(idx)) if not (self.exact and text_ids[k] == ids[k])]
@@ -110,10 +122,10 @@ class Tracker:
         mine = [h for h, gg in zip(self.honest, self.group_of) if gg == g and h is not None]
         return min(mine, key=lambda h: h["loss"]) if mine else None
 
-    def progress(self, step: int, steps: int, elapsed: float) -> Progress:
+    def progress(self, step: int, steps: int, elapsed: float, ids: torch.Tensor | None = None) -> Progress:
         best = self._group_best(0)
         score, text = (-best["loss"], best["text"]) if best else (math.nan, "")
-        return Progress(step, steps, score, text, elapsed)
+        return Progress(step, steps, score, text, elapsed, ids)
 
     def state_dict(self) -> dict:
         return {

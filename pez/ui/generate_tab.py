@@ -13,40 +13,19 @@ from pez.ui.common import whole_number as number
 
 
 def check_by_generating(ctx: Context, prompt, targets, reference, generations, seed, steps, guidance):
-    """Generate from ``prompt`` and score against the uploaded targets; save the check; (check, images, sheet)."""
+    """Generate from ``prompt`` and score against the uploaded targets through :func:`pez.check_by_generating`;
+    (check, images, folder)."""
     import pez
-    from pez.generation.pipelines import load_pipeline
-    from pez.generation.scoring import ReferenceScorer
-    from pez.generation.sheets import contact_sheet
-    from pez.models import resolve_device
 
-    if not (prompt or "").strip():
-        raise PezError("the prompt is empty: paste a prompt (e.g. one the image tab found)")
     paths = file_paths(targets, "target images", ctx.options)
     if not paths:
         raise PezError("no target images: upload the images the prompt should reproduce")
-    dev = resolve_device(ctx.options.device)
-    key = (ctx.options.pipeline, str(dev))
-    if key not in ctx.cache:  # a pipeline loads once per server
-        ctx.cache[key] = load_pipeline(ctx.options.pipeline, dev)
-    ref_key = ("reference", reference, str(dev))
-    if ref_key not in ctx.cache:
-        ctx.cache[ref_key] = ReferenceScorer(pez.load_model(reference, dev))
-    check, images = pez.check_prompt(
-        prompt.strip(), paths, ctx.cache[key], ctx.cache[ref_key],
+    path = ctx.store.new_path("check", "")
+    check, images = pez.check_by_generating(
+        prompt, paths, ctx.options.pipeline, reference, out=path, loaded=ctx.cache, device=ctx.options.device,
         generations=number(generations, "generations", 1), seed=number(seed, "seed"),
         steps=number(steps, "inference steps", 1), guidance=real(guidance, "guidance"),
     )  # fmt: skip
-    path = ctx.store.new_path("check", "")
-    path.mkdir(parents=True)
-    for k, im in enumerate(images):
-        im.save(path / f"generation-{check.seed + k}.png")
-        check.images.append(str(path / f"generation-{check.seed + k}.png"))
-    check.save(path / "check.json")
-    from pez.data.images import load_image
-
-    sheet = contact_sheet([([load_image(p) for p in paths[:2]], images, f"{check.prompt}  ({check.mean:.3f})")])
-    sheet.save(path / "contact_sheet.png")
     return check, images, path
 
 

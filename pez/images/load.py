@@ -34,7 +34,7 @@ def load_image(source) -> Image.Image:
         PezError: the file is missing, unreadable, or not an image.
     """
     if isinstance(source, Image.Image):
-        return to_rgb(source)
+        return source if source.mode == "RGB" else to_rgb(source)  # an image loaded here already: no copy
     path = os.fspath(source)
     if not os.path.exists(path):
         raise PezError(f"image not found: {path}")
@@ -43,7 +43,9 @@ def load_image(source) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            return to_rgb(im)
+            rgb = to_rgb(im)
+            rgb.info["source"] = path  # where it came from, for results that name their targets
+            return rgb
     except UnidentifiedImageError:
         raise PezError(f"{path} is not an image Pillow can read (expected JPEG, PNG, WebP, ...)") from None
     except OSError as e:

@@ -19,37 +19,18 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from pez.data.image_sources import ImageItem, list_images, shard
 from pez.errors import PezError
-from pez.jobs.inversion import make_objective, optimize_each
+from pez.images.sources import ImageItem, list_images, shard
+from pez.jobs.invert import make_objective
 from pez.models import DEFAULT_CLIP, LoadedModel, load_model, resolve_device
-from pez.optim import make_config
-from pez.records import Record
+from pez.optim import make_config, optimize_each
+from pez.records import DatasetRun
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DatasetRun(Record):
-    """What one ``invert_dataset`` call did (in this process)."""
-
-    out: str
-    images: int  # in the source (all shards)
-    done: int  # inverted by this call
-    skipped: int  # unreadable, recorded as skipped by this call
-    already_done: int  # found in the output and not redone
-    seconds: float
-    images_per_hour: float
-    rank: int = 0
-    world: int = 1
-    merged: bool = False
-    interrupted: bool = False
-    failures: list[dict] = field(default_factory=list)
 
 
 def shard_state(sharded: bool | None = None, cpu: bool = False):
@@ -126,25 +107,28 @@ def _append(f, rows: Sequence[dict]) -> None:
 def invert_dataset(
     source: str,
     out: str | os.PathLike,
+    *,
     model: str | LoadedModel = DEFAULT_CLIP,
     batch: int = 64,
     method: str = "pez",
     device: str | None = "auto",
     callback: Callable[[int, int], None] | None = None,
     sharded: bool | None = None,
+    judge: str | None = "smollm2",
     **config,
 ) -> DatasetRun:
     """Invert every image of ``source`` into its own prompt, ``batch`` images at a time.
 
     Args:
         source: a folder, a .txt / .jsonl list of image paths, or ``hf:NAME[:SPLIT]`` (see
-            :mod:`pez.data.image_sources`).
+            :mod:`pez.images.sources`).
         out: the results JSONL file (appended to; images already in it are skipped).
         model: a CLIP model spec (or a loaded model) as for :func:`pez.invert`.
         batch: images optimised together (one prompt group each).
         method: optimiser name; ``**config``: its config fields (``prompt_len``, ``steps``, ``restarts``, ...).
         callback: called with (images finished by this call, images to do) after every batch.
         sharded: None: shard when a launcher started several processes; False: never.
+        judge: the causal LM whose perplexity of each prompt goes in its ``readability`` (None: none).
 
     Each image's prompts start from the initial prompt a run on that image alone would (same seed), so a result
     does not depend on the batch it was optimised in.
@@ -177,7 +161,7 @@ def invert_dataset(
         with open(target, "a", encoding="utf-8") as f:
             try:
                 for start in range(0, len(todo), batch):
-                    _invert_batch(todo[start : start + batch], loaded, cfg, f, run)
+                    _invert_batch(todo[start : start + batch], loaded, cfg, f, run, judge)
                     if callback is not None:
                         callback(run.done + run.skipped, len(todo))
             except KeyboardInterrupt:
@@ -194,7 +178,7 @@ def invert_dataset(
     return run
 
 
-def _invert_batch(items: Sequence[ImageItem], loaded: LoadedModel, cfg, f, run: DatasetRun) -> None:
+def _invert_batch(items: Sequence[ImageItem], loaded: LoadedModel, cfg, f, run: DatasetRun, judge) -> None:
     images, keys, skipped = [], [], []
     for it in items:
         try:
@@ -210,7 +194,7 @@ def _invert_batch(items: Sequence[ImageItem], loaded: LoadedModel, cfg, f, run: 
         return
     obj = make_objective(loaded, images=images)
     obj.set_groups(torch.eye(len(images)))  # one prompt group per image
-    results = optimize_each(obj, cfg)
+    results = optimize_each(obj, cfg, judge=judge)
     interrupted = any(r.interrupted for r in results)
     if interrupted:  # a stopped batch is not finished: nothing of it is recorded, a rerun redoes it
         raise KeyboardInterrupt

@@ -8,8 +8,10 @@ import sys
 
 from pez.cli.options import (
     EXIT_INTERRUPTED,
+    ProgressBar,
     add_config_options,
     add_device_option,
+    add_judge_options,
     check_output_file,
     given_config,
     quiet_libraries,
@@ -28,6 +30,7 @@ def add_parsers(sub) -> None:
     add_device_option(p)
     p.add_argument("--method", default="pez", choices=sorted(METHODS), help="optimiser (default pez)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_judge_options(p)
     add_config_options(p)
     p.set_defaults(run=run_invert_dataset)
 
@@ -42,28 +45,11 @@ def run_invert_dataset(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
     config = given_config(args)
     quiet_libraries()
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, desc="images", unit="img", dynamic_ncols=True, file=sys.stderr)
-        bar.update(done - bar.n)
-        rate = bar.format_dict.get("rate") or 0.0
-        bar.set_postfix_str(f"{3600 * rate:.0f} images/h")
-
-    try:
+    with ProgressBar(args.quiet, "images", "img", per_hour="images") as bar:
         run = pez.invert_dataset(
             args.source, args.out, model=args.model, batch=args.batch, method=args.method, device=args.device,
-            callback=progress, **config,
+            judge=args.judge, callback=bar, **config,
         )  # fmt: skip
-    finally:
-        if bar is not None:
-            bar.close()
     where = f"shard {run.rank + 1} of {run.world}: " if run.world > 1 else ""
     print(
         f"{where}{run.done} images inverted, {run.skipped} skipped (unreadable), {run.already_done} already done; "
@@ -74,7 +60,7 @@ def run_invert_dataset(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from pez.jobs.folders import merge_results
+    from pez.jobs.invert_dataset import merge_results
 
     n = merge_results(args.out)
     print(f"{n} images in {args.out}", file=sys.stderr)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from pez.data.images import load_image
 from pez.errors import PezError
+from pez.images.load import load_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 PATH_FIELDS = ("image", "path", "file")

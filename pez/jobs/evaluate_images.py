@@ -13,59 +13,17 @@ import json
 import os
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from pez.data.images import load_image
 from pez.errors import PezError
+from pez.images import load_image
 from pez.models import LoadedModel, load_model, resolve_device
-from pez.records import Record
+from pez.records import ImageReport, PromptCheck
 
 MAX_SHEET_ROWS = 16
-
-
-@dataclass
-class PromptCheck(Record):
-    """One prompt's generations and their image-image cosines with its targets."""
-
-    prompt: str
-    targets: list[str]
-    scores: list[float]  # per generation: mean cosine with the targets
-    mean: float
-    std: float
-    seed: int
-    images: list[str] = field(default_factory=list)  # where the generations were saved
-
-
-@dataclass
-class ImageReport(Record):
-    """``pez evaluate-images``: one row per results file, each with its items."""
-
-    pipeline: str
-    reference_model: str
-    generations: int
-    seed: int
-    steps: int
-    guidance: float
-    rows: list[dict] = field(default_factory=list)
-
-    def to_markdown(self) -> str:
-        """The paper-style table: one row per results file."""
-        lines = [
-            f"Generated with `{self.pipeline}` ({self.generations} images per prompt, {self.steps} steps, "
-            f"guidance {self.guidance:g}, seeds {self.seed}..{self.seed + self.generations - 1}); image-image "
-            f"cosine with the targets under `{self.reference_model}`.\n",
-            "| results | model | method | prompt tokens | prompts | cosine (mean ± std over prompts) |",
-            "|---|---|---|---:|---:|---:|",
-        ]
-        for r in self.rows:
-            lines.append(
-                f"| {r['name']} | {r['model']} | {r['method']} | {r['prompt_tokens']:g} | {r['n']} | "
-                f"{r['mean']:.4f} ± {r['std']:.4f} |"
-            )
-        return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -117,6 +75,7 @@ def check_prompt(
     targets: Sequence,
     pipe,
     scorer,
+    *,
     generations: int = 4,
     seed: int = 0,
     steps: int = 50,
@@ -140,6 +99,7 @@ def check_prompt(
 def evaluate_images(
     results: Sequence[str | os.PathLike],
     out: str | os.PathLike,
+    *,
     pipeline: str | None = None,
     reference_model: str | LoadedModel | None = None,
     generations: int = 4,
@@ -203,7 +163,8 @@ def evaluate_images(
     for f, (path, items) in enumerate(files):
         checks = []
         for i, it in enumerate(items):
-            check, images = check_prompt(it.prompt, it.targets, pipe, scorer, generations, seed, steps, guidance)
+            check, images = check_prompt(it.prompt, it.targets, pipe, scorer, generations=generations, seed=seed,
+                                         steps=steps, guidance=guidance)  # fmt: skip
             folder = out / "images" / f"{f}-{Path(path).stem}"
             folder.mkdir(parents=True, exist_ok=True)
             for k, im in enumerate(images):
@@ -235,3 +196,51 @@ def evaluate_images(
     (out / "report.md").write_text(report.to_markdown(), encoding="utf-8")
     contact_sheet(sheet_rows).save(out / "contact_sheet.png")
     return report
+
+
+def check_by_generating(
+    prompt: str,
+    targets: Sequence,
+    pipeline: str,
+    reference_model: str | None = None,
+    *,
+    out: str | os.PathLike,
+    generations: int = 4,
+    seed: int = 0,
+    steps: int = 50,
+    guidance: float = 7.5,
+    device: str | None = "auto",
+    loaded: dict | None = None,
+) -> tuple[PromptCheck, list[Image.Image]]:
+    """:func:`check_prompt` from names: load the pipeline and the reference CLIP (kept in ``loaded``, a dict the
+    caller holds, so a server loads each once), generate, score, and save the generations, ``check.json`` and
+    ``contact_sheet.png`` in the folder ``out`` (the web UI's "check by generating")."""
+    from pez.generation.pipelines import load_pipeline
+    from pez.generation.scoring import DEFAULT_REFERENCE, ReferenceScorer
+    from pez.generation.sheets import contact_sheet
+
+    if not (prompt or "").strip():
+        raise PezError("the prompt is empty: paste a prompt (e.g. one the image tab found)")
+    if not targets:
+        raise PezError("no target images: give the images the prompt should reproduce")
+    target_images = [load_image(t) for t in targets]
+    loaded = {} if loaded is None else loaded
+    dev = resolve_device(device)
+    reference_model = reference_model or DEFAULT_REFERENCE
+    if (pipeline, str(dev)) not in loaded:
+        loaded[(pipeline, str(dev))] = load_pipeline(pipeline, dev)
+    if ("reference", reference_model, str(dev)) not in loaded:
+        loaded[("reference", reference_model, str(dev))] = ReferenceScorer(load_model(reference_model, dev))
+    pipe, scorer = loaded[(pipeline, str(dev))], loaded[("reference", reference_model, str(dev))]
+    check, images = check_prompt(prompt.strip(), target_images, pipe, scorer, generations=generations, seed=seed,
+                                 steps=steps, guidance=guidance)  # fmt: skip
+    check.targets = [str(t) if isinstance(t, str | os.PathLike) else name for t, name in zip(targets, check.targets)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for k, im in enumerate(images):
+        im.save(out / f"generation-{check.seed + k}.png")
+        check.images.append(str(out / f"generation-{check.seed + k}.png"))
+    check.save(out / "check.json")
+    sheet = contact_sheet([(target_images[:2], images, f"{check.prompt}  ({check.mean:.3f})")])
+    sheet.save(out / "contact_sheet.png")
+    return check, images

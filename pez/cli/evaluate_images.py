@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pez.cli.options import add_device_option, quiet_libraries
+from pez.cli.options import ProgressBar, add_device_option, quiet_libraries
 from pez.errors import PezError
 
 
@@ -36,27 +36,12 @@ def run(args: argparse.Namespace) -> int:
     if args.inference_steps < 1:
         raise PezError(f"--inference-steps must be positive, got {args.inference_steps}")
     quiet_libraries()
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, desc="prompts", unit="prompt", dynamic_ncols=True, file=sys.stderr)
-        bar.update(done - bar.n)
-
-    try:
+    with ProgressBar(args.quiet, "prompts", "prompt") as bar:
         report = pez.evaluate_images(
             args.results, args.out, pipeline=args.pipeline, reference_model=args.reference_model,
             generations=args.generations, seed=args.seed, steps=args.inference_steps, guidance=args.guidance,
-            model=args.model, device=args.device, callback=progress,
+            model=args.model, device=args.device, callback=bar,
         )  # fmt: skip
-    finally:
-        if bar is not None:
-            bar.close()
     print(report.to_markdown())
     print(f"report, contact sheet and images in {args.out}", file=sys.stderr)
     return 0

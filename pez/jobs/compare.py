@@ -17,12 +17,12 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from pez.errors import PezError
-from pez.jobs.comparison import ComparisonResult, Run
-from pez.jobs.lm_tasks import LM_DEFAULTS, as_lm, check_device, sample_splits
+from pez.jobs.lm import DEFAULT_LM, LM_DEFAULTS, LMTask
 from pez.models import LoadedModel
 from pez.objectives.base import Objective
-from pez.optim import METHODS, make_config
-from pez.text.templates import DEFAULT_TEMPLATE, make_task
+from pez.optim import METHODS, Budget, make_config, optimize_each
+from pez.records import ComparisonResult, Run
+from pez.text.templates import DEFAULT_TEMPLATE
 
 UNLIMITED_STEPS = 10**12  # "steps" of a run that only a seconds or passes budget ends
 _SET_BY_COMPARE = {"steps": "the budget", "seed": "the seeds"}
@@ -32,6 +32,7 @@ def compare(
     objective: Objective | Callable[[], Objective],
     methods: Sequence[str] = tuple(METHODS),
     seeds: int | Sequence[int] = 3,
+    *,
     budget_steps: int | None = None,
     budget_seconds: float | None = None,
     budget_passes: int | None = None,
@@ -40,6 +41,7 @@ def compare(
     callback: Callable[[Run], None] | None = None,
     defaults: dict | None = None,
     progress: Callable | None = None,
+    judge: str | None = "smollm2",
 ) -> ComparisonResult:
     """Run every method with every seed on one objective under the same budget.
 
@@ -54,6 +56,7 @@ def compare(
         defaults: the job's defaults under ``config`` (e.g. the LM setting), for the methods that have them.
         progress: passed to every run as its per-sync callback (a :class:`pez.Progress`; raising
             KeyboardInterrupt from it stops the run under way, and with it the comparison).
+        judge: the causal LM whose perplexity of each run's prompt goes in its ``readability`` (None: none).
 
     Returns:
         the runs, in order of ``methods`` then seeds. A Ctrl-C ends the run under way (kept, marked interrupted)
@@ -78,6 +81,7 @@ def compare(
         raise PezError("give at least one seed")
     budget = {"steps": budget_steps, "seconds": budget_seconds, "passes": budget_passes}
     steps = budget_steps if budget_steps is not None else UNLIMITED_STEPS
+    limits = Budget(budget_seconds, budget_passes)
     factory = not isinstance(objective, Objective)
     runs: list[Run] = []
     for m in methods:
@@ -86,9 +90,7 @@ def compare(
         for seed in seeds:
             cfg = make_config(m, given | {"steps": steps, "seed": seed}, defaults)
             obj = objective() if factory else objective
-            results = METHODS[m](obj, cfg).run(
-                callback=progress, budget_seconds=budget_seconds, budget_passes=budget_passes
-            )
+            results = optimize_each(obj, cfg, callback=progress, budget=limits, judge=judge)
             runs.append(Run(m, seed, results))
             if callback is not None:
                 callback(runs[-1])
@@ -102,10 +104,11 @@ def _field_names(config_class) -> set[str]:
 
 
 def compare_task(
-    model: str | LoadedModel = "smollm2",
+    model: str | LoadedModel = DEFAULT_LM,
     data: str = "movie-reviews",
     template: str = DEFAULT_TEMPLATE,
     labels: str | Sequence[str] = "negative,positive",
+    *,
     peft: Sequence[str] = (),
     fluency: float = 0.0,
     dev_size: int = 64,
@@ -131,7 +134,6 @@ def compare_task(
         a :class:`ComparisonResult` with ``accuracy`` on every run and the PEFT results in
         ``continuous``.
     """
-    from pez.data import load_splits
     from pez.evaluation.local import evaluate_local
     from pez.objectives.lm import ClassificationObjective, LMPath
     from pez.optim.peft import PEFT_METHODS, tune_continuous
@@ -139,13 +141,12 @@ def compare_task(
     bad = [m for m in peft if m not in PEFT_METHODS]
     if bad:
         raise PezError(f"unknown PEFT method {bad[0]!r}: choose from {', '.join(PEFT_METHODS)}")
-    task = make_task(template, labels)
-    check_device(model, device)
-    splits = load_splits(data)
-    train, dev, test, _ = sample_splits(splits, train_size, dev_size, test_size)
-    for e in [*train, *dev, *test]:
-        task.verbalizer.index(e.label)
-    lm = as_lm(model, device)
+    lmtask = LMTask(model, data, template, labels, dev_size=dev_size, test_size=test_size, train_size=train_size,
+                    device=device)  # fmt: skip
+    task = lmtask.task
+    found = lmtask.load()
+    train, dev, test = found.train, found.dev, found.test
+    lm = lmtask.lm()
     obj = ClassificationObjective(lm.model, lm.tokenizer, task, train, dev, fluency=fluency, model_name=lm.spec)
     result = compare(obj, **comparison, defaults=LM_DEFAULTS)
     if result.interrupted:

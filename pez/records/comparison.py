@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pez.errors import PezError
-from pez.records import PromptResult
+from pez.records.base import Record
+from pez.records.prompt import PromptResult
 
 
 @dataclass
@@ -88,7 +89,7 @@ class Run:
 
 
 @dataclass
-class ComparisonResult:
+class ComparisonResult(Record):
     """All runs of a comparison, with the budget and config they shared."""
 
     runs: list[Run]

@@ -1,0 +1,96 @@
+"""``pez compress``: a long instruction -> a few hard tokens with the same effect on the model's next tokens (the
+gist idea done with hard tokens; docs/objectives.md)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+
+import torch
+
+from pez.errors import PezError
+from pez.jobs.lm import DEFAULT_LM, SPLIT_NAMES, LMTask, check_size, evaluate_unless_interrupted, lm_config, task_report
+from pez.models import LoadedModel
+from pez.optim import optimize_each
+from pez.optim.tracking import Progress
+from pez.records import EvalResult, TaskReport
+from pez.text.templates import Template
+
+log = logging.getLogger(__name__)
+
+
+def compress(
+    instruction: str,
+    model: str | LoadedModel = DEFAULT_LM,
+    data: str | None = None,
+    template: str = "{prompt}\n{text}",
+    labels: str | Sequence[str] | None = None,
+    *,
+    n_inputs: int = 48,
+    input_tokens: int = 24,
+    fluency: float = 0.0,
+    method: str = "pez",
+    test_size: int | None = 200,
+    device: str | None = "auto",
+    callback: Callable[[Progress], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    judge: str | None = "smollm2",
+    **config,
+) -> TaskReport:
+    """Compress a long instruction into a short hard prompt with the same effect on the model's next tokens.
+
+    Minimises KL(p(. | instruction, input) || p(. | prompt, input)) over inputs: the texts of ``data`` when given,
+    otherwise ``n_inputs`` texts sampled from the model. Inputs are split into train / dev / test; the KL is
+    reported on the test inputs without a prompt (before) and with the prompt's text (after). With ``data`` and
+    ``labels``, the accuracies of the instruction, the prompt and the empty template are reported too. ``judge``
+    is the causal LM whose perplexity of the prompt's text goes in ``readability`` (None: none).
+    """
+    from pez.evaluation.local import evaluate_local
+    from pez.objectives.lm import CompressionObjective, LMPath, perplexity, sample_inputs
+
+    if not instruction or not instruction.strip():
+        raise PezError("the instruction to compress is empty: pass --instruction TEXT")
+    check_size("inputs", n_inputs, allow_none=False)
+    cfg = lm_config(method, config)
+    lmtask = LMTask(model, data, template, labels, dev_size=16, test_size=test_size, train_size=n_inputs,
+                    device=device)  # fmt: skip
+    task = lmtask.task
+    found = lmtask.load() if data else None
+    lm = lmtask.lm()
+    if found:
+        pools = [[e.text for e in part] for part in (found.train, found.dev, found.test[:16])]
+    else:
+        texts = sample_inputs(lm.model, lm.tokenizer, n_inputs + 32, input_tokens, seed=cfg.seed)
+        pools = [texts[:n_inputs], texts[n_inputs : n_inputs + 16], texts[n_inputs + 16 :]]
+    tmpl = Template(template)
+    obj = CompressionObjective(
+        lm.model, lm.tokenizer, instruction, pools[0], tmpl, pools[1], fluency=fluency, model_name=lm.spec
+    )
+    (res,) = optimize_each(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
+    held_out_obj = CompressionObjective(lm.model, lm.tokenizer, instruction, pools[2], tmpl, model_name=lm.spec)
+    described = data or f"{len(pools[0]) + 32} inputs sampled from the model"
+    split_sizes = found.described if found else {k: len(p) for k, p in zip(SPLIT_NAMES, pools)}
+    report = task_report(TaskReport, res, lm.spec, described, split_sizes)
+    path = LMPath(lm.model, lm.tokenizer)
+
+    def held_out() -> None:
+        group = torch.zeros(2, dtype=torch.long)
+        report.kl_before, report.kl_after = held_out_obj.eval_loss_ids([[], res.text_ids], group).tolist()
+        if not math.isfinite(report.kl_after):
+            log.warning("the held-out KL came out non-finite: the model's distributions overflowed (try --no-amp)")
+        report.perplexity = perplexity(obj.path, res.text_ids) if len(res.text_ids) > 1 else None
+        if found and task:
+
+            def acc(prompt: str) -> EvalResult:
+                return evaluate_local(prompt, found.test, task, lm.model, lm.tokenizer, lm.spec, data, path=path)
+
+            result = acc(res.text)
+            report.accuracy, report.n_test, report.predictions = result.accuracy, result.n, result.predictions
+            report.baseline_accuracy = acc("").accuracy
+            report.instruction_accuracy = acc(instruction).accuracy
+
+    evaluate_unless_interrupted(report, held_out)
+    return report

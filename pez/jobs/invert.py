@@ -1,0 +1,104 @@
+"""``pez invert``: images and/or texts -> a prompt (:func:`invert`); :func:`make_objective` builds the embedding
+objective of a model spec and its targets."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+
+from pez.errors import PezError
+from pez.images import load_image
+from pez.models import DEFAULT_CLIP, LoadedModel, family_of, family_of_kind, load_model, resolve_device
+from pez.objectives.base import Objective, check_negative_weight
+from pez.optim import make_config, optimize
+from pez.optim.tracking import Progress
+from pez.records import PromptResult
+
+# One search for one target: 4 prompts searched together reach a better honest score at every wall-clock budget
+# than one prompt does (benchmarks/bench_defaults.py, benchmarks/RESULTS.md#defaults-chosen-by-quality-per-second).
+INVERT_DEFAULTS = {"restarts": 4}
+
+
+def check_targets(model, images: Sequence, texts: Sequence[str], negative_images: Sequence, negative_weight: float):
+    """The targets, checked at the boundary before any model loads; image files are read once, here, and the PIL
+    images returned (``images``, ``negative_images``)."""
+    if not len(images) and not len(texts):
+        raise PezError("no targets given: pass image files and/or --text")
+    check_negative_weight(negative_weight)
+    loaded = [load_image(im) for im in images], [load_image(im) for im in negative_images]
+    if (len(images) or len(negative_images)) and isinstance(model, str) and not family_of(model).images:
+        raise PezError(f"{model} cannot take image targets: give --text targets, or use a CLIP model for images")
+    return loaded
+
+
+def make_objective(
+    model: str | LoadedModel,
+    images: Sequence = (),
+    texts: Sequence[str] = (),
+    negative_images: Sequence = (),
+    negative_texts: Sequence[str] = (),
+    *,
+    negative_weight: float = 1.0,
+    device: str | None = "auto",
+) -> Objective:
+    """The embedding objective for a model spec (or a loaded model) and targets: the model's family
+    (:mod:`pez.models.registry`) names the objective.
+
+    Targets and image files are checked before the model is loaded, so bad input fails at once.
+    """
+    images, negative_images = check_targets(model, images, texts, negative_images, negative_weight)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, resolve_device(device))
+    return _objective(loaded, images, texts, negative_images, negative_texts, negative_weight)
+
+
+def _objective(loaded: LoadedModel, images, texts, negative_images, negative_texts, negative_weight) -> Objective:
+    family = family_of_kind(loaded.kind)
+    if family.objective is None:
+        raise PezError(f"{loaded.spec} is a {loaded.kind} model: invert needs a CLIP or sentence encoder")
+    targets = dict(images=images, texts=texts, negative_images=negative_images, negative_texts=negative_texts,
+                   negative_weight=negative_weight, model_name=loaded.spec)  # fmt: skip
+    return family.objective(loaded, targets)
+
+
+def invert(
+    images: Sequence = (),
+    texts: Sequence[str] = (),
+    negative_images: Sequence = (),
+    negative_texts: Sequence[str] = (),
+    *,
+    model: str | LoadedModel = DEFAULT_CLIP,
+    method: str = "pez",
+    device: str | None = "auto",
+    negative_weight: float = 1.0,
+    callback: Callable[[Progress], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    judge: str | None = "smollm2",
+    **config,
+) -> PromptResult:
+    """Find a readable hard prompt whose features match images and/or texts under a model.
+
+    Args:
+        images: target images (paths or PIL images); CLIP models only.
+        texts: target texts.
+        negative_images, negative_texts: targets to move away from.
+        model: a model spec (see :mod:`pez.models`) or a :class:`LoadedModel`.
+        method: optimiser name (``pez``).
+        device: ``auto`` (CUDA if available), ``cpu``, ``cuda``.
+        negative_weight: weight of each negative target relative to a positive one.
+        callback, checkpoint, resume: as in :func:`pez.optimize`.
+        judge: the causal LM whose perplexity of the prompt's text goes in ``readability`` (None: none).
+        **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``; ``restarts``
+            defaults to 4 here (:data:`INVERT_DEFAULTS`).
+    """
+    cfg = make_config(method, config, INVERT_DEFAULTS)
+    t0 = time.perf_counter()
+    images, negative_images = check_targets(model, images, texts, negative_images, negative_weight)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, resolve_device(device))
+    t1 = time.perf_counter()
+    obj = _objective(loaded, images, texts, negative_images, negative_texts, negative_weight)
+    t2 = time.perf_counter()
+    res = optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
+    res.timings.update(model_load_s=t1 - t0, targets_s=t2 - t1)  # where the time before the search went
+    return res

@@ -1,0 +1,109 @@
+"""Readable: a prompt search that reads like text, for any objective (docs/algorithms.md#readable).
+
+PEZ's prompts are real words in no order: the gradient knows what the encoder wants, not what a reader can read.
+This method keeps both. It is AutoPrompt's exact, accept-if-better coordinate search with two changes:
+
+- **Candidates from two proposers.** At the step's position (left to right, one position per step, cycling) the
+  candidates are the ``top_k`` allowed tokens by the gradient's first-order score (as AutoPrompt's) and the
+  ``lm_k`` words a causal LM proposes after the prompt's text so far (its most likely next tokens that are
+  whole words of the encoder's allowed vocabulary). The LM reads the decoded text with its own tokenizer, so it
+  proposes for CLIP, sentence encoders, SDXL's towers and LM tasks alike.
+- **Scored with the prior.** Every candidate is scored exactly by the objective plus ``prior_weight`` times its
+  text's mean NLL per token under the same LM (:class:`pez.objectives.prior.PriorObjective`); the result's score
+  is the objective's alone, on the returned text.
+
+With ``prior_weight`` 0 the LM still proposes but does not score: the search is then AutoPrompt with LM
+candidates added. Start from a fluent text with ``init_text`` (e.g. a VGD result) to refine it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pez.optim.candidates import CandidateSearch, swap_scores
+from pez.optim.config import CandidateConfig, check_positive, config_field
+
+
+@dataclass
+class ReadableConfig(CandidateConfig):
+    """Gradient and LM proposals at one position per step, scored with the LM prior."""
+
+    top_k: int = config_field(16, "tokens proposed by the gradient's first-order score at the step's position")
+    lm_k: int = config_field(16, "whole words the prior LM proposes after the text so far at the step's position")
+    prior_weight: float = config_field(0.05, "weight of the prior's mean NLL per token beside the loss (0: none)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(self, "top_k", "lm_k")
+        if self.top_k + self.lm_k > 4096:
+            from pez.errors import PezError
+
+            raise PezError(f"top-k + lm-k is {self.top_k + self.lm_k}: at most 4096 candidates per step")
+
+
+class Readable(CandidateSearch):
+    name = "readable"
+    config_class = ReadableConfig
+
+    def init(self, ids: torch.Tensor) -> None:
+        super().init(ids)
+        from pez.objectives.prior import load_prior
+
+        prior = getattr(self.obj, "prior", None)
+        self.proposer = prior if prior is not None else load_prior(self.cfg.prior, self.device)
+        self._words: dict[int, list[tuple[int, str]]] = {}  # LM token id -> [(encoder id, word)] (cached)
+
+    def _as_word(self, lm_token: int) -> int | None:
+        """The encoder's single whole-word token for an LM token that is a whole word, or None."""
+        if lm_token not in self._words:
+            piece = self.proposer.tokenizer.decode([lm_token])
+            word = piece.strip()
+            enc = self.obj.vocab.encode(word) if word.isalpha() and piece[:1].isspace() else []
+            self._words[lm_token] = enc[0] if len(enc) == 1 else None
+        return self._words[lm_token]
+
+    @torch.no_grad()
+    def lm_proposals(self, pos: int) -> torch.Tensor:
+        """Up to ``lm_k`` encoder tokens per prompt that the LM proposes after the text of positions < ``pos``,
+        shape (R, lm_k), -1 where there are fewer; one batched LM pass."""
+        lm, vocab, k = self.proposer, self.obj.vocab, self.cfg.lm_k
+        prefixes = [vocab.decode(row[:pos]) for row in self.ids.tolist()]
+        rows = [[lm.start_id] + ids for ids in lm.encode([" " + p if p else "" for p in prefixes])]
+        width = max(len(r) for r in rows)
+        dev = lm.model.get_input_embeddings().weight.device
+        inp = torch.full((len(rows), width), lm.start_id, dtype=torch.long)
+        mask = torch.zeros_like(inp)
+        for b, r in enumerate(rows):
+            inp[b, : len(r)], mask[b, : len(r)] = torch.tensor(r), 1
+        logits = lm.model(input_ids=inp.to(dev), attention_mask=mask.to(dev)).logits.float()  # (R, T, V_lm)
+        last = logits[torch.arange(len(rows)), torch.tensor([len(r) - 1 for r in rows])]  # (R, V_lm)
+        lm.calls += 1
+        out = torch.full((len(rows), k), -1, dtype=torch.long)
+        allowed = self.allowed[pos].cpu()
+        for b, order in enumerate(last.topk(min(last.shape[-1], 8 * k), dim=-1).indices.tolist()):
+            found: list[int] = []
+            for t in order:
+                enc = self._as_word(t)
+                if enc is not None and allowed[enc] and enc not in found:
+                    found.append(enc)
+                    if len(found) == k:
+                        break
+            out[b, : len(found)] = torch.tensor(found, dtype=torch.long)
+        return out.to(self.device)
+
+    def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ids, cfg = self.ids, self.cfg
+        r, length = ids.shape
+        pos = step % length
+        self.current_loss()
+        grad = self.gradient()  # (R, L, D)
+        scores = swap_scores(grad[:, pos : pos + 1], self.E, ids[:, pos : pos + 1], self.allowed[pos : pos + 1])
+        k = max(1, min(cfg.top_k, self.projector.min_allowed - 1))
+        tokens = torch.cat([scores[:, 0].topk(k, dim=-1).indices, self.lm_proposals(pos)], dim=1)  # (R, k + lm_k)
+        tokens = torch.where(tokens < 0, ids[:, pos : pos + 1], tokens)  # no proposal: the current token
+        cand = ids[:, None, :].repeat(1, tokens.shape[1], 1)  # (R, W, L)
+        cand[:, :, pos] = tokens
+        self.move(cand, self.score_candidates(cand, filtered=True), only_if_better=True)
+        return self.ids, self.cur_loss
