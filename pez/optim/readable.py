@@ -30,8 +30,8 @@ from pez.optim.config import CandidateConfig, check_positive, config_field
 class ReadableConfig(CandidateConfig):
     """Gradient and LM proposals at one position per step, scored with the LM prior."""
 
-    top_k: int = config_field(16, "tokens proposed by the gradient's first-order score at the step's position")
-    lm_k: int = config_field(16, "whole words the prior LM proposes after the text so far at the step's position")
+    top_k: int = config_field(8, "tokens proposed by the gradient's first-order score at the step's position")
+    lm_k: int = config_field(8, "whole words the prior LM proposes after the text so far at the step's position")
     prior_weight: float = config_field(0.05, "weight of the prior's mean NLL per token beside the loss (0: none)")
 
     def __post_init__(self):
