@@ -30,6 +30,7 @@ import torch
 
 import pez
 from pez.evaluation.readability import Judge, word_stats
+from pez.jobs.invert import readable_search
 from pez.objectives.prior import load_prior
 
 HERE = Path(__file__).resolve().parent
@@ -71,13 +72,17 @@ METHODS = {
     "readable-w0.02": ("readable", {"prior_weight": 0.02}),
     "readable-w0.05": ("readable", {"prior_weight": 0.05}),
     "readable-w0.1": ("readable", {"prior_weight": 0.1}),
+    "readable-mode": ("readable-mode", {}),  # pez invert --readable: VGD, then the readable method from its text
 }
 
 
 def run(obj, method: str, config: dict, length: int, seconds: float, seed: int) -> dict:
-    cfg = pez.make_config(method, {**config, "prompt_len": length, "steps": 10**9, "seed": seed})
     t0 = time.perf_counter()
-    res = pez.optimize(obj, cfg, budget=pez.Budget(seconds=seconds))
+    if method == "readable-mode":
+        res = readable_search(obj, length, seed, budget=pez.Budget(seconds=seconds), steps=10**9, **config)
+    else:
+        cfg = pez.make_config(method, {**config, "prompt_len": length, "steps": 10**9, "seed": seed})
+        res = pez.optimize(obj, cfg, budget=pez.Budget(seconds=seconds))
     wall = time.perf_counter() - t0
     return {"text": res.text, "score": res.score, "wall_s": wall, "loop_s": res.timings["loop_s"],
             "steps": res.timings["steps_run"], "stopped_by": res.timings["stopped_by"],
@@ -156,7 +161,7 @@ def main() -> None:
     torch.manual_seed(0)
     names = [m for m in args.methods.split(",") if m]
     judge = Judge(load_prior("smollm2", "cpu"))
-    writers = {n: ({"smollm2"} if METHODS[n][0] in ("vgd", "readable") else set()) for n in METHODS}
+    writers = {n: ({"smollm2"} if METHODS[n][0] in ("vgd", "readable", "readable-mode") else set()) for n in METHODS}
     minilm = pez.load_model("minilm", "cpu")
     targets = TARGETS[: args.targets]
     ceiling = judge.lm.perplexity(targets)

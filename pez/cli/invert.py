@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
     add_target_options(p)
     p.add_argument("--model", default=DEFAULT_CLIP, help=f"minilm, st:NAME, or open_clip NAME/TAG ({DEFAULT_CLIP})")
     add_device_option(p)
+    what = "readable mode: VGD's fluent text refined by gradient and LM swaps under the LM prior"
+    p.add_argument("--readable", action=argparse.BooleanOptionalAction, default=False, help=what)
     add_search_options(p, fluency=False, defaults=INVERT_DEFAULTS)
     p.set_defaults(run=run)
 
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint,
             resume=args.resume,
             judge=args.judge,
+            readable=args.readable,
             **config,
         )
     print(res.text)

