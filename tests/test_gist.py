@@ -304,3 +304,59 @@ def test_cli_bad_input_is_one_line(tiny_llama_dir, trained, data_file, tmp_path,
     code, _, err = _run(capsys, "gist", "generate", "--model", trained.out, "--gist", tmp_path / "o.pt",
                         "--device", "cpu")  # fmt: skip
     _one_line(code, err, "was made by another model")
+
+
+def test_default_set_is_built_from_the_models_own_outputs_then_cached(tiny, tmp_path, monkeypatch):
+    from pez.gist import data as gist_data
+
+    monkeypatch.setenv("PEZ_CACHE", str(tmp_path))
+    reviews = [("A warm, funny and moving film about an old friendship.", "positive"), ("Dull.", "negative")]
+    monkeypatch.setattr(gist_data, "review_inputs", lambda split, n, seed: reviews[:n])
+    data = gist_data.default_gist_data(tiny, per_instruction=2, held_out=1, max_new_tokens=3)
+    n_train, n_unseen = len(gist_data.TRAIN_INSTRUCTIONS), len(gist_data.UNSEEN_INSTRUCTIONS)
+    assert (len(data.train), len(data.held_out), len(data.unseen)) == (2 * n_train, n_train, n_unseen)
+    first = data.train[0]
+    assert first.output == "positive" and first.choices == ("positive", "negative")
+    assert data.train[2].output == "yes" and data.train[3].output == "no"  # answer words of the gold labels
+    unseen = {e.instruction for e in data.unseen}
+    assert not unseen & {e.instruction for e in data.train}
+    open_ones = [e for e in data.train if not e.choices]
+    assert len(open_ones) == 2 * 8 and all("\n" not in e.output for e in open_ones)
+    # the open outputs are the model's own greedy continuations after the full instruction
+    # (written in a left-padded batch of two: here one at a time)
+    from pez.gist.model import greedy, run_prefix
+
+    tok = tiny.tokenizer
+    for e in open_ones[:2]:
+        state = run_prefix(tiny.model, prefix_ids(tok) + encode(tok, e.instruction))
+        (ids,) = greedy(tiny.model, state, [encode(tok, e.body())], 3, 0, tok.eos_token_id)
+        assert e.output == tok.decode(ids, skip_special_tokens=True).split("\n")[0].strip()
+    monkeypatch.setattr(gist_data, "_build", lambda *a, **k: pytest.fail("rebuilt instead of read from the cache"))
+    again = gist_data.default_gist_data(tiny, per_instruction=2, held_out=1, max_new_tokens=3)
+    assert again.train == data.train and again.unseen == data.unseen
+
+
+def test_data_files_and_their_errors(tmp_path):
+    from pez.gist import read_gist_data
+    from pez.gist.data import spread
+
+    good = tmp_path / "d.jsonl"
+    good.write_text('{"instruction": "Say hi.", "output": "hi"}\n\n{"instruction": "Pick.", "input": "x", '
+                    '"output": "a", "choices": ["a", "b"]}\n')  # fmt: skip
+    rows = read_gist_data(good)
+    assert rows == [GistExample("Say hi.", "", "hi"), GistExample("Pick.", "x", "a", ("a", "b"))]
+    assert rows[0].body() == "\nOutput:" and rows[1].body() == "\nInput: x\nOutput:"
+    bad = {
+        '{"input": "x", "output": "y"}': "has no instruction",
+        '{"instruction": "  ", "output": "y"}': "has no instruction",
+        '{"instruction": "a"}': 'has no "output"',
+        '{"instruction": "a", "output": "c", "choices": ["a", "b"]}': "is not one of its choices",
+        "[1, 2]": "not an object",
+        "{oops": "not valid JSON",
+    }
+    for line, message in bad.items():
+        good.write_text(line + "\n")
+        with pytest.raises(PezError, match=message):
+            read_gist_data(good)
+    mixed = planted(range(3))  # 4 instructions x 3
+    assert [e.instruction for e in spread(mixed, 5)] == [ASK[w] for w in COLOURS] + [ASK["red"]]

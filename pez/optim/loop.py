@@ -113,7 +113,8 @@ class PromptOptimizer(ABC):
 
     def decode(self, ids: list[int]) -> str:
         """The text of a prompt's ids as :meth:`step` returns them (padding, negative ids, already removed): the
-        objective's vocabulary by default; a method whose ids are another tokenizer's says so here (VGD)."""
+        objective's vocabulary by default; a method whose prompts come from another text (VGD: the proposer's
+        words, cased and spaced as it wrote them) returns that text here. Tracking re-encodes and re-scores it."""
         return self.obj.vocab.decode(ids)
 
     def result_extras(self, group: int) -> dict:

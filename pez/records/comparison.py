@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -130,6 +131,12 @@ class ComparisonResult(Record):
             row["continuous_mean"] = statistics.fmean(cont) if cont else None
             accs = [r.accuracy for r in runs if r.accuracy is not None]
             row["accuracy_mean"] = statistics.fmean(accs) if accs else None
+            ppl = [x.readability.get("perplexity") for r in runs for x in r.results]
+            ppl = [p for p in ppl if p]
+            row["ppl_median"] = statistics.median(ppl) if ppl else None
+            row["ppl_geomean"] = math.exp(statistics.fmean(math.log(p) for p in ppl)) if ppl else None
+            shares = [x.readability["dictionary_share"] for r in runs for x in r.results if x.readability]
+            row["dictionary_share"] = statistics.fmean(shares) if shares else None
             rows.append(row)
         return rows
 
@@ -143,8 +150,10 @@ class ComparisonResult(Record):
         head = "| method | score (mean ± std) | min | max | internal | s/step | forward | backward | passes | steps |"
         cont = any(r["continuous_mean"] is not None for r in rows)
         acc = any(r["accuracy_mean"] is not None for r in rows)
+        ppl = any(r["ppl_median"] is not None for r in rows)
         head += " continuous |" * cont + " held-out accuracy |" * acc
-        lines = [head, "|---" + "|---:" * (9 + cont + acc) + "|"]
+        head += " perplexity (median) | dictionary words |" * ppl
+        lines = [head, "|---" + "|---:" * (9 + cont + acc + 2 * ppl) + "|"]
         for r in rows:
             name = f"**{r['method']}**" if r["method"] == best else r["method"]
             cells = [
@@ -163,6 +172,9 @@ class ComparisonResult(Record):
                 cells.append("" if r["continuous_mean"] is None else f"{r['continuous_mean']:.4f}")
             if acc:
                 cells.append("" if r["accuracy_mean"] is None else f"{r['accuracy_mean']:.4f}")
+            if ppl:
+                cells.append("" if r["ppl_median"] is None else f"{r['ppl_median']:,.0f}")
+                cells.append("" if r["dictionary_share"] is None else f"{r['dictionary_share']:.0%}")
             lines.append("| " + " | ".join(cells) + " |")
         budget = ", ".join(f"{k} {v}" for k, v in self.budget.items() if v is not None)
         text = f"Budget per run: {budget}.\n\n" + "\n".join(lines) + "\n"
@@ -200,6 +212,7 @@ class ComparisonResult(Record):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {k: out / f"results.{k}" for k in ("md", "csv", "json")} | {"png": out / "plot.png"}
+        paths["frontier"] = out / "frontier.png"
         paths["md"].write_text(self.to_markdown(), encoding="utf-8")
         rows = self.summary()
         with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
@@ -208,7 +221,37 @@ class ComparisonResult(Record):
             writer.writerows(rows)
         paths["json"].write_text(json.dumps(self.to_dict(), separators=(",", ":")), encoding="utf-8")  # compact: big
         self.plot(paths["png"])
+        if not self.plot_frontier(paths["frontier"]):
+            del paths["frontier"]
         return paths
+
+    def plot_frontier(self, path: str | os.PathLike) -> bool:
+        """Honest score against the judge's perplexity (log axis), one point per run (mean over its targets), so the
+        score-readability frontier can be seen; False (nothing written) when no run has a perplexity."""
+        from matplotlib.figure import Figure
+
+        points = []
+        for run in self.runs:
+            ppl = [x.readability.get("perplexity") for x in run.results]
+            if ppl and all(ppl):
+                points.append((run.method, math.exp(statistics.fmean(math.log(p) for p in ppl)), run.score))
+        if not points:
+            return False
+        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        ax = fig.subplots()
+        for k, m in enumerate(self.methods):
+            mine = [(x, y) for name, x, y in points if name == m]
+            if mine:
+                ax.scatter(*zip(*mine), color=f"C{k}", label=m, s=30)
+        judges = {x.readability.get("judge") for r in self.runs for x in r.results} - {None}
+        ax.set_xscale("log")
+        ax.set_xlabel(f"perplexity of the prompt under {', '.join(sorted(judges))} (log; lower reads better)")
+        score_name = self.runs[0].results[0].score_name if self.runs else "score"
+        ax.set_ylabel(f"{score_name} (honest)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.savefig(path, dpi=120)
+        return True
 
     def plot(self, path: str | os.PathLike) -> None:
         """Best honest score against wall-clock seconds: one line per seed, one colour per method."""

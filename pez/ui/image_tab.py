@@ -40,6 +40,7 @@ def invert_images(
     method,
     seed,
     callback=None,
+    readable=False,
 ):
     """Run ``pez.invert`` as ``pez invert IMAGE ... [--text T] [--negative-image F] [--negative-text T]`` does."""
     import pez
@@ -57,10 +58,10 @@ def invert_images(
         method=method or "pez",
         device=ctx.options.device,
         callback=callback,
+        readable=bool(readable),
         prompt_len=number(prompt_len, "prompt length", 1),
-        steps=number(steps, "steps", 1),
-        restarts=number(restarts, "restarts", 1),
         seed=number(seed, "seed"),
+        **({} if readable else {"steps": number(steps, "steps", 1), "restarts": number(restarts, "restarts", 1)}),
     )
     return res, ctx.store.save(res, "invert")
 
@@ -88,6 +89,7 @@ def build_image_tab(ctx: Context) -> None:
                     restarts = gr.Number(INVERT_DEFAULTS["restarts"], label="Restarts", precision=0, minimum=1)
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                readable = gr.Checkbox(False, label="Readable (reads as text: VGD, then gradient and LM swaps)")
                 with gr.Row():
                     run = gr.Button("Find a prompt", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
@@ -100,10 +102,11 @@ def build_image_tab(ctx: Context) -> None:
 
         @one_line_errors
         def run_page(images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed,
-                     request: gr.Request):  # fmt: skip
+                     readable, request: gr.Request):  # fmt: skip
             values = (images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed)
             job = ctx.runner.start(
-                session_key(request, "image"), lambda job: invert_images(ctx, *values, callback=job.callback)
+                session_key(request, "image"),
+                lambda job: invert_images(ctx, *values, callback=job.callback, readable=readable),
             )
             yield from panel.stream(job, "cosine")
 
@@ -127,6 +130,6 @@ def build_image_tab(ctx: Context) -> None:
             res, path = ctx.runner.run(lambda job: invert_images(ctx, *values))
             return res.text, res.score, str(path)
 
-        run.click(run_page, inputs, panel.outputs, api_visibility="private", **ctx.job_events())
+        run.click(run_page, [*inputs, readable], panel.outputs, api_visibility="private", **ctx.job_events())
         stop.click(stop_page, None, None, queue=False, api_visibility="private")
         api.click(api_invert, inputs, [panel.prompt, panel.score, panel.file], api_name="invert", **ctx.job_events())

@@ -24,22 +24,23 @@ TEXT_MODELS = ["minilm", OFFLINE_CLIP, "ViT-L-14/openai", "ViT-H-14/laion2b_s32b
 
 
 def distill(ctx: Context, text, model, prompt_len, steps, seed, restarts=INVERT_DEFAULTS["restarts"], method="pez",
-            callback=None):  # fmt: skip
+            callback=None, readable=False):  # fmt: skip
     """Run ``pez.invert`` on one text target, as ``pez invert --text TEXT`` does; save it; (result, path)."""
     import pez
 
     if not (text or "").strip():
         raise PezError("the text to distil is empty: type a sentence or a long prompt")
+    search = {"steps": number(steps, "steps", 1), "restarts": number(restarts, "restarts", 1)}
     res = pez.invert(
         texts=[text.strip()],
         model=model_spec(model),
         method=method,
         device=ctx.options.device,
         callback=callback,
+        readable=bool(readable),
         prompt_len=number(prompt_len, "prompt length", 1),
-        steps=number(steps, "steps", 1),
-        restarts=number(restarts, "restarts", 1),
         seed=number(seed, "seed"),
+        **({} if readable else search),  # readable mode sizes its own search (pez.jobs.invert.READABLE)
     )
     return res, ctx.store.save(res, "distill")
 
@@ -65,6 +66,7 @@ def build_text_tab(ctx: Context) -> None:
                         minimum=1,
                     )
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
+                readable = gr.Checkbox(False, label="Readable (reads as text: VGD, then gradient and LM swaps)")
                 with gr.Row():
                     run = gr.Button("Distil", variant="primary", elem_id="text-run")
                     stop = gr.Button("Stop", variant="stop")
@@ -75,10 +77,10 @@ def build_text_tab(ctx: Context) -> None:
         model.change(model_note, model, note, api_visibility="private", queue=False)
 
         @one_line_errors
-        def run_page(text, model, prompt_len, steps, seed, restarts, method, request: gr.Request):
+        def run_page(text, model, prompt_len, steps, seed, restarts, method, readable, request: gr.Request):
+            values = (text, model, prompt_len, steps, seed, restarts, method)
             job = ctx.runner.start(
-                session_key(request, "text"),
-                lambda job: distill(ctx, text, model, prompt_len, steps, seed, restarts, method, job.callback),
+                session_key(request, "text"), lambda job: distill(ctx, *values, job.callback, readable=readable)
             )
             yield from panel.stream(job, "cosine")
 
@@ -91,6 +93,7 @@ def build_text_tab(ctx: Context) -> None:
             return res.text, res.score, str(path)
 
         inputs = [text, model, prompt_len, steps, seed]
-        run.click(run_page, [*inputs, restarts, method], panel.outputs, api_visibility="private", **ctx.job_events())
+        page = [*inputs, restarts, method, readable]
+        run.click(run_page, page, panel.outputs, api_visibility="private", **ctx.job_events())
         stop.click(stop_page, None, None, queue=False, api_visibility="private")
         api.click(api_distill, inputs, [panel.prompt, panel.score, panel.file], api_name="distill", **ctx.job_events())
