@@ -32,14 +32,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def markdown(data: dict) -> str:
     """The RESULTS.md table: one row per K, split and method (means over the split's instructions)."""
     rows = [
-        "| K | split | method | KL | accuracy | tokens saved | MFLOPs/input | ms/input | portable |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---|",
+        "| K | split | method | KL | KL output | accuracy | tokens saved | MFLOPs/input | ms/input | portable |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in data["table"]:
         acc = f"{r['accuracy']:.2f}" if r["accuracy"] is not None else "-"
+        kl_out = f"{r['kl_output']:.3f}" if r["kl_output"] is not None else "-"
         port = {None: "-", True: "yes", False: "no"}[r["portable"]]
         rows.append(
-            f"| {r['k']} | {r['split']} | {r['method']} | {r['kl']:.3f} | {acc} | {r['tokens_saved']:.1f} | "
+            f"| {r['k']} | {r['split']} | {r['method']} | {r['kl']:.3f} | {kl_out} | {acc} | {r['tokens_saved']:.1f} | "
             f"{r['flops_per_input'] / 1e6:.0f} | {r['wall_ms_per_input']:.1f} | {port} |"
         )
     rows.append("")

@@ -227,7 +227,7 @@ def test_compare_compression_on_the_planted_task(trained, tiny, tmp_path):
     )
     rows = {(r["split"], r["method"]): r for r in result.rows}
     assert {s for s, _ in rows} == {"seen", "unseen"} and len(result.rows) == 3 * 5  # 2 seen, 1 unseen instruction
-    assert rows["seen", "instruction"]["kl"] == 0.0
+    assert rows["seen", "instruction"]["kl"] == 0.0 and rows["seen", "instruction"]["kl_output"] == 0.0
     assert all(r["kl"] is not None and r["kl"] >= -1e-6 for r in result.rows)
     assert rows["seen", "gist"]["context_tokens"] == 2 and rows["seen", "gist"]["portable"] is False
     assert rows["seen", "hard-prompt"]["portable"] is True and rows["seen", "hard-prompt"]["prompt"]

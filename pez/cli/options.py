@@ -118,6 +118,8 @@ def check_search_outputs(args: argparse.Namespace) -> None:
     """``--out`` and ``--checkpoint`` (and ``--resume``) before any model loads."""
     check_output_file(args.out, "--out")
     check_output_file(args.checkpoint, "--checkpoint")
+    if args.out and args.checkpoint and os.path.abspath(args.out) == os.path.abspath(args.checkpoint):
+        raise PezError("--out and --checkpoint are the same file: the result would overwrite the checkpoint")
     if args.resume and args.checkpoint and not os.path.exists(args.checkpoint):
         raise PezError(f"nothing to resume: checkpoint {args.checkpoint} does not exist")
 

@@ -11,7 +11,16 @@ from collections.abc import Callable, Sequence
 import torch
 
 from pez.errors import PezError
-from pez.jobs.lm import DEFAULT_LM, SPLIT_NAMES, LMTask, check_size, evaluate_unless_interrupted, lm_config, task_report
+from pez.jobs.lm import (
+    DEFAULT_LM,
+    SPLIT_NAMES,
+    LMTask,
+    check_fluency,
+    check_size,
+    evaluate_unless_interrupted,
+    lm_config,
+    task_report,
+)
 from pez.models import LoadedModel
 from pez.optim import optimize_each
 from pez.optim.tracking import Progress
@@ -54,6 +63,7 @@ def compress(
     if not instruction or not instruction.strip():
         raise PezError("the instruction to compress is empty: pass --instruction TEXT")
     check_size("inputs", n_inputs, allow_none=False)
+    check_fluency(fluency)
     cfg = lm_config(method, config)
     lmtask = LMTask(model, data, template, labels, dev_size=16, test_size=test_size, train_size=n_inputs,
                     device=device)  # fmt: skip

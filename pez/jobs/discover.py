@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from pez.errors import PezError
 from pez.evaluation.options import ApiSearchOptions
-from pez.jobs.lm import DEFAULT_LM, LMTask, evaluate_unless_interrupted, lm_config, task_report
+from pez.jobs.lm import DEFAULT_LM, LMTask, check_fluency, evaluate_unless_interrupted, lm_config, task_report
 from pez.models import LoadedModel
 from pez.optim import optimize_each
 from pez.optim.tracking import Progress
@@ -53,6 +53,7 @@ def discover(
         ``dry_run``).
     """
     options = dict(options)
+    check_fluency(fluency)
     api = api or ApiSearchOptions.take(options)
     task = LMTask.take(options, model=model, data=data, template=template, labels=labels)
     cfg = lm_config(method, options)

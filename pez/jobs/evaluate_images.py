@@ -10,6 +10,7 @@ result files (a ``pez invert`` JSON or a ``pez invert-dataset`` JSONL), one tabl
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 from collections.abc import Callable, Sequence
@@ -126,6 +127,8 @@ def evaluate_images(
     from pez.generation.scoring import DEFAULT_REFERENCE, ReferenceScorer
     from pez.generation.sheets import contact_sheet
 
+    if not (isinstance(guidance, int | float) and math.isfinite(guidance)):
+        raise PezError(f"--guidance must be a finite number (1 or below: no guidance), got {guidance!r}")
     if isinstance(generations, bool) or not isinstance(generations, int) or generations < 1:
         raise PezError(f"--generations must be a positive whole number, got {generations!r}")
     if not results:

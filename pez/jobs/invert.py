@@ -29,6 +29,8 @@ def check_targets(model, images: Sequence, texts: Sequence[str], negative_images
     images returned (``images``, ``negative_images``)."""
     if not len(images) and not len(texts):
         raise PezError("no targets given: pass image files and/or --text")
+    if any(not (isinstance(t, str) and t.strip()) for t in texts):
+        raise PezError("a target text is empty: give --text a sentence (or leave it out)")
     check_negative_weight(negative_weight)
     loaded = [load_image(im) for im in images], [load_image(im) for im in negative_images]
     if (len(images) or len(negative_images)) and isinstance(model, str) and not family_of(model).images:

@@ -72,6 +72,25 @@ def read_results(path: str | os.PathLike) -> dict[str, dict]:
     return out
 
 
+def check_results_file(path: str) -> None:
+    """Refuse a file that is not a pez invert-dataset results JSONL (nothing of it is touched): every whole line
+    must be a JSON object with an ``image`` key (a torn last line is allowed)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    for n, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if n == len(lines):
+                continue  # a torn last line, left by a killed run
+            row = None
+        if not (isinstance(row, dict) and isinstance(row.get("image"), str)):
+            raise PezError(
+                f"{path} is not a pez invert-dataset results file (line {n} has no image key): "
+                "it is left as it is; give the JSONL that pez invert-dataset --out wrote"
+            )
+
+
 def _shards_of(out: str) -> list[Path]:
     p = Path(out)
     return sorted(p.parent.glob(p.name + ".shard-*-of-*"))
@@ -81,8 +100,14 @@ def merge_results(out: str | os.PathLike) -> int:
     """Merge ``OUT.shard-*`` files into ``OUT`` (one line per image; a finished result wins over a skip), then
     remove the shards. Returns the number of images in ``OUT``."""
     out = os.fspath(out)
-    rows = read_results(out)
+    if os.path.isdir(out):
+        raise PezError(f"{out} is a folder: give the results JSONL file that the shards belong to")
     shards = _shards_of(out)
+    if not os.path.exists(out) and not shards:
+        raise PezError(f"nothing to merge: {out} does not exist and has no shards ({out}.shard-*)")
+    for path in ([out] if os.path.exists(out) else []) + [os.fspath(s) for s in shards]:
+        check_results_file(path)
+    rows = read_results(out)
     for s in shards:
         for key, row in read_results(s).items():
             if key not in rows or "skipped" in rows[key]:
@@ -97,7 +122,15 @@ def merge_results(out: str | os.PathLike) -> int:
     return len(rows)
 
 
-def _append(f, rows: Sequence[dict]) -> None:
+def append_rows(f, rows: Sequence[dict]) -> None:
+    """Append ``rows`` as JSON lines to the open file ``f``, flushed and synced. A torn last line (a writer killed
+    mid-line, a full disk) is ended first, so the new rows are whole lines and the fragment alone is ignored."""
+    f.flush()
+    if f.tell() > 0:
+        with open(f.name, "rb") as r:
+            r.seek(-1, os.SEEK_END)
+            if r.read(1) != b"\n":
+                f.write("\n")
     for row in rows:
         f.write(json.dumps(row) + "\n")
     f.flush()
@@ -140,6 +173,8 @@ def invert_dataset(
     if not os.path.isdir(folder):
         raise PezError(f"--out {out}: folder {folder} does not exist (create it first)")
     cfg = make_config(method, config)
+    if os.path.isfile(out):
+        check_results_file(out)  # another kind of file is never appended to
     items = list_images(source)
     rank, world, state = shard_state(sharded, cpu=device == "cpu")
     if not isinstance(model, LoadedModel):
@@ -187,7 +222,7 @@ def _invert_batch(items: Sequence[ImageItem], loaded: LoadedModel, cfg, f, run: 
         except PezError as e:
             skipped.append({"image": it.key, "skipped": str(e)})
     if skipped:
-        _append(f, skipped)
+        append_rows(f, skipped)
         run.skipped += len(skipped)
         run.failures += skipped
     if not images:
@@ -203,5 +238,5 @@ def _invert_batch(items: Sequence[ImageItem], loaded: LoadedModel, cfg, f, run: 
         res.objective = {**res.objective, "targets": [f"image:{key}"]}
         res.target_scores = [{**t, "target": f"image:{key}"} for t in res.target_scores]
         rows.append({"image": key, **res.to_dict()})
-    _append(f, rows)
+    append_rows(f, rows)
     run.done += len(rows)

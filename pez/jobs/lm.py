@@ -10,6 +10,7 @@ on examples the search never saw (the test split); the dev split only chooses th
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -32,6 +33,16 @@ LM_DEFAULTS = {"prompt_len": 10, "batch_size": 16}
 def lm_config(method: str, config: dict) -> OptimizerConfig:
     """The method's config for an LM task: the paper's LM setting under the user's ``config``."""
     return make_config(method, config, LM_DEFAULTS)
+
+
+def check_fluency(fluency) -> None:
+    """The weight of the prompt's own NLL: a finite number >= 0, checked before any load."""
+    if (
+        isinstance(fluency, bool)
+        or not isinstance(fluency, int | float)
+        or not (math.isfinite(fluency) and fluency >= 0)
+    ):
+        raise PezError(f"--fluency must be a finite number >= 0 (0: none; the paper uses 0.003), got {fluency!r}")
 
 
 def check_size(name: str, value, allow_none: bool = True) -> None:

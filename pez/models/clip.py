@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import torch
@@ -40,7 +41,9 @@ def load_clip(spec: str, dev: torch.device) -> LoadedModel:
     pretrained = None if tag == "random" else tag
     is_file = tag is not None and os.path.isfile(tag)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=dev)
+        with torch.random.fork_rng(devices=[]):  # random weights are a function of the spec, whatever the caller's RNG
+            torch.manual_seed(int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little"))
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=dev)
     except Exception as e:  # noqa: BLE001  a local file can fail in any way a foreign pickle or state dict can
         if is_file:
             raise PezError(

@@ -18,8 +18,8 @@ def check_positive(config, *names: str) -> None:
     """Raise a one-line :class:`PezError` naming the option when one of these fields is not positive."""
     for name in names:
         value = getattr(config, name)
-        if value is not None and not value > 0:
-            raise PezError(f"{name.replace('_', '-')} must be positive, got {value}")
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise PezError(f"{name.replace('_', '-')} must be positive (and finite), got {value}")
 
 
 def check_adamw(config) -> None:
@@ -53,6 +53,8 @@ class OptimizerConfig:
         self.blocklist = tuple(self.blocklist)
         check_positive(self, "prompt_len", "steps", "restarts", "sync_every", "eval_every", "checkpoint_every")
         check_positive(self, "batch_size")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise PezError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed}")
         w = self.prior_weight
         if isinstance(w, bool) or not isinstance(w, int | float) or not (math.isfinite(w) and w >= 0):
             raise PezError(f"--prior-weight must be a finite number >= 0 (0: no prior), got {w!r}")

@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def deferred_sigint():
-    """While optimising, the first Ctrl-C asks the loop to stop between steps (so the state stays consistent
-    and resumable); a second one interrupts at once. Yields a function telling whether a stop was asked."""
+    """While optimising, the first Ctrl-C (or SIGTERM) asks the loop to stop between steps (so the state stays
+    consistent and resumable); a second one interrupts at once. Yields a function telling whether a stop was asked."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
@@ -49,10 +49,12 @@ def deferred_sigint():
         asked.append(signum)
 
     previous = signal.signal(signal.SIGINT, handler)
+    previous_term = signal.signal(signal.SIGTERM, handler)  # kill, docker stop, schedulers: the same clean stop
     try:
         yield lambda: bool(asked)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 class StopRequested(KeyboardInterrupt):
