@@ -80,13 +80,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10])
     ap.add_argument("--steps", type=int, default=40, help="gist training steps per K")
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
+    ap.add_argument("--lr", type=float, help="default: 1e-3 with LoRA, 5e-5 full")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--instructions", type=int, default=2, help="instructions per split (seen, unseen)")
-    ap.add_argument("--inputs", type=int, default=8)
-    ap.add_argument("--train-inputs", type=int, default=16)
-    ap.add_argument("--hard-steps", type=int, default=10)
-    ap.add_argument("--tuning-steps", type=int, default=15)
+    ap.add_argument("--inputs", type=int, default=6)
+    ap.add_argument("--train-inputs", type=int, default=12)
+    ap.add_argument("--hard-steps", type=int, default=8)
+    ap.add_argument("--tuning-steps", type=int, default=10)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=os.path.join(HERE, "results_compression.json"))
     ap.add_argument("--plot", default=os.path.join(HERE, "compression_curve.png"))
@@ -98,9 +99,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for k in args.ks:
             folder = os.path.join(tmp, f"gist-k{k}")
-            report = gist_train(lm, data, k=k, steps=args.steps, out=folder, lr=args.lr, batch_size=args.batch_size,
-                                eval_every=max(1, args.steps // 4), checkpoint_every=10**6, max_held_out=32,
-                                device=args.device)  # fmt: skip
+            report = gist_train(lm, data, k=k, steps=args.steps, out=folder, lora=not args.full, lr=args.lr,
+                                batch_size=args.batch_size, eval_every=max(1, args.steps // 4),
+                                checkpoint_every=10**6, max_held_out=32, device=args.device)  # fmt: skip
             print(report.summary(), flush=True)
             result = compare_compression(
                 folder,

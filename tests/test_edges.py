@@ -115,3 +115,53 @@ def test_sigterm_keeps_the_best_prompt_like_ctrl_c(tmp_path):
     assert proc.returncode == 130, stderr
     assert out.exists() and json.loads(out.read_text())["interrupted"]
     assert stdout.strip() == json.loads(out.read_text())["text"]
+
+
+def test_a_checkpoint_that_cannot_be_written_loses_nothing(minilm, tmp_path, monkeypatch, caplog):
+    """A full disk at the checkpoint: one warning naming the file and why, and the search still returns."""
+    import errno
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("torch.save", full)
+    obj = pez.make_objective(minilm, texts=["a horse"])
+    ck = tmp_path / "c.ckpt"
+    res = pez.optimize(obj, pez.PEZConfig(prompt_len=3, steps=6, sync_every=2, checkpoint_every=2), checkpoint=ck)
+    assert res.text and res.steps_done == 6
+    warned = [r.message for r in caplog.records if "cannot write checkpoint" in r.message]
+    assert len(warned) == 1 and "No space left" in warned[0] and str(ck) in warned[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_out_file_that_cannot_be_written_says_which_and_why(tmp_path, monkeypatch):
+    from pez.records import EvalResult
+
+    result = EvalResult(prompt="p", model="m", accuracy=float("nan"), n=0)
+    result.save(tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["accuracy"] is None  # strict JSON, no NaN
+    os.chmod(tmp_path, 0o500)
+    try:
+        if os.access(tmp_path, os.W_OK):
+            pytest.skip("root ignores folder permissions here")
+        with pytest.raises(pez.PezError, match="cannot write .*r2.json"):
+            result.save(tmp_path / "r2.json")
+    finally:
+        os.chmod(tmp_path, 0o700)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04truncated"])
+def test_a_garbage_checkpoint_is_one_line(minilm, tmp_path, content):
+    ck = tmp_path / "c.ckpt"
+    ck.write_bytes(content)
+    obj = pez.make_objective(minilm, texts=["a horse"])
+    with pytest.raises(pez.PezError, match="truncated or not a pez checkpoint") as e:
+        pez.optimize(obj, pez.PEZConfig(prompt_len=3, steps=2), checkpoint=ck, resume=True)
+    assert "\n" not in str(e.value)
+
+
+def test_discover_refuses_data_of_one_label(capsys, tmp_path):
+    data = tmp_path / "one.jsonl"
+    data.write_text("".join(json.dumps({"text": f"review {i}", "label": "positive"}) + "\n" for i in range(30)))
+    code, _, err = run_cli(capsys, "discover", "--data", str(data), "--steps", "1", "--device", "cpu")
+    assert code == 2 and "one label only (positive)" in err, err

@@ -70,6 +70,7 @@ def _discover_locally(task: LMTask, cfg, baseline_prompts, fluency, callback, ch
     from pez.objectives.lm import ClassificationObjective, LMPath, perplexity
 
     data = task.load()
+    task.check_classes(data)
     if not data.test:
         raise PezError(f"{task.data} leaves no held-out examples: give --test-data or more data")
     lm = task.lm()

@@ -66,6 +66,7 @@ def discover_with_api(
     if task.test_size is None:
         task = dataclasses.replace(task, test_size=TEST_SIZE)
     data = task.load()
+    task.check_classes(data)
     if not data.test or not data.dev:
         raise PezError(f"{task.data} leaves no dev or held-out examples: give --eval-data / --test-data or more data")
     api_dev = stratified_sample(data.dev, api.api_dev_size)

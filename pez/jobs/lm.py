@@ -133,6 +133,13 @@ class LMTask:
                 self.task.verbalizer.index(e.label)
         return data
 
+    def check_classes(self, data: TaskData) -> None:
+        """A classification search needs examples of two labels at least: with one, any prompt scores 1.0."""
+        seen = {e.label for e in data.all if e.label is not None}
+        if self.task is not None and len(seen) < 2:
+            only = ", ".join(sorted(map(str, seen))) or "none"
+            raise PezError(f"{self.data} has examples of one label only ({only}): a task prompt needs two or more")
+
     def lm(self) -> LoadedModel:
         """The loaded causal LM (the spec loaded on the task's device, or the loaded model itself)."""
         return self.model if isinstance(self.model, LoadedModel) else load_lm(self.model, self.device)

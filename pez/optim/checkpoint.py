@@ -18,11 +18,22 @@ RESUME_FREE = {"steps", "checkpoint_every"}
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write ``state`` with ``torch.save`` (to a temporary file first: a crash never leaves half a checkpoint)."""
+    """Write ``state`` with ``torch.save`` (to a temporary file first: a crash never leaves half a checkpoint).
+
+    Raises:
+        PezError: the file cannot be written (a full disk, a read-only folder), saying which and why; the temporary
+            file is removed and an older checkpoint stays as it was.
+    """
     path = os.fspath(path)
     tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch reports a failed write as RuntimeError from its C++ writer
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        why = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [type(e).__name__])[0][:100]
+        raise PezError(f"cannot write checkpoint {path}: {why}") from None
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device, method: str, config: dict, objective: dict) -> dict:
@@ -35,8 +46,14 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device, method: str, 
         raise PezError(f"nothing to resume: checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # a truncated or foreign file: say which, do not guess
-        raise PezError(f"cannot read checkpoint {path}: {e}") from None
+    except Exception as e:  # noqa: BLE001  a truncated or foreign file fails in many ways: all mean the same here
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:100]
+        raise PezError(
+            f"cannot read checkpoint {path}: it is truncated or not a pez checkpoint ({why}); delete it to start "
+            "over, or give another --checkpoint"
+        ) from None
+    if not isinstance(state, dict) or not {"method", "config", "objective"} <= set(state):
+        raise PezError(f"checkpoint {path} is not a pez checkpoint: delete it to start over, or give another")
     if state.get("method") != method:
         raise PezError(f"checkpoint {path} was made by method {state.get('method')!r}, not {method!r}")
     for k, v in state["config"].items():

@@ -273,7 +273,12 @@ class PromptOptimizer(ABC):
             "method_state": self.state_dict(),
             "tracker": tracker.state_dict(),
         }
-        save_checkpoint(path, state)
+        try:
+            save_checkpoint(path, state)
+        except PezError as e:  # the search goes on and its result is kept; said once
+            if not getattr(self, "_checkpoint_failed", False):
+                log.warning("%s: the search goes on without checkpoints", e)
+            self._checkpoint_failed = True
 
     def _restore(self, state: dict, tracker: Tracker) -> None:
         self.gen.set_state(state["generator"].cpu() if self.device.type != "cpu" else state["generator"])
