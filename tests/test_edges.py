@@ -165,3 +165,37 @@ def test_discover_refuses_data_of_one_label(capsys, tmp_path):
     data.write_text("".join(json.dumps({"text": f"review {i}", "label": "positive"}) + "\n" for i in range(30)))
     code, _, err = run_cli(capsys, "discover", "--data", str(data), "--steps", "1", "--device", "cpu")
     assert code == 2 and "one label only (positive)" in err, err
+
+
+def test_the_api_cost_estimate_counts_only_requests_sent():
+    """Answers from the cache cost nothing, and say nothing of what the next uncached answer costs: after a cached
+    round the estimate stays at the measured cost, so a round is not over-admitted."""
+    from pez.evaluation.selection import ApiSelector
+    from tests.test_api_search import FakeScorer
+
+    class CachedFirst(FakeScorer):
+        per_example = 2
+
+        def score(self, prompt, text):
+            if prompt == "p9":  # answered from the cache: no request
+                return {"best": 1, "scores": [0.0, 1.0]}
+            out = super().score(prompt, text)
+            self.api.sent += 1  # two requests per uncached example (e.g. one per label)
+            return out
+
+    examples = [type("E", (), {"text": str(i)}) for i in range(8)]
+    sel = ApiSelector(CachedFirst(), examples, [1] * 8, first_rung=4)
+    sel.round(["p9"], allowance=100)
+    assert sel.estimate() == 2  # the cached round measured nothing: the initial guess stands
+    sel.round(["p3"], allowance=100)
+    assert sel.estimate() == 2.0 and sel.scored == 8
+
+
+def test_a_search_whose_api_chose_nothing_says_so():
+    from pez.records import ApiSearchReport
+
+    report = ApiSearchReport(prompt="local words", ids=[], model="m", data="d", method="pez", config={}, history=[],
+                             score=0.0, score_name="x", target="openai:m", local_prompt="local words",
+                             api={"chosen_on_api": False, "stopped_by": "the request budget (60) is spent"})  # fmt: skip
+    first = report.summary().splitlines()[0]
+    assert first.startswith("the API chose nothing (budget)") and "chosen on" not in report.summary()

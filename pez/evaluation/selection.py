@@ -59,7 +59,8 @@ class ApiSelector:
         return sum(c for c, _ in got) / self.n if len(got) >= self.n else None
 
     def estimate(self) -> float:
-        """Requests one example costs: measured over the examples scored so far, else the initial guess."""
+        """Requests one uncached example costs: measured over the examples that sent requests so far (cached
+        answers are not counted: they say nothing of what the next one costs), else the initial guess."""
         return self.sent / self.scored if self.scored >= 4 else self.per_example
 
     def _score(self, prompt: str, m: int) -> None:
@@ -68,7 +69,8 @@ class ApiSelector:
         for k in range(len(got), m):
             sent0 = api.sent
             out = self.scorer.score(prompt, self.examples[k].text)
-            self.sent, self.scored = self.sent + api.sent - sent0, self.scored + 1
+            if api.sent > sent0:  # an answer from the cache costs nothing: the estimate counts requests sent
+                self.sent, self.scored = self.sent + api.sent - sent0, self.scored + 1
             g, best = self.gold[k], out["best"]
             scores = out.get("scores")
             margin = scores[g] - max(s for c, s in enumerate(scores) if c != g) if scores else 0.0

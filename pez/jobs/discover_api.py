@@ -142,15 +142,17 @@ def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev
                          local_prompt=res.text)  # fmt: skip
     try:
         if not res.interrupted:
-            race([res.text] + [r["text"] for r in res.restarts], budget, None)
+            race([res.text] + [r["text"] for r in res.restarts], budget - api.sent, None)
             stale = 0
             for _ in range(FINAL_ROUNDS):
                 if selector.stopped_by is not None or stale >= 2 or selector.incumbent is None:
                     break
                 before = selector.incumbent
-                race([], budget, None)
+                race([], budget - api.sent, None)
                 stale = stale + 1 if selector.incumbent == before else 0
-        chosen = selector.incumbent or res.text
+        # the API chose only if a prompt was scored on all its dev examples within the budget
+        chose = selector.incumbent is not None and selector.accuracy(selector.incumbent) is not None
+        chosen = selector.incumbent if chose else res.text
         if chosen != report.prompt:  # the API chose another text: its own readability
             report.readability = readability_of(chosen, judge, res.config, obj.vocab.embeddings.device)
         report.prompt = chosen
@@ -172,6 +174,7 @@ def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev
             "token_budget": opts.api_token_budget,
             "rounds": selector.rounds,
             "stopped_by": selector.stopped_by,
+            "chosen_on_api": chose,
             "requests": {"search": search_requests},
             "tokens": {"search": search_tokens},
         }

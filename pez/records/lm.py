@@ -111,7 +111,11 @@ class ApiSearchReport(TaskReport):
 
     def summary(self) -> str:
         a = self.api
-        lines = [f"prompt (chosen on {self.target}): {self.prompt}", f"local search alone: {self.local_prompt}"]
+        if a.get("chosen_on_api", True):
+            lines = [f"prompt (chosen on {self.target}): {self.prompt}", f"local search alone: {self.local_prompt}"]
+        else:
+            why = "budget" if "budget" in str(a.get("stopped_by") or "budget") else a.get("stopped_by")
+            lines = [f"the API chose nothing ({why}): the prompt is the local search's: {self.prompt}"]
         if self.accuracy is not None:
             lines.append(f"held-out accuracy on {self.target} ({self.n_test} examples):")
             lines.append(f"  chosen on the API        {self.accuracy:.4f}")
