@@ -142,7 +142,6 @@ class VGD(PromptOptimizer):
     def init(self, ids: torch.Tensor) -> None:  # the loop's random initial ids are not used: VGD starts from nothing
         r = self.n_prompts
         self.group_list = self.group.tolist()
-        self.ranked: list[torch.Tensor] | None = None  # per group: allowed tokens by one-token score, best first
         self.started = [0] * r  # searches started per prompt
         self.keyword: list[str | None] = [None] * r  # the keyword of each prompt's current search
         self.beams: list[list[dict] | None] = [None] * r  # {"ids", "lm", "score", "total"}; None: start a search
@@ -153,6 +152,9 @@ class VGD(PromptOptimizer):
         self.done = [False] * r
         self._prefix: dict[int, tuple] = {}  # prompt -> (keyword, request ids, their cache, first-token log p)
         self._chunk_cap = math.inf
+        # set-up, like the encoder's target features: one pass over the allowed tokens, before the first step (a
+        # budget of seconds is the steps', and the first step must not be a hundred times the cost of the next)
+        self.ranked = self.rank_first_words() if self.cfg.first_word else None
 
     @property
     def finished(self) -> bool:
@@ -271,8 +273,6 @@ class VGD(PromptOptimizer):
     def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Extend every prompt's beams by one proposer token (a new search first where the last one ended)."""
         cfg, vocab = self.cfg, self.obj.vocab
-        if self.ranked is None and cfg.first_word:
-            self.ranked = self.rank_first_words()
         props = {}  # prompt -> its continuations: {"ids", "lm", "end", "text"}, then "score", "fits", "total"
         for r in range(self.n_prompts):
             if self.done[r]:
