@@ -195,7 +195,8 @@ def test_a_search_whose_api_chose_nothing_says_so():
     from pez.records import ApiSearchReport
 
     api = {"chosen_on_api": False, "stopped_by": "the request budget (60) is spent"}
-    report = ApiSearchReport(prompt="local words", ids=[], model="m", data="d", method="pez", config={}, history=[],
-                             score=0.0, score_name="x", target="openai:m", local_prompt="local words", api=api)  # fmt: skip
+    fields = {"ids": [], "model": "m", "data": "d", "method": "pez", "config": {}, "history": [], "score": 0.0}
+    report = ApiSearchReport("local words", **fields, score_name="x", target="openai:m", local_prompt="local words",
+                             api=api)  # fmt: skip
     first = report.summary().splitlines()[0]
     assert first.startswith("the API chose nothing (budget)") and "chosen on" not in report.summary()
