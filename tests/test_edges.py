@@ -200,3 +200,24 @@ def test_a_search_whose_api_chose_nothing_says_so():
                              api=api)  # fmt: skip
     first = report.summary().splitlines()[0]
     assert first.startswith("the API chose nothing (budget)") and "chosen on" not in report.summary()
+
+
+def test_compare_keeps_the_finished_runs_on_a_ctrl_c_between_runs(tiny, tmp_path):
+    model, tok = tiny
+    obj = pez.CLIPObjective(model, tok, texts=["a red car on a road"])
+
+    def ctrl_c_after_the_first(run):
+        raise KeyboardInterrupt
+
+    result = pez.compare(obj, ["random", "pez"], seeds=2, budget_steps=2, config={"prompt_len": 3},
+                         callback=ctrl_c_after_the_first, judge=None)  # fmt: skip
+    assert len(result.runs) == 1 and result.interrupted
+    paths = result.save(tmp_path)
+    assert json.loads(paths["json"].read_text())["runs"][0]["method"] == "random"
+
+
+def test_compare_bounds_the_seeds_before_any_work(tiny):
+    model, tok = tiny
+    obj = pez.CLIPObjective(model, tok, texts=["a red car"])
+    with pytest.raises(pez.PezError, match="--seeds must be from 1 to 1000"):
+        pez.compare(obj, ["random"], seeds=100_000_000, budget_steps=1)

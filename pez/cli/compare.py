@@ -156,6 +156,9 @@ def comparison_options(args: argparse.Namespace) -> dict:
 
 def write_comparison(args: argparse.Namespace, result) -> int:
     """Save to ``--out``, print the markdown table; 0, or 130 when interrupted."""
+    if not result.runs:
+        print("interrupted before the first run finished: nothing to save", file=sys.stderr)
+        return EXIT_INTERRUPTED
     result.save(args.out)
     print(result.to_markdown())
     if result.interrupted:

@@ -25,6 +25,7 @@ from pez.records import ComparisonResult, Run
 from pez.text.templates import DEFAULT_TEMPLATE
 
 UNLIMITED_STEPS = 10**12  # "steps" of a run that only a seconds or passes budget ends
+MAX_SEEDS = 1000  # runs per method: more is a typo, and would take the machine's memory before the first run
 _SET_BY_COMPARE = {"steps": "the budget", "seed": "the seeds"}
 
 
@@ -76,7 +77,11 @@ def compare(
     for key in config:
         if not any(key in _field_names(METHODS[m].config_class) for m in methods):
             raise PezError(f"no compared method has a config field {key!r}")
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and not 0 < seeds <= MAX_SEEDS:
+        raise PezError(f"--seeds must be from 1 to {MAX_SEEDS} (runs per method), got {seeds}")
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if len(seeds) > MAX_SEEDS:
+        raise PezError(f"at most {MAX_SEEDS} seeds per method, got {len(seeds)}")
     if not seeds:
         raise PezError("give at least one seed")
     budget = {"steps": budget_steps, "seconds": budget_seconds, "passes": budget_passes}
@@ -84,19 +89,28 @@ def compare(
     limits = Budget(budget_seconds, budget_passes)
     factory = not isinstance(objective, Objective)
     runs: list[Run] = []
-    for m in methods:
-        names = _field_names(METHODS[m].config_class)
-        given = {k: v for k, v in config.items() if k in names} | overrides.get(m, {})
-        for seed in seeds:
-            cfg = make_config(m, given | {"steps": steps, "seed": seed}, defaults)
+    configs = [
+        (m, s, make_config(m, _given(m, config, overrides) | {"steps": steps, "seed": s}, defaults))
+        for m in methods
+        for s in seeds
+    ]  # fmt: skip  (every config checked before the first run)
+    try:
+        for m, seed, cfg in configs:
             obj = objective() if factory else objective
             results = optimize_each(obj, cfg, callback=progress, budget=limits, judge=judge)
             runs.append(Run(m, seed, results))
             if callback is not None:
                 callback(runs[-1])
             if runs[-1].interrupted:
-                return ComparisonResult(runs, budget, config, overrides)
+                break
+    except KeyboardInterrupt:  # between runs, or in a run's set-up: the finished runs are kept
+        return ComparisonResult(runs, budget, config, overrides, stopped_early=True)
     return ComparisonResult(runs, budget, config, overrides)
+
+
+def _given(method: str, config: dict, overrides: dict) -> dict:
+    names = _field_names(METHODS[method].config_class)
+    return {k: v for k, v in config.items() if k in names} | overrides.get(method, {})
 
 
 def _field_names(config_class) -> set[str]:

@@ -99,6 +99,7 @@ class ComparisonResult(Record):
     overrides: dict = field(default_factory=dict)
     # LM tasks: PEFT continuous prompts trained on the same data and budget (ContinuousResult dicts)
     continuous: list[dict] = field(default_factory=list)
+    stopped_early: bool = False  # a Ctrl-C between runs: the runs here are the finished ones
 
     @property
     def methods(self) -> list[str]:
@@ -106,7 +107,7 @@ class ComparisonResult(Record):
 
     @property
     def interrupted(self) -> bool:
-        return any(r.interrupted for r in self.runs)
+        return self.stopped_early or any(r.interrupted for r in self.runs)
 
     def summary(self) -> list[dict]:
         """One row per method: honest score over seeds (mean, std, min, max), internal score, costs."""
