@@ -92,14 +92,16 @@ def _model(model, device) -> GistModel:
     return load_gist_model(model, resolve_device(device))
 
 
-def _check(cache: GistCache, gm: GistModel, where: str = "the gist file") -> None:
-    mine = gm.identity()
-    if cache.identity != mine:
-        diff = [k for k in mine if cache.identity.get(k) != mine[k]]
-        theirs = ", ".join(f"{k} {cache.identity.get(k)}" for k in diff[:2])
+def _check(cache: GistCache, gm: GistModel) -> None:
+    """The gist file must come from this model: same hidden size, layers, gist token id and gist embedding (the
+    name is only reported: a renamed folder holds the same model)."""
+    mine, theirs = gm.identity(), cache.identity
+    diff = [k for k in mine if k != "name" and theirs.get(k) != mine[k]]
+    if diff:
+        what = ", ".join(f"{k} {str(theirs.get(k))[:12]} vs {str(mine[k])[:12]}" for k in diff[:2])
         raise PezError(
-            f"{where} was made by another model ({theirs}; this model has "
-            f"{', '.join(f'{k} {mine[k]}' for k in diff[:2])}): compress the instruction again with this model"
+            f"the gist file was made by another model ({theirs.get('name')!r}, not {mine['name']!r}: {what}): "
+            "compress the instruction again with this model"
         )
 
 

@@ -4,7 +4,8 @@ encoder.
 An encoder's prompt (CLIP's BPE ids, say) is decoded to text; :class:`TextLM` re-tokenises that text with the
 LM's own tokenizer and scores it, so no shared vocabulary is needed (the VGD recipe, Kim et al., ICLR 2025; see
 DESIGN.md "Readable inversion"). Each text is scored as the start of a document: the tokenizer's BOS token (else
-its EOS token, the document separator) is put in front, so the first word gets a log-probability too.
+its EOS token, the document separator) is put in front, so the first word gets a log-probability too; a
+tokenizer with ``<|endoftext|>`` starts after that instead (:func:`document_start`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,26 @@ from pez.models.base import LoadedModel
 PROBE = "a photo of a dog"  # any plain text: a tokenizer that cannot encode it has no usable vocabulary
 
 
+DOCUMENT_SEPARATOR = "<|endoftext|>"  # between the documents of GPT-2's, SmolLM's, Qwen's... pre-training data
+
+
+def document_start(tok) -> int | None:
+    """The token a document starts after: the tokenizer's ``<|endoftext|>`` where it has one (a chat model's BOS,
+    SmolLM2's ``<|im_start|>`` say, starts a chat turn, not a document), else its BOS, else its EOS."""
+    sep = tok.convert_tokens_to_ids(DOCUMENT_SEPARATOR) if DOCUMENT_SEPARATOR in tok.get_vocab() else None
+    for candidate in (sep, tok.bos_token_id, tok.eos_token_id):
+        if candidate is not None:
+            return candidate
+    return None
+
+
 class TextLM:
     """Log-probabilities of texts under a causal LM, each text tokenised by the LM's own tokenizer.
 
     Args:
         loaded: a :class:`~pez.models.LoadedModel` of kind "lm" (from :func:`pez.models.load_lm`).
-        start_id: the token put before every text; default the tokenizer's BOS id, else its EOS id.
+        start_id: the token put before every text; default :func:`document_start` (``<|endoftext|>``, else the BOS
+            id, else the EOS id).
 
     Attributes:
         name: the model spec.
@@ -70,7 +85,7 @@ class TextLM:
                 "the model folder needs its tokenizer's vocabulary files"
             )
         if start_id is None:
-            start_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+            start_id = document_start(tok)
         if start_id is None:
             raise PezError(
                 f"the tokenizer of {self.name!r} has neither a BOS nor an EOS token to start a text after: "
