@@ -156,7 +156,26 @@ def defaults(data: dict) -> str:
     return "\n".join(out).rstrip()
 
 
+def readable(data: dict) -> str:
+    t = data["targets"]
+    own = f"median {t['ppl_median']:.0f}, geometric mean {t['ppl_geomean']:.0f} ({t['n']} sentences)"
+    out = [f"Judge: {data['judge']}; the targets' own perplexity: {own}; {data['seconds']:g} s of loop per prompt.\n"]
+    for length, summary in data["summary"].items():
+        out.append(f"**{length} tokens** (minilm):\n")
+        out.append("| method | cosine (mean ± std) | perplexity median | geo. mean | dictionary words | s/prompt |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+        for name, s in summary.items():
+            flag = " (judge proposed it)" if s.get("judge_is_prior") else ""
+            out.append(
+                f"| {name}{flag} | {s['cosine_mean']:.4f} ± {s['cosine_std']:.4f} | {s['ppl_median'] or 0:,.0f} | "
+                f"{s['ppl_geomean'] or 0:,.0f} | {s['dictionary_share']:.0%} | {s['seconds_per_prompt']:.1f} |"
+            )
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
 TABLES = {
+    "readable": ("results_readable.json", readable),
     "speed-cpu": ("results_speed.json", speed),
     "speed-cuda": ("results_speed_cuda.json", speed),
     "folders-cpu": ("results_folders.json", folders),
