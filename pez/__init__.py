@@ -29,6 +29,12 @@ _EXPORTS = {
     "check_prompt": "pez.jobs.evaluate_images",
     "check_by_generating": "pez.jobs.evaluate_images",
     "LMTask": "pez.jobs.lm",
+    # gist tokens beside pez compress (pez.gist)
+    "gist_train": "pez.gist",
+    "gist_compress": "pez.gist",
+    "gist_generate": "pez.gist",
+    "gist_evaluate": "pez.gist",
+    "compare_compression": "pez.gist",
     "make_task": "pez.text.templates",
     # methods, their configs and the one way to run them (pez.optim)
     "optimize": "pez.optim",
