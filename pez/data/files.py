@@ -44,7 +44,7 @@ def read_file(
     if not content.strip():
         raise PezError(f"{path} is empty: write one example per row, with a text and a label or target")
     if suffix == ".jsonl":
-        rows = _json_lines(path, content)
+        rows = json_lines(path, content)
     elif suffix == ".json":
         rows = _json(path, content)
     else:
@@ -54,7 +54,8 @@ def read_file(
     return _examples(path, rows, text_field, label_field, target_field)
 
 
-def _json_lines(path: Path, content: str) -> list[tuple[str, dict]]:
+def json_lines(path, content: str) -> list[tuple[str, dict]]:
+    """Each non-empty line of ``content`` as a JSON object, with where it stands (``line N``); one-line errors."""
     rows = []
     for n, line in enumerate(content.split("\n"), 1):
         if not line.strip():
@@ -73,7 +74,7 @@ def _json(path: Path, content: str) -> list[tuple[str, dict]]:
     try:
         obj = json.loads(content)
     except json.JSONDecodeError:
-        return _json_lines(path, content)  # JSON lines in a .json file
+        return json_lines(path, content)  # JSON lines in a .json file
     items = [obj] if isinstance(obj, dict) else obj
     if not isinstance(items, list):
         raise PezError(f"{path} holds a JSON {type(obj).__name__}: write a list of objects, or one object per line")

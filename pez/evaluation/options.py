@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 
 from pez.errors import PezError
-from pez.optim.config import config_field
+from pez.optim.config import check_whole, config_field
 
 
 class Scoring(StrEnum):
@@ -43,14 +43,6 @@ def _choice(enum: type[StrEnum], value, what: str):
         return enum(value)
     except ValueError:
         raise PezError(f"unknown {what} {value!r}: use {', '.join(e.value for e in enum)}") from None
-
-
-def _whole(name: str, value, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        what = "a positive whole number" + (" (or leave it out)" if allow_none else "")
-        raise PezError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
 
 
 @dataclass
@@ -114,10 +106,10 @@ class ApiSearchOptions(ApiOptions):
             raise PezError("--target needs --base-url URL (an OpenAI-compatible endpoint)")
         if self.api_budget is None:
             raise PezError("--target needs --api-budget N: the requests the API may spend choosing the prompt")
-        _whole("api_budget", self.api_budget, allow_none=False)
-        _whole("api_token_budget", self.api_token_budget)
-        _whole("api_dev_size", self.api_dev_size, allow_none=False)
-        _whole("api_swaps", self.api_swaps, allow_none=False)
+        check_whole("api_budget", self.api_budget, allow_none=False)
+        check_whole("api_token_budget", self.api_token_budget)
+        check_whole("api_dev_size", self.api_dev_size, allow_none=False)
+        check_whole("api_swaps", self.api_swaps, allow_none=False)
         if self.api_budget < self.api_dev_size + 2:
             raise PezError(
                 f"--api-budget {self.api_budget} cannot score even one prompt on {self.api_dev_size} dev examples "

@@ -150,11 +150,16 @@ def writers(config: dict) -> set[str]:
     return out
 
 
-def readability_of(text: str, judge: str | None, config: dict, device: str | torch.device = "cpu") -> dict:
-    """The readability (as a dict) of one text that a search with ``config`` returned; see :func:`judge_results`."""
+def _judge(spec: str | None, device) -> Judge | None:
+    """A judge on the process's one cache of causal LMs (shared with the prior and VGD's proposer); None without."""
     from pez.objectives.prior import load_prior
 
-    scorer = Judge(load_prior(judge, device)) if judge else None
+    return Judge(load_prior(spec, device)) if spec else None
+
+
+def readability_of(text: str, judge: str | None, config: dict, device: str | torch.device = "cpu") -> dict:
+    """The readability (as a dict) of one text that a search with ``config`` returned; see :func:`judge_results`."""
+    scorer = _judge(judge, device)
     if scorer is None:
         return _with_stats(text, None, None).to_dict()
     return scorer.judge([text], prior=scorer.name if scorer.name in writers(config) else None)[0].to_dict()
@@ -164,9 +169,7 @@ def judge_results(results: Sequence, judge: str | None = "smollm2", device: str 
     """Set the ``readability`` of every result (:class:`pez.PromptResult`): the word statistics always, the
     perplexity under the causal LM ``judge`` (loaded once per process) unless it is None; ``judge_is_prior`` when
     the judge also wrote or steered the text."""
-    from pez.objectives.prior import load_prior
-
-    scorer = Judge(load_prior(judge, device)) if judge else None
+    scorer = _judge(judge, device)
     texts = [r.text for r in results]
     ppl = scorer.lm.perplexity(texts) if scorer is not None and texts else [None] * len(texts)
     for res, p in zip(results, ppl):

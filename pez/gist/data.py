@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from pez.data.files import json_lines
 from pez.errors import PezError
 
 POSITIVE_NEGATIVE = ("positive", "negative")
@@ -122,15 +123,7 @@ def read_gist_data(path: str | os.PathLike) -> list[GistExample]:
         raise PezError(f"no data file at {path}: give a JSONL file with instruction, input, output") from None
     except (OSError, UnicodeDecodeError) as e:
         raise PezError(f"cannot read {path} as UTF-8 text ({e})") from None
-    out = []
-    for n, line in enumerate(content.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PezError(f"{path}, line {n}: not valid JSON ({e.msg}): write one JSON object per line") from None
-        out.append(parse_example(obj, f"{path}, line {n}"))
+    out = [parse_example(obj, f"{path}, {where}") for where, obj in json_lines(path, content)]
     if not out:
         raise PezError(f"{path} has no examples: write one JSON object per line with instruction and output")
     return out

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from pez.errors import PezError
 from pez.models import LoadedModel, load_lm, resolve_device
 from pez.optim import make_config
-from pez.optim.config import OptimizerConfig
+from pez.optim.config import OptimizerConfig, check_whole
 from pez.records import PromptResult, TaskReport
 from pez.text.templates import DEFAULT_TEMPLATE, Task, make_task
 
@@ -47,11 +47,7 @@ def check_fluency(fluency) -> None:
 
 def check_size(name: str, value, allow_none: bool = True) -> None:
     """A split size option: a positive whole number (or None, meaning all). Raises a one-line PezError."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        what = "a positive whole number" + (" (or leave it out for all)" if allow_none else "")
-        raise PezError(f"--{name} must be {what}, got {value!r}")
+    check_whole(name, value, allow_none, none_means=" for all")
 
 
 @dataclass

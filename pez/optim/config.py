@@ -22,6 +22,16 @@ def check_positive(config, *names: str) -> None:
             raise PezError(f"{name.replace('_', '-')} must be positive (and finite), got {value}")
 
 
+def check_whole(name: str, value, allow_none: bool = True, none_means: str = "") -> None:
+    """An option that is a positive whole number (or None where ``allow_none``; ``none_means`` says what None
+    does). Raises a one-line :class:`PezError` naming the flag."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        what = "a positive whole number" + (f" (or leave it out{none_means})" if allow_none else "")
+        raise PezError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
+
+
 def check_adamw(config) -> None:
     """``lr`` > 0 and ``weight_decay`` >= 0 (NaN refused), for the methods that step with AdamW."""
     check_positive(config, "lr")

@@ -70,17 +70,8 @@ class Readable(CandidateSearch):
         shape (R, lm_k), -1 where there are fewer; one batched LM pass."""
         lm, vocab, k = self.proposer, self.obj.vocab, self.cfg.lm_k
         prefixes = [vocab.decode(row[:pos]) for row in self.ids.tolist()]
-        rows = [[lm.start_id] + ids for ids in lm.encode([" " + p if p else "" for p in prefixes])]
-        width = max(len(r) for r in rows)
-        dev = lm.model.get_input_embeddings().weight.device
-        inp = torch.full((len(rows), width), lm.start_id, dtype=torch.long)
-        mask = torch.zeros_like(inp)
-        for b, r in enumerate(rows):
-            inp[b, : len(r)], mask[b, : len(r)] = torch.tensor(r), 1
-        logits = lm.model(input_ids=inp.to(dev), attention_mask=mask.to(dev)).logits.float()  # (R, T, V_lm)
-        last = logits[torch.arange(len(rows)), torch.tensor([len(r) - 1 for r in rows])]  # (R, V_lm)
-        lm.calls += 1
-        out = torch.full((len(rows), k), -1, dtype=torch.long)
+        last = lm.next_logits([" " + p if p else "" for p in prefixes])  # (R, V_lm)
+        out = torch.full((len(prefixes), k), -1, dtype=torch.long)
         allowed = self.allowed[pos].cpu()
         for b, order in enumerate(last.topk(min(last.shape[-1], 8 * k), dim=-1).indices.tolist()):
             found: list[int] = []

@@ -45,19 +45,13 @@ SYSTEM = "You write prompts for text-to-image models. Answer with one sentence a
 MAX_CONTINUATIONS = 4096  # beams x candidates scored per prompt per step
 PAD = -1
 
-_PROPOSERS: dict = {}  # (spec, device) -> LoadedModel: a comparison's runs load the proposer once
-
 
 def load_proposer(spec: str, device: torch.device | str):
-    """The proposer LM ``spec`` on ``device`` (:func:`pez.models.load_lm`), loaded once; the two latest are kept."""
-    key = (spec, str(device))
-    if key not in _PROPOSERS:
-        from pez.models import load_lm
+    """The proposer LM ``spec`` on ``device``: the process's one cache of causal LMs
+    (:func:`pez.objectives.prior.load_prior`), shared with the prior and the judge, so one LM loads once."""
+    from pez.objectives.prior import load_prior
 
-        while len(_PROPOSERS) >= 2:
-            _PROPOSERS.pop(next(iter(_PROPOSERS)))
-        _PROPOSERS[key] = load_lm(spec, device)
-    return _PROPOSERS[key]
+    return load_prior(spec, device)
 
 
 @dataclass

@@ -140,21 +140,34 @@ class TextLM:
                     f"{self.max_len - 1}-token limit: score shorter texts"
                 )
 
-    def _forward(self, rows: list[list[int]]) -> list[torch.Tensor]:
-        """One right-padded forward pass over ``rows`` (B token lists, none empty); their log-probs on the CPU."""
+    def _run(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """One right-padded forward pass over ``rows`` (B token lists), each after the start token: the logits
+        (B, T, V) in fp32, the input ids (B, T) and each row's length with its start token."""
         dev = self.model.get_input_embeddings().weight.device
         lengths = [len(r) + 1 for r in rows]
         T = max(lengths)
         inp = torch.full((len(rows), T), self.start_id, dtype=torch.long)  # pad with any valid id: masked
         mask = torch.zeros((len(rows), T), dtype=torch.long)
         for b, (r, n) in enumerate(zip(rows, lengths)):
-            inp[b, 1:n] = torch.tensor(r)
+            inp[b, 1:n] = torch.tensor(r, dtype=torch.long)
             mask[b, :n] = 1
         inp, mask = inp.to(dev), mask.to(dev)
-        logits = self.model(input_ids=inp, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
+        self.calls += 1
+        return self.model(input_ids=inp, attention_mask=mask).logits.float(), inp, lengths
+
+    @torch.no_grad()
+    def next_logits(self, texts: Sequence[str]) -> torch.Tensor:
+        """The logits of the token after each text (an empty text: the first token of a document), shape (N, V),
+        in one batched pass."""
+        logits, _, lengths = self._run(self.encode(texts))
+        return logits[torch.arange(len(lengths)), torch.tensor(lengths) - 1]  # (N, V)
+
+    def _forward(self, rows: list[list[int]]) -> list[torch.Tensor]:
+        """One right-padded forward pass over ``rows`` (B token lists, none empty); their log-probs on the CPU."""
+        logits, inp, lengths = self._run(rows)
+        logits = logits[:, :-1]  # (B, T-1, V)
         target = inp[:, 1:]  # (B, T-1): token j+1 is predicted at position j
         lp = logits.gather(-1, target[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)  # (B, T-1)
-        self.calls += 1
         self.sequences += len(rows)
         lp = lp.cpu()
         return [lp[b, : n - 1].clone() for b, n in enumerate(lengths)]
