@@ -221,3 +221,20 @@ def test_compare_bounds_the_seeds_before_any_work(tiny):
     obj = pez.CLIPObjective(model, tok, texts=["a red car"])
     with pytest.raises(pez.PezError, match="--seeds must be from 1 to 1000"):
         pez.compare(obj, ["random"], seeds=100_000_000, budget_steps=1)
+
+
+def test_a_budget_of_seconds_counts_the_methods_setup(minilm, monkeypatch):
+    """`--seconds 0.4` is what the user waits for: a method whose setup takes 0.5 s stops after its first step."""
+    from pez.optim.pez import PEZ
+
+    init = PEZ.init
+
+    def slow(self, ids):
+        time.sleep(0.5)
+        init(self, ids)
+
+    monkeypatch.setattr(PEZ, "init", slow)
+    obj = pez.make_objective(minilm, texts=["a horse"])
+    res = pez.optimize(obj, pez.PEZConfig(prompt_len=3, steps=10**6), budget=pez.Budget(seconds=0.4))
+    assert res.timings["stopped_by"] == "budget_seconds" and res.steps_done == 1
+    assert res.timings["setup_s"] >= 0.5

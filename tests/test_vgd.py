@@ -96,6 +96,29 @@ def test_first_word_is_the_allowed_token_with_the_best_one_token_score(car, fast
     assert opt.keyword == ["car"] and "Keyword: car" in opt.lm.tokenizer.decode(opt.prefix_ids("car"))
 
 
+def test_one_token_features_are_encoded_once_and_rank_every_group_as_a_direct_computation(tiny):
+    model, tok = tiny
+    two = pez.CLIPObjective(model, tok, texts=["car", "a dog on the grass"])
+    two.set_groups(torch.eye(2))  # one prompt per target, as a folder run has
+    ids = torch.arange(3000)
+    before = two.counts["forward"]
+    losses = two.one_token_losses(ids, chunk=512)
+    assert losses.shape == (2, 3000)
+    assert two.counts["forward"] - before == 3000  # each token encoded once, not once per group
+    for g in range(2):
+        direct = two.eval_loss_ids([[t] for t in ids.tolist()], torch.full((3000,), g))
+        torch.testing.assert_close(losses[g], direct, rtol=0, atol=1e-6)
+    # another objective on the same model and tokens (the next target): the features are reused, nothing encoded
+    other = pez.CLIPObjective(model, tok, texts=["a red house"])
+    again = other.one_token_losses(ids, chunk=512)
+    assert other.counts["forward"] == 0
+    direct = other.eval_loss_ids([[t] for t in ids.tolist()], torch.zeros(3000, dtype=torch.long))
+    torch.testing.assert_close(again[0], direct, rtol=0, atol=1e-6)
+    before = other.counts["forward"]
+    other.one_token_losses(ids[:10], chunk=512)  # other tokens: encoded
+    assert other.counts["forward"] - before == 10
+
+
 def test_result_is_the_decoded_text_scored_honestly(planted, fast):
     reports = []
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pez.cli.options import Parser, add_device_option, check_output_dir, check_output_file, quiet_libraries
+from pez.cli.options import (
+    Parser,
+    ProgressBar,
+    add_device_option,
+    check_output_dir,
+    check_output_file,
+    quiet_libraries,
+)
 
 
 def add_parser(sub) -> None:
@@ -73,40 +80,16 @@ def add_parser(sub) -> None:
     m.set_defaults(run=run_compare)
 
 
-class _Bar:
-    """A tqdm bar on stderr, opened at the first update."""
-
-    def __init__(self, quiet: bool, desc: str, unit: str):
-        self.quiet, self.desc, self.unit, self.bar = quiet, desc, unit, None
-
-    def update(self, done: int, total: int, postfix: str) -> None:
-        if self.quiet:
-            return
-        if self.bar is None:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, dynamic_ncols=True, file=sys.stderr)
-        self.bar.update(done - self.bar.n)
-        self.bar.set_postfix_str(postfix)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-
-
 def run_train(args: argparse.Namespace) -> int:
     from pez.gist import gist_train
 
     check_output_dir(args.out, "--out")
     quiet_libraries()
-    with _Bar(args.quiet, "gist", "step") as bar:
+    with ProgressBar(args.quiet, "gist", "step") as bar:
 
         def progress(p) -> None:
             held = f" | held-out {p.held_out_loss:.3f}" if p.held_out_loss is not None else ""
-            bar.update(p.step, p.steps, f"loss {p.loss:.3f}{held}")
+            bar(p.step, p.steps, f"loss {p.loss:.3f}{held}")
 
         report = gist_train(
             model=args.model,
@@ -166,7 +149,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
     check_output_file(args.out, "--out")
     quiet_libraries()
-    with _Bar(args.quiet, "compare", "run") as bar:
+    with ProgressBar(args.quiet, "compare", "run") as bar:
         result = compare_compression(
             args.model,
             data=args.data,
@@ -180,7 +163,7 @@ def run_compare(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             device=args.device,
-            callback=lambda done, total, what: bar.update(done, total, what),
+            callback=bar,
         )
     print(result.summary())
     if args.out:

@@ -188,13 +188,13 @@ def add_search_options(p: argparse.ArgumentParser, fluency: bool = True, default
 
 class ProgressBar:
     """The one progress bar of the commands: a tqdm bar on stderr, created at the first update. Called with a
-    :class:`pez.Progress` (a search: steps, best prompt so far) or with ``(done, total)`` (items of a job);
-    ``per_hour`` shows the items per hour."""
+    :class:`pez.Progress` (a search: steps, best prompt so far) or with ``(done, total)`` (items of a job, with an
+    optional ``postfix`` text); ``per_hour`` shows the items per hour."""
 
     def __init__(self, quiet: bool, desc: str = "pez", unit: str = "step", per_hour: str | None = None):
         self.quiet, self.desc, self.unit, self.per_hour, self.bar = quiet, desc, unit, per_hour, None
 
-    def __call__(self, p, total: int | None = None) -> None:
+    def __call__(self, p, total: int | None = None, postfix: str | None = None) -> None:
         if self.quiet:
             return
         done, total = (p.step, p.steps) if total is None else (p, total)
@@ -204,7 +204,9 @@ class ProgressBar:
             self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, dynamic_ncols=True, file=sys.stderr)
         self.bar.total = total
         self.bar.update(done - self.bar.n)
-        if hasattr(p, "best_text"):
+        if postfix is not None:
+            self.bar.set_postfix_str(postfix)
+        elif hasattr(p, "best_text"):
             self.bar.set_postfix_str(f"best {p.best_score:.4f} | {p.best_text[:60]}")
         elif self.per_hour:
             rate = self.bar.format_dict.get("rate") or 0.0

@@ -10,11 +10,12 @@ forward pass into the gist positions' keys and values, which then stand in for t
 - :mod:`~pez.gist.compare`: :func:`compare_compression`: full instruction, hard prompt, gist, prompt tuning, none.
 """
 
-from pez.gist.cache import GistCache, GistEval, gist_compress, gist_evaluate, gist_generate
-from pez.gist.compare import METHODS, CompressionComparison, compare_compression
+from pez.gist.cache import GistCache, gist_compress, gist_evaluate, gist_generate
+from pez.gist.compare import compare_compression
 from pez.gist.data import GistData, GistExample, default_gist_data, read_gist_data
 from pez.gist.model import GistModel, load_gist_model
-from pez.gist.train import GistTrainReport, TrainProgress, gist_train
+from pez.gist.train import TrainProgress, gist_train
+from pez.records.gist import METHODS, CompressionComparison, GistEval, GistTrainReport
 
 __all__ = [
     "METHODS",

@@ -15,7 +15,7 @@ import math
 import os
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -33,7 +33,7 @@ from pez.gist.model import (
     run_prefix,
     score_rows,
 )
-from pez.records import Record
+from pez.records.gist import GistEval
 
 GIST_CACHE_FORMAT = "pez-gist-cache"
 
@@ -170,24 +170,6 @@ def gist_generate(
     state = cache.state.to(gm.model.get_input_embeddings().weight.device)
     (ids,) = greedy(gm.model, state, [body], max_new_tokens, pad, tok.eos_token_id, ban=[gm.token_id])
     return tok.decode(ids, skip_special_tokens=True).strip()
-
-
-@dataclass
-class GistEval(Record):
-    """Outputs scored after a gist: mean NLL per output token, and label accuracy where rows have choices."""
-
-    model: str
-    instruction: str
-    k: int
-    n: int
-    nll: float
-    accuracy: float | None = None
-    n_labelled: int = 0
-    predictions: list = field(default_factory=list)
-
-    def summary(self) -> str:
-        acc = f", accuracy {self.accuracy:.3f} on {self.n_labelled}" if self.accuracy is not None else ""
-        return f"gist K={self.k} on {self.n} inputs: output NLL {self.nll:.3f} per token{acc}"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -38,10 +38,7 @@ from pez.gist.model import (
     score_rows,
 )
 from pez.models.base import LoadedModel, resolve_device
-from pez.records import Record
-
-METHODS = ("instruction", "hard-prompt", "gist", "prompt-tuning", "none")
-PORTABLE = {"instruction": None, "hard-prompt": True, "gist": False, "prompt-tuning": False, "none": None}
+from pez.records.gist import METHODS, PORTABLE, CompressionComparison
 
 
 def forward_flops(model, n_new: int, context: int) -> float:
@@ -54,70 +51,6 @@ def forward_flops(model, n_new: int, context: int) -> float:
     vocab = model.get_output_embeddings().weight.shape[0]
     keys = n_new * context + n_new * (n_new + 1) / 2
     return 2.0 * (body + d * vocab) * n_new + 4.0 * layers * d * keys
-
-
-@dataclass
-class CompressionComparison(Record):
-    """One row per instruction and method (``rows``), the set-up, and :meth:`table` (means per split and method)."""
-
-    model: str
-    gist_model: str
-    k: int
-    rows: list = field(default_factory=list)
-    config: dict = field(default_factory=dict)
-    elapsed_s: float = 0.0
-
-    def table(self) -> list[dict]:
-        """Means over instructions per (split, method), in :data:`METHODS` order."""
-        out = []
-        for split in ("seen", "unseen"):
-            for method in METHODS:
-                rows = [r for r in self.rows if r["split"] == split and r["method"] == method]
-                if not rows:
-                    continue
-
-                def mean(key, rows=rows):
-                    vals = [r[key] for r in rows if r[key] is not None]
-                    return sum(vals) / len(vals) if vals else None
-
-                out.append(
-                    {
-                        "split": split,
-                        "method": method,
-                        "k": self.k,
-                        "instructions": len(rows),
-                        "kl": mean("kl"),
-                        "kl_output": mean("kl_output"),
-                        "accuracy": mean("accuracy"),
-                        "tokens_saved": mean("tokens_saved"),
-                        "flops_per_input": mean("flops_per_input"),
-                        "prefix_flops": mean("prefix_flops"),
-                        "wall_ms_per_input": 1000 * mean("wall_s_per_input"),
-                        "portable": PORTABLE[method],
-                    }
-                )
-        return out
-
-    def summary(self) -> str:
-        """The table as Markdown."""
-        lines = [
-            f"K = {self.k}; base {self.model}; gist model {self.gist_model}",
-            "| split | method | KL | KL output | accuracy | tokens saved | MFLOPs/input | ms/input | portable |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for r in self.table():
-            acc = f"{r['accuracy']:.3f}" if r["accuracy"] is not None else "-"
-            port = {None: "-", True: "yes", False: "no"}[r["portable"]]
-            lines.append(
-                f"| {r['split']} | {r['method']} | {r['kl']:.3f} | {_num(r['kl_output'])} | {acc} | "
-                f"{r['tokens_saved']:.1f} | "
-                f"{r['flops_per_input'] / 1e6:.1f} | {r['wall_ms_per_input']:.1f} | {port} |"
-            )
-        return "\n".join(lines)
-
-
-def _num(x) -> str:
-    return f"{x:.3f}" if x is not None else "-"
 
 
 def eval_groups(examples: Sequence[GistExample], seen: set[str], split: str | None, cap: int | None) -> list:

@@ -19,7 +19,7 @@ import os
 import pickle
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,7 +38,7 @@ from pez.gist.data import (
 from pez.gist.mask import GIST_TOKEN, Layout, gist_mask, pack
 from pez.gist.model import GIST_FILE, GIST_FORMAT, context_length, encode, prefix_ids
 from pez.models.base import LoadedModel, resolve_device
-from pez.records import Record
+from pez.records.gist import GistTrainReport
 
 log = logging.getLogger(__name__)
 
@@ -54,42 +54,6 @@ class TrainProgress:
     steps: int
     loss: float
     held_out_loss: float | None = None
-
-
-@dataclass
-class GistTrainReport(Record):
-    """A gist training run: where the model went, its held-out losses before and after, the curve."""
-
-    model: str
-    out: str
-    k: int
-    steps: int
-    lora: bool
-    lr: float
-    batch_size: int
-    data: str
-    n_train: int
-    n_held_out: int
-    n_unseen: int
-    held_out_before: float
-    held_out_after: float
-    unseen_before: float | None = None
-    unseen_after: float | None = None
-    steps_done: int = 0
-    seconds_per_step: float = math.nan
-    elapsed_s: float = 0.0
-    trainable_params: int = 0
-    history: list = field(default_factory=list)
-
-    def summary(self) -> str:
-        unseen = ""
-        if self.unseen_before is not None:
-            unseen = f"; unseen instructions {self.unseen_before:.3f} -> {self.unseen_after:.3f}"
-        return (
-            f"gist K={self.k} ({'LoRA' if self.lora else 'full'}), {self.steps_done} steps, "
-            f"{self.seconds_per_step:.2f} s/step: held-out loss {self.held_out_before:.3f} -> "
-            f"{self.held_out_after:.3f}{unseen}; saved to {self.out}"
-        )
 
 
 def check_k(k, model=None) -> None:

@@ -21,7 +21,7 @@ INVERT_DEFAULTS = {"restarts": 4}
 # Readable mode (``--readable``): VGD's beam search writes a fluent first text, then the readable method refines it
 # for ``sweeps`` passes over its positions with the gradient's and the LM's proposals, scored with the LM prior
 # (benchmarks/bench_readable.py, docs/defaults.md#readable-mode).
-READABLE = {"vgd": {"searches": 1}, "refine": {"prior_weight": 0.05}, "sweeps": 3}
+READABLE = {"vgd": {"searches": 1}, "refine": {"prior_weight": 0.05}, "sweeps": 3, "vgd_share": 0.5}
 
 
 def check_targets(model, images: Sequence, texts: Sequence[str], negative_images: Sequence, negative_weight: float):
@@ -84,8 +84,12 @@ def readable_search(
     tokens; ``config`` sets fields of the refinement (``prior_weight``, ``top_k``, ``lm_k``, ``steps``, ...). The
     result is the refinement's, with the VGD text and its score in ``extras``; ``checkpoint`` / ``resume`` are the
     refinement's (VGD is deterministic for a seed and runs again). A ``budget`` of seconds covers both stages (the
-    refinement gets what VGD left)."""
-    first = optimize(objective, make_config("vgd", {"prompt_len": prompt_len, "seed": seed, **READABLE["vgd"]}))
+    refinement gets what VGD left; VGD may take ``READABLE["vgd_share"]`` of it)."""
+    vgd_budget = None
+    if budget is not None and budget.seconds is not None:
+        vgd_budget = Budget(budget.seconds * READABLE["vgd_share"])
+    first = optimize(objective, make_config("vgd", {"prompt_len": prompt_len, "seed": seed, **READABLE["vgd"]}),
+                     budget=vgd_budget)  # fmt: skip
     n = max(1, min(prompt_len, len(objective.vocab.encode(first.text))))
     refine = {"prompt_len": n, "seed": seed, "init_text": first.text, "steps": READABLE["sweeps"] * n}
     cfg = make_config("readable", {**refine, **READABLE["refine"], **config})

@@ -73,6 +73,9 @@ class Objective(Protocol):
         ...
 
 
+_ONE_TOKEN: dict = {}  # the latest one-token features: key, the token embeddings they came from, features (A, F)
+
+
 class EmbeddingObjective(ABC):
     """loss = -sum_j w_j cos(f(prompt), t_j) / sum_j |w_j| over the targets of the prompt's group.
 
@@ -154,6 +157,23 @@ class EmbeddingObjective(ABC):
     def eval_loss_ids(self, ids, group):
         self._count(len(ids))
         return self._weighted(self.similarities(self.encode_ids(ids)), self.weights[group])
+
+    @torch.no_grad()
+    def one_token_losses(self, ids: torch.Tensor, chunk: int) -> torch.Tensor:
+        """The loss of each one-token prompt ``ids`` (A,) for every group, shape (G, A), encoded ``chunk`` at a time.
+
+        The features of one-token prompts do not depend on the targets: the process keeps the latest set, so the
+        next objective on the same model and tokens (the next image of a folder, the next target of a benchmark)
+        scores them without encoding them again. The forwards are counted when they run."""
+        emb = self.vocab.embeddings  # kept with the features: its address cannot be reused while they are kept
+        key = (type(self), emb.data_ptr(), tuple(emb.shape), tuple(ids.tolist()))
+        if _ONE_TOKEN.get("key") != key:
+            one = [[t] for t in ids.tolist()]
+            feats = [self.encode_ids(one[i : i + chunk]).float() for i in range(0, len(one), chunk)]
+            self._count(len(one))
+            _ONE_TOKEN.update(key=key, embeddings=emb, feats=torch.cat(feats))
+        sims = self.similarities(_ONE_TOKEN["feats"])  # (A, T)
+        return -(self.weights @ sims.T) / self.weights.abs().sum(-1, keepdim=True)
 
     @torch.no_grad()
     def target_scores(self, ids: Sequence[int], group: int = 0) -> list[dict]:

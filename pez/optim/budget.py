@@ -1,4 +1,5 @@
-"""Budgets that end a run: wall-clock seconds of loop time, or forward-equivalent passes (docs/algorithms.md#budgets).
+"""Budgets that end a run: wall-clock seconds (the method's setup and its loop), or forward-equivalent passes
+(docs/algorithms.md#budgets).
 
 A pass count is forward + 2 x backward sequences, as counted by the objective: a backward costs about two
 forwards. A run stops after the step past which another step of the same cost would overrun a budget.
@@ -18,8 +19,9 @@ def passes(counts: dict[str, int]) -> int:
 
 @dataclass(frozen=True)
 class Budget:
-    """Wall-clock seconds of loop time and forward-equivalent passes a run may use (None: no limit); checked on
-    creation. A step budget is the config's ``steps``."""
+    """Wall-clock seconds and forward-equivalent passes a run may use (None: no limit); checked on creation. The
+    seconds count the method's setup (vocabulary masks, VGD's first-word ranking, the initial prompt) and its loop:
+    what a user waits for. A step budget is the config's ``steps``."""
 
     seconds: float | None = None
     passes: int | None = None
@@ -36,21 +38,24 @@ class BudgetMeter:
     Args:
         budget: the limits.
         seconds0, passes0: what the run had used before this call (a resumed run).
+        setup_s: the method's setup time, counted against the seconds on top of the loop's.
     """
 
-    def __init__(self, budget: Budget, seconds0: float = 0.0, passes0: int = 0):
+    def __init__(self, budget: Budget, seconds0: float = 0.0, passes0: int = 0, setup_s: float = 0.0):
         seconds, passes = budget.seconds, budget.passes
         self.limits = {"budget_seconds": seconds, "budget_passes": passes}
-        self.prev = (seconds0, passes0)
+        self.setup_s = setup_s
+        self.prev = (seconds0 + setup_s, passes0)
 
     def fraction(self, seconds: float, passes: int) -> float:
-        """The share of the budgets used, 0 to 1 (0 without budgets)."""
-        used = {"budget_seconds": seconds, "budget_passes": passes}
+        """The share of the budgets used, 0 to 1 (0 without budgets); ``seconds`` of loop time."""
+        used = {"budget_seconds": seconds + self.setup_s, "budget_passes": passes}
         return min(1.0, max((used[k] / v for k, v in self.limits.items() if v is not None), default=0.0))
 
     def spent(self, seconds: float, passes: int) -> str | None:
-        """The name of the budget that the next step would overrun, or None. Call once after every step."""
-        now = (seconds, passes)
+        """The name of the budget that the next step would overrun, or None. Call once after every step with the
+        loop's ``seconds`` so far."""
+        now = (seconds + self.setup_s, passes)
         cost = [n - p for n, p in zip(now, self.prev)]
         self.prev = now
         for (name, limit), n, c in zip(self.limits.items(), now, cost):

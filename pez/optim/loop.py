@@ -175,15 +175,15 @@ class PromptOptimizer(ABC):
         ``checkpoint_every`` steps and at the end (Ctrl-C included); ``resume`` continues from it exactly.
 
         Budgets end the run like its last step: after the step past which another step of the same cost would
-        not fit in ``budget_seconds`` of loop time or in ``budget_passes`` forward-equivalent passes (forward +
-        2 x backward sequences counted by the objective since the run started, before a resume included). The
-        time is checked on the host after every step.
+        not fit in ``budget_seconds`` (the method's setup and its loop) or in ``budget_passes`` forward-equivalent
+        passes (forward + 2 x backward sequences counted by the objective since the run started, before a resume
+        included). The time is checked on the host after every step.
         """
-        budget = BudgetMeter(Budget(budget_seconds, budget_passes))
         if checkpoint is not None and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
             raise PezError(f"checkpoint {checkpoint}: its folder does not exist (create it first)")
         t_start = time.perf_counter()
         setup_s = t_start - self._t_created  # vocabulary masks, projection matrix, initial prompt
+        budget = BudgetMeter(Budget(budget_seconds, budget_passes), setup_s=setup_s)  # the seconds count the setup
         exact = self.amp_dtype() is None  # a bf16 step's losses are re-scored in fp32 before they are reported
         tracker = Tracker(self.obj, self.group, self.cfg.restarts, exact=exact, decode=self.decode)
         run = _RunState(self.obj)
@@ -191,7 +191,7 @@ class PromptOptimizer(ABC):
             state = load_checkpoint(checkpoint, self.device, self.name, self.cfg.to_dict(), self.obj.describe())
             self._restore(state, tracker)
             run.resume_from(state)
-        budget.prev = (run.elapsed0, passes(run.used0))
+        budget.prev = (run.elapsed0 + setup_s, passes(run.used0))
         with deferred_sigint() as stop_requested:
             try:
                 self._loop(tracker, run, budget, stop_requested, callback, checkpoint)

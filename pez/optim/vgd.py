@@ -146,8 +146,8 @@ class VGD(PromptOptimizer):
         self.done = [False] * r
         self._prefix: dict[int, tuple] = {}  # prompt -> (keyword, request ids, their cache, first-token log p)
         self._chunk_cap = math.inf
-        # set-up, like the encoder's target features: one pass over the allowed tokens, before the first step (a
-        # budget of seconds is the steps', and the first step must not be a hundred times the cost of the next)
+        # set-up, like the encoder's target features: one pass over the allowed tokens, before the first step (the
+        # first step must not be a hundred times the cost of the next); a budget of seconds counts it
         self.ranked = self.rank_first_words() if self.cfg.first_word else None
 
     @property
@@ -228,6 +228,10 @@ class VGD(PromptOptimizer):
     def rank_first_words(self) -> list[torch.Tensor]:
         """Per group, the allowed tokens (of a prompt's first position) by one-token score, best first."""
         allowed = self.allowed[0].nonzero().squeeze(1).cpu()  # (A,)
+        if hasattr(self.obj, "one_token_losses"):  # an encoder: the tokens encoded once, for every group
+            with self.autocast():
+                loss = self.obj.one_token_losses(allowed.to(self.device), self.cfg.eval_chunk).float().cpu()
+            return [allowed[row.argsort(stable=True)] for row in loss]
         one = [[t] for t in allowed.tolist()]
         ranked = []
         for g in range(self.obj.n_groups):

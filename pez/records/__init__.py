@@ -6,10 +6,12 @@
   PEFT continuous prompt: an upper bound, not text).
 - :mod:`~pez.records.comparison`: :class:`Run`, :class:`ComparisonResult` (``compare``: table, CSV, plot).
 - :mod:`~pez.records.images`: :class:`DatasetRun`, :class:`PromptCheck`, :class:`ImageReport`.
+- :mod:`~pez.records.gist`: :class:`GistTrainReport`, :class:`GistEval`, :class:`CompressionComparison`.
 """
 
 from pez.records.base import Record, versions
 from pez.records.comparison import ComparisonResult, Run
+from pez.records.gist import CompressionComparison, GistEval, GistTrainReport
 from pez.records.images import DatasetRun, ImageReport, PromptCheck
 from pez.records.lm import ApiPlan, ApiSearchReport, ContinuousResult, EvalResult, TaskReport, accuracy_of
 from pez.records.prompt import PromptResult
@@ -18,9 +20,12 @@ __all__ = [
     "ApiPlan",
     "ApiSearchReport",
     "ComparisonResult",
+    "CompressionComparison",
     "ContinuousResult",
     "DatasetRun",
     "EvalResult",
+    "GistEval",
+    "GistTrainReport",
     "ImageReport",
     "PromptCheck",
     "PromptResult",
