@@ -174,8 +174,20 @@ def readable(data: dict) -> str:
     return "\n".join(out).rstrip()
 
 
+def compression(data: dict) -> str:
+    from bench_compression import markdown  # the benchmark's own table, beside this file
+
+    s = data["settings"]
+    head = (f"K = {', '.join(map(str, s['ks']))}; {s['steps']} LoRA steps per gist model; {s['instructions']} "
+            f"instructions per split, {s['inputs']} held-out inputs each; {data['data']}; "
+            f"{data['elapsed_s'] / 60:.0f} min on {data['machine']['device']} "
+            f"(load average {data['machine']['loadavg_start']} at the start).\n")  # fmt: skip
+    return head + "\n" + markdown(data)
+
+
 TABLES = {
     "readable": ("results_readable.json", readable),
+    "compression": ("results_compression.json", compression),
     "speed-cpu": ("results_speed.json", speed),
     "speed-cuda": ("results_speed_cuda.json", speed),
     "folders-cpu": ("results_folders.json", folders),

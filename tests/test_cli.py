@@ -124,6 +124,11 @@ def test_readme_documents_every_option():
         flags = [s for a in commands[name]._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
         missing = [f for f in flags if f"`{f}" not in readme and f"/ `{f}" not in readme]
         assert not missing, f"README lacks {missing} of pez {name}"
+    (gist,) = [a.choices for a in commands["gist"]._actions if isinstance(getattr(a, "choices", None), dict)]
+    for name, p in gist.items():
+        flags = [s for a in p._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
+        missing = [f for f in flags if f"`{f}" not in readme]
+        assert not missing, f"README lacks {missing} of pez gist {name}"
 
 
 def test_ctrl_c_prints_and_saves_the_best_prompt(capsys, tmp_path, monkeypatch):
