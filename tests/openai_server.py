@@ -16,6 +16,7 @@ model's chat template), both with ``usage``. It can behave like the real servers
 - ``fail_first`` / ``fail_from`` / ``fail_between``: fail request numbers 1..N, N+1 and later, or A..B (a burst),
   with ``fail_status`` (429 or 5xx), adding a ``Retry-After: <retry_after>`` header when ``retry_after`` is set.
 - ``delay``: seconds to sleep before answering.
+- ``wrong_shape``: true answers every API POST with ``{"hello": 1}`` (valid JSON, status 200, not an answer).
 - ``reset``: true sets every switch back to its start value and zeroes the counts.
 
 ``GET /stats`` gives the counts since the last reset: ``requests`` (every API POST), ``completions`` and ``chat``
@@ -152,6 +153,8 @@ def create_app(model, tokenizer, start: dict) -> Flask:
             return error(400, "the body must be a JSON object")
         if body.get("model") != MODEL_NAME:
             return error(404, f"The model `{body.get('model')}` does not exist")
+        if config["wrong_shape"]:
+            return jsonify({"hello": 1}), 200, {}
         return None
 
     @app.post("/control")
@@ -318,6 +321,7 @@ def main() -> None:
         "fail_status": args.fail_status,
         "retry_after": None,
         "delay": 0.0,
+        "wrong_shape": False,
     }
     server = make_server("127.0.0.1", 0, create_app(lm.model, lm.tokenizer, start), threaded=True)
     tmp = args.port_file + ".tmp"

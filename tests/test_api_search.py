@@ -193,6 +193,15 @@ def test_a_refused_key_stops_before_the_search(server, tiny, data, tmp_path, mon
     assert "right" not in str(e.value)
 
 
+def test_a_server_answering_the_wrong_shape_stops_before_the_search(server, tiny, data, tmp_path):
+    server.control(wrong_shape=True)
+    steps = []
+    with pytest.raises(PezError, match="not an answer|no choices|cannot read") as e:
+        search(server, tiny, data, tmp_path / "c.sqlite", budget=40, callback=steps.append)
+    assert steps == [] and "\n" not in str(e.value)  # no search step: stopped before the LM loaded
+    assert server.stats()["requests"] <= 4
+
+
 def test_cli_discover_target(server, data, tmp_path, capsys):
     base = ["discover", "--model", "smollm2", "--data", data["train"], "--eval-data", data["dev"],
             "--test-data", data["test"], "--prompt-len", "3", "--quiet"]  # fmt: skip

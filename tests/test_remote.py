@@ -429,3 +429,11 @@ def test_cli_evaluate_says_how_and_why(server, tmp_path, capsys):
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "(logprob-corrected scoring)" in out and "shifted by one position" in err and KEY not in out + err
+
+
+def test_a_server_that_does_not_answer_is_said_while_it_is_waited_for(server, tmp_path, caplog):
+    server.control(delay=2.0)
+    with pytest.raises(PezError, match="failed 1 times in a row"):
+        run(server, tmp_path / "c.sqlite", examples=EXAMPLES[:1], timeout=1.0, max_retries=0)
+    said = [r.getMessage() for r in caplog.records if "no answer yet" in r.getMessage()]
+    assert len(said) == 1 and "--timeout" in said[0] and "--max-retries" in said[0]

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 COMPLETIONS = "/completions"
 CHAT = "/chat/completions"
 MAX_BACKOFF = 60.0  # seconds: the longest wait between retries without a Retry-After header
+WAIT_NOTICE = 10.0  # seconds without an answer before pez says it is waiting (at most half the timeout)
 MAX_RETRY_AFTER = 600.0  # seconds: a longer Retry-After is cut to this
 RETRY_STATUS = (408, 409, 425, 429)  # and every 5xx
 FALLBACK_STATUS = (400, 404, 422)  # a logprob request refused with these makes auto mode parse answers instead
@@ -206,6 +207,7 @@ class ApiClient:
         self._count = threading.Lock()
         self._stop = threading.Event()  # set when the run stops: workers waiting to retry give up
         self._rng = random.Random()
+        self._told_wait = False  # the waiting notice is said once
 
     def post(self, endpoint: str, payload: dict, read: Callable[[dict], Any], fresh: bool = False) -> Any:
         """``read(answer)`` for the cached answer (unless ``fresh``) or a new one; only answers that ``read``
@@ -258,6 +260,10 @@ class ApiClient:
                 if self.max_tokens is not None and self.tokens >= self.max_tokens:
                     raise BudgetSpent(f"the budget of {self.max_tokens} API tokens is spent")
                 self.sent += 1
+            # a server that accepts and never answers: say so while it is waited for, not only when it times out
+            notice = threading.Timer(min(WAIT_NOTICE, self.timeout / 2), self._waiting, (url,))
+            notice.daemon = True
+            notice.start()
             try:
                 r = self.client.post(url, json=payload)
             except httpx.TimeoutException:
@@ -288,6 +294,8 @@ class ApiClient:
                     raise PezError(f"{url} refused the request ({message}): check the model name and base URL")
                 problem = message
                 wait = retry_after(r.headers)
+            finally:
+                notice.cancel()
             if attempt == self.max_retries:
                 break
             if wait is None:
@@ -299,6 +307,17 @@ class ApiClient:
             f"{url} failed {self.max_retries + 1} times in a row ({problem}): try again later or raise "
             "--max-retries; answered requests are cached, so a rerun resumes where this one stopped"
         )
+
+    def _waiting(self, url: str) -> None:
+        """Said once per client, while a request has gone unanswered for a while."""
+        with self._count:
+            if self._told_wait:
+                return
+            self._told_wait = True
+        worst = (self.max_retries + 1) * self.timeout
+        log.warning("%s: no answer yet after %.0f s; pez waits up to %g s a request (--timeout) and tries %d times "
+                    "(--max-retries), about %.0f s in all", url, min(WAIT_NOTICE, self.timeout / 2), self.timeout,
+                    self.max_retries + 1, worst)  # fmt: skip
 
     def sleep(self, seconds: float) -> bool:
         """Wait before a retry; True when the evaluation was stopped meanwhile."""

@@ -104,6 +104,14 @@ def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev
             f"--api-budget {budget} cannot score one prompt on {len(api_dev)} dev examples by {scoring} "
             f"({need} requests after the server check's {api.sent}): raise it or lower --api-dev-size"
         )
+    # one real answer before the LM loads (the server check may pass on a server whose answers are not
+    # OpenAI's: it then only says "no log-probabilities"): an unreadable answer stops here, not after the search
+    try:
+        scorer.score(baseline_prompts[0] if baseline_prompts else "", api_dev[0].text)
+    except (KeyRefused, BudgetSpent):
+        raise
+    except PezError as e:
+        raise PezError(f"{e} (the first scoring request, before the search: nothing was searched)") from None
     gold = [task.verbalizer.index(e.label) for e in api_dev]
     selector = ApiSelector(scorer, api_dev, gold, per_example=per_example)
     lm = lmtask.lm()
