@@ -31,10 +31,17 @@ test-all: $(STAMP)
 
 # make test-server: pez evaluate through a real llama-cpp-python server serving the embedded SmolLM2 GGUF, against
 # local scoring. Builds llama-cpp-python from its PyPI source into the venv once (about 17 min on 2 cores).
-LLAMA_STAMP := $(VENV)/.llama-cpp-server
+# Portable build: llama.cpp's native build (-march=native) uses every instruction the CPU advertises, AMX included,
+# and a virtual machine that advertises AMX but forbids it kills the server at its first request (ldtilecfg in
+# ggml_backend_amx_mul_mat). So: no native build, AVX2/FMA/F16C (every x86-64-v3 CPU), no AVX-512, no AMX; pip's
+# wheel cache is bypassed so an earlier native wheel is not reused.
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+LLAMA_STAMP := $(VENV)/.llama-cpp-server-portable
 $(LLAMA_STAMP): $(STAMP)
-	$(PY) -c "import llama_cpp.server.app" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install \
-		llama-cpp-python uvicorn fastapi sse-starlette starlette-context pydantic-settings
+	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install --no-cache-dir --force-reinstall \
+		--no-deps llama-cpp-python
+	$(PY) -m pip install uvicorn fastapi sse-starlette starlette-context pydantic-settings diskcache jinja2
 	touch $(LLAMA_STAMP)
 
 test-server: $(LLAMA_STAMP)
