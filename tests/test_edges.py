@@ -238,3 +238,200 @@ def test_a_budget_of_seconds_counts_the_methods_setup(minilm, monkeypatch):
     res = pez.optimize(obj, pez.PEZConfig(prompt_len=3, steps=10**6), budget=pez.Budget(seconds=0.4))
     assert res.timings["stopped_by"] == "budget_seconds" and res.steps_done == 1
     assert res.timings["setup_s"] >= 0.5
+
+
+# -- invert-dataset: an output holds one run's results, keyed by resolved paths, written by one process ---------------
+
+DATASET_FAST = {"prompt_len": 3, "steps": 2, "sync_every": 1, "eval_every": 1, "checkpoint_every": 1, "judge": None}
+
+
+@pytest.fixture(scope="module")
+def tiny_clip_loaded(tiny_clip_dir):
+    return pez.load_model(tiny_clip_dir, "cpu")
+
+
+@pytest.fixture
+def two_photos(photos, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("chelsea", "camera"):
+        (folder / f"{name}.png").write_bytes((photos / f"{name}.png").read_bytes())
+    return folder
+
+
+def test_invert_dataset_keys_rows_by_the_resolved_path(two_photos, tmp_path, tiny_clip_loaded, monkeypatch):
+    from pez.jobs.invert_dataset import read_results
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "r.jsonl"
+    first = pez.invert_dataset("imgs", out, model=tiny_clip_loaded, **DATASET_FAST)  # as typed: relative
+    again = pez.invert_dataset(str(two_photos), out, model=tiny_clip_loaded, **DATASET_FAST)  # absolute
+    also = pez.invert_dataset("./imgs/../imgs", out, model=tiny_clip_loaded, **DATASET_FAST)
+    assert first.done == 2 and again.done == also.done == 0 and again.already_done == also.already_done == 2
+    assert len(out.read_text().splitlines()) == 2
+    assert set(read_results(out)) == {str(two_photos / "camera.png"), str(two_photos / "chelsea.png")}
+    # a file written by an older pez keyed its rows by the path as typed: read from where it was made, still done
+    old = [json.loads(line) for line in out.read_text().splitlines()]
+    out.write_text("".join(json.dumps({**r, "image": os.path.relpath(r["image"])}) + "\n" for r in old))
+    assert pez.invert_dataset(str(two_photos), out, model=tiny_clip_loaded, **DATASET_FAST).done == 0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"prompt_len": 4}, "made with --prompt-len 3 (this run: --prompt-len 4)"),
+        ({"method": "random"}, "made with --method pez (this run: --method random)"),
+        ({"model": "ViT-B-32/random"}, "(this run: --model ViT-B-32/random)"),
+    ],
+)
+def test_invert_dataset_refuses_rows_of_other_settings(two_photos, tmp_path, tiny_clip_loaded, change, message):
+    out = tmp_path / "r.jsonl"
+    pez.invert_dataset(str(two_photos), out, model=tiny_clip_loaded, **DATASET_FAST)
+    before = out.read_bytes()
+    (two_photos / "more.png").write_bytes((two_photos / "camera.png").read_bytes())  # work left for the rerun
+    settings = {"model": tiny_clip_loaded, **DATASET_FAST, **change}
+    with pytest.raises(pez.PezError, match="give a new --out") as e:
+        pez.invert_dataset(str(two_photos), out, **settings)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert out.read_bytes() == before
+
+
+def test_invert_dataset_retries_skipped_images_once_readable(two_photos, photos, tmp_path, tiny_clip_loaded):
+    from pez.jobs.invert_dataset import read_results
+
+    out = tmp_path / "r.jsonl"
+    broken = two_photos / "late.png"
+    broken.write_bytes(b"half a png")  # still being copied, say
+    first = pez.invert_dataset(str(two_photos), out, model=tiny_clip_loaded, **DATASET_FAST)
+    assert first.done == 2 and first.skipped == 1
+    still = pez.invert_dataset(str(two_photos), out, model=tiny_clip_loaded, **DATASET_FAST)
+    assert still.done == still.skipped == 0 and still.already_done == 3  # unchanged: not retried, no new row
+    assert len(out.read_text().splitlines()) == 3
+    broken.write_bytes((photos / "astronaut.png").read_bytes())
+    fixed = pez.invert_dataset(str(two_photos), out, model=tiny_clip_loaded, **DATASET_FAST)
+    assert fixed.done == 1 and fixed.already_done == 2
+    row = read_results(out)[str(broken)]
+    assert "skipped" not in row and row["text"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_invert_dataset_takes_one_writer_per_output(capsys, two_photos, tmp_path, tiny_clip_dir):
+    out = tmp_path / "r.jsonl"
+    out.write_text(json.dumps({"image": str(tmp_path / "gone.png"), "skipped": "image not found"}) + "\n")
+    before = out.read_bytes()
+    hold = ("import sys, time; from pez.jobs.invert_dataset import writer_lock\n"
+            "with writer_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)")  # fmt: skip
+    other = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        argv = ["invert-dataset", str(two_photos), "--out", str(out), "--model", tiny_clip_dir, "--device", "cpu",
+                "--prompt-len", "3", "--steps", "2", "--no-judge", "--quiet"]  # fmt: skip
+        code, _, err = run_cli(capsys, *argv)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and lines == [f"pez: error: another pez is writing {out} (pid {other.pid}): "
+                                       "wait for it to end, or give another --out"], err  # fmt: skip
+        with pytest.raises(pez.PezError, match="another pez is writing"):
+            pez.merge_results(out)  # a merge never replaces a file a run appends to
+        assert out.read_bytes() == before
+    finally:
+        other.kill()  # killed: the kernel drops its lock, and the file it leaves is taken over
+        other.wait()
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0 and "2 images inverted" in err, err
+    assert not (tmp_path / "r.jsonl.lock").exists()
+
+
+def test_invert_dataset_refuses_an_image_as_its_output(capsys, two_photos, tmp_path):
+    photo = two_photos / "camera.png"
+    before = photo.read_bytes()
+    for out in (photo, tmp_path / "new.PNG"):
+        code, _, err = run_cli(capsys, "invert-dataset", str(two_photos), "--out", str(out))
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "is an image file name" in err, err
+    assert photo.read_bytes() == before and not (tmp_path / "new.PNG").exists()
+
+
+def test_a_binary_file_is_not_a_results_file(tmp_path):
+    from pez.jobs.invert_dataset import check_results_file
+
+    blob = tmp_path / "photo"  # a file of one unbroken line that is no row's beginning (not a torn last row)
+    blob.write_bytes(b"GIF89a" + bytes(range(32, 127)) * 4)
+    with pytest.raises(pez.PezError, match="not a pez invert-dataset results file"):
+        check_results_file(str(blob))
+
+
+# -- evaluate-images: Ctrl-C keeps what is done, a rerun continues ----------------------------------------------------
+
+
+def test_evaluate_images_keeps_its_checks_on_ctrl_c_and_resumes(
+    photos, tmp_path, tiny_clip_dir, tiny_clip_loaded, tiny_pipeline_dir, monkeypatch
+):
+    import pez.jobs.evaluate_images as job
+
+    listing = tmp_path / "three.txt"
+    listing.write_text("".join(f"{photos / n}.png\n" for n in ("chelsea", "camera", "astronaut")))
+    results = tmp_path / "three.jsonl"
+    pez.invert_dataset(str(listing), results, model=tiny_clip_loaded, **DATASET_FAST)
+    gen = {"pipeline": tiny_pipeline_dir, "reference_model": tiny_clip_dir, "device": "cpu", "generations": 2,
+           "steps": 2, "seed": 1}  # fmt: skip
+
+    def ctrl_c_after_two(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "eval"
+    stopped = pez.evaluate_images([results], out, callback=ctrl_c_after_two, **gen)
+    assert stopped.interrupted and stopped.rows[0]["n"] == 2
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["interrupted"] and len(saved["rows"][0]["items"]) == 2
+    assert all((out / p).is_file() for item in saved["rows"][0]["items"] for p in item["images"])
+    assert "Interrupted: 2 of 3 prompts checked" in (out / "report.md").read_text()
+
+    generated = []
+    check_prompt = job.check_prompt
+    monkeypatch.setattr(
+        job, "check_prompt", lambda prompt, *a, **k: generated.append(prompt) or check_prompt(prompt, *a, **k)
+    )
+    resumed = pez.evaluate_images([results], out, **gen)
+    assert not resumed.interrupted and resumed.reused == 2 and len(generated) == 1
+    fresh = pez.evaluate_images([results], tmp_path / "fresh", **gen)
+    scores = [s for item in resumed.rows[0]["items"] for s in item["scores"]]
+    assert scores == pytest.approx([s for item in fresh.rows[0]["items"] for s in item["scores"]], abs=1e-6)
+    assert resumed.rows[0]["mean"] == pytest.approx(fresh.rows[0]["mean"], abs=1e-6)
+    with pytest.raises(pez.PezError, match=r"made with --seed 1 \(this run: 2\)"):
+        pez.evaluate_images([results], out, **{**gen, "seed": 2})
+
+
+# -- the cache folder and long targets ------------------------------------------------------------------------------
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, capsys):
+    from pez.cache import cache_dir
+    from pez.models.lm import load_lm
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("PEZ_CACHE", str(blocked))  # a file where the folder should be
+    with pytest.raises(pez.PezError, match=f"cannot write pez's cache folder {blocked}.*set PEZ_CACHE to a writable"):
+        cache_dir("models")
+    readonly = tmp_path / "ro"
+    (readonly / "models").mkdir(parents=True)
+    monkeypatch.setenv("PEZ_CACHE", str(readonly))
+    monkeypatch.setattr(os, "access", lambda path, mode, **k: False)  # a read-only mount (root ignores chmod)
+    with pytest.raises(pez.PezError, match=r"cannot write pez's cache folder .*ro/models \(not writable"):
+        load_lm("smollm2", "cpu")  # refused before the conversion, not after it
+    monkeypatch.setenv("PEZ_CACHE", str(blocked))
+    code, _, err = run_cli(capsys, "discover", "--steps", "1", "--device", "cpu")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "set PEZ_CACHE to a writable folder" in err, err
+
+
+def test_a_target_text_longer_than_the_encoder_reads_is_said_once(minilm, tiny, caplog):
+    model, tok = tiny
+    long = " ".join(["horse"] * 5000)
+    with caplog.at_level("WARNING", logger="pez"):
+        pez.make_objective(minilm, texts=[long, "a horse"])
+        pez.CLIPObjective(model, tok, texts=["a horse"], negative_texts=[long])
+        pez.make_objective(minilm, texts=["a horse"])
+    cut = [r.getMessage() for r in caplog.records if "longer than the encoder reads" in r.getMessage()]
+    assert len(cut) == 2
+    assert "254 tokens kept of 5000 given (its limit is 256" in cut[0]
+    assert "75 tokens kept of 5000 given (its limit is 77" in cut[1]

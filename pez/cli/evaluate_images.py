@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pez.cli.options import ProgressBar, add_device_option, quiet_libraries
+from pez.cli.options import EXIT_INTERRUPTED, ProgressBar, add_device_option, quiet_libraries
 from pez.errors import PezError
 
 
@@ -43,5 +43,9 @@ def run(args: argparse.Namespace) -> int:
             model=args.model, device=args.device, callback=bar,
         )  # fmt: skip
     print(report.to_markdown())
-    print(f"report, contact sheet and images in {args.out}", file=sys.stderr)
+    reused = f" ({report.reused} kept from an earlier run)" if report.reused else ""
+    print(f"report, contact sheet and images in {args.out}{reused}", file=sys.stderr)
+    if report.interrupted:
+        print(f"interrupted: the checks done are kept in {args.out}; the same command continues", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0

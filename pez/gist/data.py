@@ -220,6 +220,7 @@ def default_gist_data(
         raw = json.loads(path.read_text(encoding="utf-8"))
         parts = {k: [parse_example(o, f"{path}") for o in raw[k]] for k in ("train", "held_out", "unseen")}
         return GistData(**parts, source=source)
+    cache_dir("data", "gist-default", writable=True)  # checked before the build, whose result is stored there
     train_inputs = review_inputs("train", per_instruction, seed)
     test_inputs = review_inputs("test", held_out, seed)
     with torch.no_grad():

@@ -1,7 +1,9 @@
 """Image sources for folder inversion (``pez invert-dataset SOURCE``): the items of a folder, a list, or a
 Hugging Face dataset, each with a stable key that results are recorded under.
 
-- a folder: every image file below it (recursive, sorted); the key is the path as given plus the relative part.
+- a folder: every image file below it (recursive, sorted); the key is the file's absolute path with its folder
+  resolved (:func:`image_key`), so the same folder typed as a relative, absolute or symlinked path gives the same
+  keys.
 - a text file (``.txt``): one image path per line (relative paths are relative to the list's folder).
 - a ``.jsonl`` file: one object per line with the path in ``image``, ``path`` or ``file``.
 - ``hf:NAME[:SPLIT]``: a Hugging Face dataset with an image column (needs ``datasets`` and the hub); the key is
@@ -14,6 +16,7 @@ skipped.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,17 @@ from pez.images.load import load_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 PATH_FIELDS = ("image", "path", "file")
+
+
+def image_key(path: str) -> str:
+    """The key a file's result is recorded under: its absolute path with the folder resolved (symlinks, ``..``),
+    the file name kept (two links to one file stay two images); ``hf:`` keys are returned as they are. A relative
+    path is taken from the current folder, so keys written by older versions (paths as typed) read the same from
+    where they were made."""
+    if path.startswith("hf:"):
+        return path
+    p = Path(path).expanduser()
+    return os.path.join(os.path.realpath(p.parent), p.name)
 
 
 @dataclass(frozen=True)
@@ -50,7 +64,9 @@ def list_images(source: str) -> list[ImageItem]:
     else:
         path = Path(source).expanduser()
         if path.is_dir():
-            items = [ImageItem(str(p)) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+            items = [
+                ImageItem(image_key(str(p))) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES
+            ]
         elif path.is_file() and path.suffix.lower() == ".jsonl":
             items = _jsonl_list(path)
         elif path.is_file() and path.suffix.lower() in (".txt", ".list"):
@@ -67,7 +83,7 @@ def list_images(source: str) -> list[ImageItem]:
 
 def _resolve(listing: Path, entry: str) -> str:
     p = Path(entry).expanduser()
-    return str(p if p.is_absolute() else listing.parent / p)
+    return image_key(str(p if p.is_absolute() else listing.parent / p))
 
 
 def _jsonl_list(path: Path) -> list[ImageItem]:

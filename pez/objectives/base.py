@@ -10,6 +10,7 @@ prompts in one group; inverting a folder puts one image in each group.
 
 from __future__ import annotations
 
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ import torch.nn.functional as F
 
 from pez.errors import PezError
 from pez.text.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -202,3 +205,21 @@ def target_weights(n_pos: int, n_neg: int, negative_weight: float) -> torch.Tens
     """One group's weights, shape (1, n_pos + n_neg): +1 for each positive, -negative_weight for each negative."""
     check_negative_weight(negative_weight)
     return torch.tensor([[1.0] * n_pos + [-negative_weight] * n_neg])
+
+
+def warn_if_cut(lengths: Sequence[int], kept: int, context: int) -> None:
+    """One warning when target texts (their token counts ``lengths``) are longer than the ``kept`` tokens the
+    encoder reads (``context`` with its start and end tokens): the encoder sees only their beginning, so the
+    prompt is searched for that part alone."""
+    cut = [n for n in lengths if n > kept]
+    if cut:
+        given = ", ".join(str(n) for n in cut)
+        what = "a target text is" if len(cut) == 1 else f"{len(cut)} target texts are"
+        log.warning(
+            "%s longer than the encoder reads: %d tokens kept of %s given (its limit is %d with the start and end "
+            "tokens); the rest is ignored",
+            what,
+            kept,
+            given,
+            context,
+        )

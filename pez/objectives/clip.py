@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from pez.errors import PezError
 from pez.images.load import load_image
-from pez.objectives.base import EmbeddingObjective, target_weights
+from pez.objectives.base import EmbeddingObjective, target_weights, warn_if_cut
 from pez.text.tokenizers import ClipTokenizer
 from pez.text.vocab import Vocabulary
 
@@ -153,6 +153,7 @@ class CLIPObjective(EmbeddingObjective):
         preprocess: image transform; default: the model's own evaluation transform.
         model_name: how the model is named in results.
         path: the text path (default: open_clip's, :class:`ClipTextPath`; transformers CLIP models bring theirs).
+        warn_cut: warn when a target text is longer than the encoder reads (it is cut to the context length).
     """
 
     def __init__(
@@ -167,10 +168,14 @@ class CLIPObjective(EmbeddingObjective):
         preprocess=None,
         model_name: str | None = None,
         path: nn.Module | None = None,
+        warn_cut: bool = True,
     ):
         if not len(images) and not len(texts):
             raise PezError("no targets given: pass at least one image or --text")
         self.path = path if path is not None else ClipTextPath(model, tokenizer)
+        if warn_cut:
+            lengths = [len(self.path.tok.encode(t)) for t in [*texts, *negative_texts]]
+            warn_if_cut(lengths, self.path.context_length - 2, self.path.context_length)
         self.model = model
         self.tokenizer = tokenizer
         self.preprocess = preprocess or _eval_transform(model)

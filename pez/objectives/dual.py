@@ -54,9 +54,10 @@ class DualCLIPObjective(EmbeddingObjective):
                 preprocess=t.preprocess,
                 negative_weight=negative_weight,
                 model_name=t.spec,
+                warn_cut=k == 0,  # one warning for a text both towers cut
                 **targets,
             )
-            for t in towers
+            for k, t in enumerate(towers)
         ]
         a, b = (t.path for t in self.towers)
         if a.tok.vocab_size != b.tok.vocab_size or a.tok.encode(PROBE) != b.tok.encode(PROBE):

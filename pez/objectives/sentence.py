@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from pez.errors import PezError
-from pez.objectives.base import EmbeddingObjective, target_weights
+from pez.objectives.base import EmbeddingObjective, target_weights, warn_if_cut
 from pez.text.tokenizers import HFTokenizer
 from pez.text.vocab import Vocabulary
 
@@ -47,6 +47,7 @@ class SentenceObjective(EmbeddingObjective):
         limit = min(model.max_seq_length or 10**9, getattr(self.hf.config, "max_position_embeddings", 10**9))
         max_len = limit - len(self.tok.prefix_ids) - len(self.tok.suffix_ids)
         self.vocab = vocab = Vocabulary(self.tok, self.hf.get_input_embeddings().weight, max_len)
+        warn_if_cut([len(self.tok.encode(t)) for t in [*texts, *negative_texts]], max_len, limit)
         device = vocab.embeddings.device
         self._prefix = torch.tensor(self.tok.prefix_ids, dtype=torch.long, device=device)  # e.g. [CLS]
         self._suffix = torch.tensor(self.tok.suffix_ids, dtype=torch.long, device=device)  # e.g. [SEP]

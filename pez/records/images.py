@@ -50,6 +50,9 @@ class ImageReport(Record):
     steps: int
     guidance: float
     rows: list[dict] = field(default_factory=list)
+    prompts: int = 0  # in the results files
+    reused: int = 0  # checks kept from an earlier run into the same folder, not generated again
+    interrupted: bool = False  # stopped early: the rows hold the prompts checked before the stop
 
     def to_markdown(self) -> str:
         """The paper-style table: one row per results file."""
@@ -64,5 +67,10 @@ class ImageReport(Record):
             lines.append(
                 f"| {r['name']} | {r['model']} | {r['method']} | {r['prompt_tokens']:g} | {r['n']} | "
                 f"{r['mean']:.4f} ± {r['std']:.4f} |"
+            )
+        if self.interrupted:
+            checked = sum(r["n"] for r in self.rows)
+            lines.append(
+                f"\nInterrupted: {checked} of {self.prompts} prompts checked; a rerun into the same folder continues."
             )
         return "\n".join(lines) + "\n"

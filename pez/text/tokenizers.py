@@ -60,7 +60,8 @@ class HFTokenizer:
         self.suffix_ids = list(full[at + len(bare) :])  # and after it, e.g. [SEP]
 
     def encode(self, text: str) -> list[int]:
-        return self.tok(text, add_special_tokens=False)["input_ids"]
+        # every id; the objectives cut to the context (and say so), so the library's length warning is not shown
+        return self.tok(text, add_special_tokens=False, verbose=False)["input_ids"]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tok.decode(list(ids)).strip()
@@ -121,7 +122,8 @@ class HFClipTokenizer:
         self.context_length = min(tokenizer.model_max_length, 77) if tokenizer.model_max_length else 77
 
     def encode(self, text: str) -> list[int]:
-        return self.tok(text, add_special_tokens=False)["input_ids"]
+        # every id; the objectives cut to the context (and say so), so the library's length warning is not shown
+        return self.tok(text, add_special_tokens=False, verbose=False)["input_ids"]
 
     def decode(self, ids: Sequence[int]) -> str:
         return " ".join(self.tok.decode(list(ids), skip_special_tokens=True).split())

@@ -57,7 +57,10 @@ def _stored_token_classes(tok) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     texts = [tok.token_text(i) for i in range(tok.vocab_size)]
     what = [CLASSES_VERSION, type(tok).__name__, sorted(tok.special_ids), texts]
     key = hashlib.sha256(json.dumps(what).encode()).hexdigest()[:40]
-    path = cache_dir("vocab") / f"{key}.pt"
+    try:
+        path = cache_dir("vocab") / f"{key}.pt"
+    except PezError:  # a read-only cache without this folder: computed every run, stored nowhere
+        return (*_compute_token_classes(tok, texts), texts)
     try:
         got = torch.load(path, weights_only=True)
         if all(len(got[k]) == tok.vocab_size for k in ("never", "ascii", "word")):
