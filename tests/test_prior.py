@@ -86,6 +86,25 @@ def test_the_prior_makes_the_text_readable(obj, prior):
     assert readable.score > 0.6, readable.text
 
 
+def test_readable_mode_recovers_a_planted_readable_target_under_random_clip(tiny, prior):
+    """The CLIP path: a random ViT with a planted sentence as its target. Readable mode returns text whose
+    perplexity is at most twice the planted sentence's own (measured 61 against 147) at an honest cosine above
+    0.85 (measured 0.925); plain PEZ on the same target scores higher and reads ten times worse (measured 0.979,
+    4,321)."""
+    from pez.jobs.invert import readable_search
+    from tests.conftest import PLANTED
+
+    model, tok = tiny
+    clip = pez.CLIPObjective(model, tok, texts=[PLANTED])
+    res = readable_search(clip, 8, 0)
+    plain = pez.optimize(clip, pez.PEZConfig(prompt_len=8, steps=300, seed=0))
+    own, readable, pez_ppl = prior.perplexity([PLANTED, res.text, plain.text])
+    assert readable <= 2 * own and res.score > 0.85, (res.text, res.score, readable, own)
+    honest = -float(clip.eval_loss_ids([clip.vocab.encode(res.text)], torch.zeros(1, dtype=torch.long))[0])
+    assert res.score == pytest.approx(honest, abs=1e-5)
+    assert pez_ppl > 10 * readable, plain.text
+
+
 def test_the_readable_method_proposes_words_the_lm_likes(obj):
     opt = pez.optim.Readable(obj, pez.make_config("readable", {"prompt_len": 4, "seed": 0, "lm_k": 6}))
     opt.ids = torch.tensor([obj.vocab.encode("a woman is reading")])
