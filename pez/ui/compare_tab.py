@@ -12,8 +12,18 @@ import gradio as gr
 from pez.errors import PezError
 from pez.optim import METHODS
 from pez.text.templates import DEFAULT_TEMPLATE
-from pez.ui.common import Context, file_paths, lines, model_spec, one_line_errors, real_number, session_key
-from pez.ui.common import whole_number as number
+from pez.ui.common import (
+    Context,
+    Slider,
+    bounded,
+    file_paths,
+    lines,
+    model_spec,
+    one_line_errors,
+    real_number,
+    session_key,
+    stop_job,
+)
 from pez.ui.task_tab import DATA_FILE_TYPES
 from pez.ui.text_tab import TEXT_MODELS
 
@@ -49,12 +59,17 @@ def compare_methods(
         raise PezError("no methods chosen: tick at least one")
     if budget_unit not in UNITS:
         raise PezError(f"unknown budget unit {budget_unit!r}: use {', '.join(UNITS)}")
+    limits = ctx.limits
     if budget_unit == "seconds":
-        budgets = {"budget_seconds": real_number(budget, "the budget (seconds)", 0.0, strict=True)}
+        seconds = real_number(budget, "Budget per run (seconds)", 0.0, strict=True)
+        if seconds > limits.budget_seconds:
+            raise PezError(f"Budget per run (seconds) must be at most {limits.budget_seconds:g}, got {seconds:g}")
+        budgets = {"budget_seconds": seconds}
     else:
-        budgets = {f"budget_{budget_unit}": number(budget, f"budget ({budget_unit})", 1)}
-    config = {"prompt_len": number(prompt_len, "prompt length", 1)}
-    seeds = number(seeds, "seeds", 1)
+        high = limits.steps if budget_unit == "steps" else limits.budget_passes
+        budgets = {f"budget_{budget_unit}": bounded(budget, f"Budget per run ({budget_unit})", 1, high)}
+    config = {"prompt_len": bounded(prompt_len, "Prompt length", 1, limits.prompt_len)}
+    seeds = bounded(seeds, "Seeds", 1, limits.seeds)
     options = {"methods": methods, "seeds": seeds, "config": config, **budgets}
     uploaded = file_paths(data_file, "data files", ctx.options)
     spec = uploaded[0] if uploaded else (data or "").strip()
@@ -93,12 +108,18 @@ def compare_methods(
     return result, ctx.store.save_comparison(result, folder)
 
 
+def run_lines(runs) -> list[str]:
+    """One markdown line per finished run: method, seed, score, steps, time and the prompt(s) it found."""
+    return [
+        f"- {r.method} seed {r.seed}: {r.score:.4f} in {r.timings['steps_run']} steps, {r.timings['loop_s']:.1f} s: "
+        + " / ".join(f"`{x.text.replace('`', chr(39))}`" for x in r.results)
+        for r in runs
+    ]
+
+
 def runs_so_far(job, total: int) -> str:
     """One line per finished run, and how many are left."""
-    done = [
-        f"- {r.method} seed {r.seed}: {r.score:.4f} in {r.timings['steps_run']} steps, {r.timings['loop_s']:.1f} s"
-        for r in job.notes
-    ]
+    done = run_lines(job.notes)
     if not job.running and not job.notes:
         return "Waiting for a running job to finish ..."
     left = f"Run {len(done) + 1} of {total} under way." if len(done) < total else "Saving ..."
@@ -127,10 +148,10 @@ def build_compare_tab(ctx: Context) -> None:
                     labels = gr.Textbox("negative,positive", label="Labels")
                 methods = gr.CheckboxGroup(list(METHODS), value=["pez", "autoprompt", "random"], label="Methods")
                 with gr.Row():
-                    seeds = gr.Number(3, label="Seeds", precision=0, minimum=1)
-                    budget = gr.Number(100, label="Budget per run", minimum=0)
+                    seeds = gr.Number(3, label="Seeds", precision=0)
+                    budget = gr.Number(100, label="Budget per run")
                     unit = gr.Dropdown(UNITS, value="steps", label="Budget unit")
-                    prompt_len = gr.Slider(1, 32, value=8, step=1, label="Prompt length")
+                    prompt_len = Slider(1, 32, value=8, step=1, label="Prompt length")
                 with gr.Row():
                     run = gr.Button("Compare", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
@@ -162,9 +183,11 @@ def build_compare_tab(ctx: Context) -> None:
             else:
                 data, data_file = "", None
             values = (texts, images, model, data, data_file, template, labels, methods, seeds, budget, unit)
-            total = len(methods or []) * max(1, int(seeds or 1))
+            total = len(methods or []) * bounded(seeds, "Seeds", 1, ctx.limits.seeds)
             job = ctx.runner.start(
-                session_key(request, "compare"), lambda job: compare_methods(ctx, *values, prompt_len, job=job)
+                session_key(request, "compare"),
+                lambda job: compare_methods(ctx, *values, prompt_len, job=job),
+                "compare",
             )
             for _ in job.watch():
                 if not job.finished.is_set():
@@ -175,11 +198,10 @@ def build_compare_tab(ctx: Context) -> None:
             stopped = result.interrupted or len(result.runs) < total
             note = " Stopped: the runs that finished are kept." if stopped else ""
             saved = f"Saved in the runs folder as `{paths['md'].parent.name}`."
-            yield f"{len(result.runs)} runs. {saved}{note}", *shown(paths)
+            yield "\n".join([*run_lines(result.runs), "", f"{len(result.runs)} runs. {saved}{note}"]), *shown(paths)
 
         def stop_page(request: gr.Request):
-            if ctx.runner.stop(session_key(request, "compare")):
-                gr.Info("Stopping when the run under way ends: the finished runs are kept.")
+            return stop_job(ctx, request, "compare", "it ends with the run under way; finished runs are kept.")
 
         @one_line_errors
         def api_compare(
@@ -197,9 +219,9 @@ def build_compare_tab(ctx: Context) -> None:
             prompt_len: int,
         ):
             values = (texts, images, model, data, data_file, template, labels, methods, seeds, budget, budget_unit)
-            _, paths = ctx.runner.run(lambda job: compare_methods(ctx, *values, prompt_len, job=job))
+            _, paths = ctx.runner.run(lambda job: compare_methods(ctx, *values, prompt_len, job=job), "compare")
             return shown(paths)
 
         run.click(run_page, [kind, *inputs], [status, table, plot, files], api_visibility="private", **ctx.job_events())
-        stop.click(stop_page, None, None, queue=False, api_visibility="private")
+        stop.click(stop_page, None, status, queue=False, api_visibility="private")
         api.click(api_compare, inputs, [table, plot, files], api_name="compare", **ctx.job_events())

@@ -13,6 +13,8 @@ from pez.optim import METHODS
 from pez.ui.common import (
     OFFLINE_CLIP,
     Context,
+    Slider,
+    bounded,
     file_paths,
     lines,
     model_note,
@@ -22,9 +24,24 @@ from pez.ui.common import (
     session_key,
     stop_search,
 )
-from pez.ui.common import whole_number as number
+from pez.ui.live import check_memory
 
 IMAGE_MODELS = [DEFAULT_CLIP, "ViT-L-14/openai", "sdxl", "ViT-B-32/laion2b_s34b_b79k", OFFLINE_CLIP]
+CPU_STEPS = 300  # the page's default on a CPU, where the paper's 3000 steps of ViT-H-14 take hours
+
+
+def image_defaults(ctx: Context) -> tuple[str, int]:
+    """The tab's default model and steps, sized for the machine: ``--model``, else on a GPU the paper's ViT-H-14
+    and 3000 steps; on a CPU the first CLIP of the list whose weights are already here (else the offline random
+    one) and :data:`CPU_STEPS` steps."""
+    from pez.models import resolve_device
+
+    if resolve_device(ctx.options.device).type == "cuda":
+        return ctx.options.model or DEFAULT_CLIP, 3000
+    if ctx.options.model:
+        return ctx.options.model, CPU_STEPS
+    here = [m for m in IMAGE_MODELS if m != "sdxl" and "works offline" in model_note(m)]
+    return (here or [OFFLINE_CLIP])[0], CPU_STEPS
 
 
 def invert_images(
@@ -49,25 +66,33 @@ def invert_images(
     negative_images = file_paths(negative_images, "negative images", ctx.options)
     if not images and not lines(texts):
         raise PezError("no target images: upload one or more images (or give target texts)")
+    limits = ctx.limits
+    search = {"steps": bounded(steps, "Steps", 1, limits.steps), "restarts": bounded(restarts, "Restarts", 1,
+              limits.restarts)}  # fmt: skip
+    prompt_len = bounded(prompt_len, "Prompt length", 1, limits.prompt_len)
+    seed = bounded(seed, "Seed", 0, limits.seed)
+    model = model_spec(model)
+    if not readable:
+        check_memory(model, search["restarts"], prompt_len + 2, ctx.options.device, "Restarts", search["restarts"])
     res = pez.invert(
         images,
         lines(texts),
         negative_images,
         lines(negative_texts),
-        model=model_spec(model),
+        model=model,
         method=method or "pez",
         device=ctx.options.device,
         callback=callback,
         readable=bool(readable),
-        prompt_len=number(prompt_len, "prompt length", 1),
-        seed=number(seed, "seed"),
-        **({} if readable else {"steps": number(steps, "steps", 1), "restarts": number(restarts, "restarts", 1)}),
+        prompt_len=prompt_len,
+        seed=seed,
+        **({} if readable else search),
     )
     return res, ctx.store.save(res, "invert")
 
 
 def build_image_tab(ctx: Context) -> None:
-    default = ctx.options.model or DEFAULT_CLIP
+    default, default_steps = image_defaults(ctx)
     with gr.Tab("Image -> prompt", id="image", elem_id="image-tab"):
         gr.Markdown(
             "A prompt whose CLIP text features match the images: paste it into a text-to-image model. "
@@ -78,17 +103,18 @@ def build_image_tab(ctx: Context) -> None:
                 model = gr.Dropdown(IMAGE_MODELS, value=default, label="CLIP model", allow_custom_value=True)
                 note = gr.Markdown(model_note(default))
                 images = gr.File(label="Target images", file_count="multiple", file_types=["image"])
+                shown = gr.Gallery(label="The target images", columns=4, height=200, interactive=False)
                 with gr.Accordion("Negative targets and target texts", open=False):
                     negative_images = gr.File(label="Negative images", file_count="multiple", file_types=["image"])
                     negative_texts = gr.Textbox(label="Negative texts (one per line)", lines=2)
                     texts = gr.Textbox(label="Target texts too (one per line)", lines=2)
                 with gr.Row():
-                    prompt_len = gr.Slider(1, 32, value=16, step=1, label="Prompt length (tokens)")
-                    steps = gr.Number(3000, label="Steps", precision=0, minimum=1)
+                    prompt_len = Slider(1, 32, value=16, step=1, label="Prompt length (tokens)")
+                    steps = gr.Number(default_steps, label="Steps", precision=0)
                 with gr.Row():
-                    restarts = gr.Number(INVERT_DEFAULTS["restarts"], label="Restarts", precision=0, minimum=1)
+                    restarts = gr.Number(INVERT_DEFAULTS["restarts"], label="Restarts", precision=0)
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                    seed = gr.Number(0, label="Seed", precision=0)
                 readable = gr.Checkbox(False, label="Readable (reads as text: VGD, then gradient and LM swaps)")
                 with gr.Row():
                     run = gr.Button("Find a prompt", variant="primary")
@@ -98,6 +124,11 @@ def build_image_tab(ctx: Context) -> None:
         api = gr.Button(visible=False)
 
         model.change(model_note, model, note, api_visibility="private", queue=False)
+
+        def pictures(files):
+            return [str(f) for f in (files or [])]
+
+        images.change(pictures, images, shown, api_visibility="private", queue=False)
         inputs = [images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed]
 
         @one_line_errors
@@ -107,11 +138,12 @@ def build_image_tab(ctx: Context) -> None:
             job = ctx.runner.start(
                 session_key(request, "image"),
                 lambda job: invert_images(ctx, *values, callback=job.callback, readable=readable),
+                "invert",
             )
             yield from panel.stream(job, "cosine")
 
         def stop_page(request: gr.Request):
-            stop_search(ctx, request, "image")
+            return stop_search(ctx, request, "image")
 
         @one_line_errors
         def api_invert(
@@ -127,9 +159,9 @@ def build_image_tab(ctx: Context) -> None:
             seed: int,
         ):
             values = (images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed)
-            res, path = ctx.runner.run(lambda job: invert_images(ctx, *values))
+            res, path = ctx.runner.run(lambda job: invert_images(ctx, *values), "invert")
             return res.text, res.score, str(path)
 
         run.click(run_page, [*inputs, readable], panel.outputs, api_visibility="private", **ctx.job_events())
-        stop.click(stop_page, None, None, queue=False, api_visibility="private")
+        stop.click(stop_page, None, panel.status, queue=False, api_visibility="private")
         api.click(api_invert, inputs, [panel.prompt, panel.score, panel.file], api_name="invert", **ctx.job_events())

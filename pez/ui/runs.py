@@ -1,6 +1,7 @@
 """Every run the web UI starts is saved under ``--runs`` as the JSON the command line writes, so closing the
 browser loses nothing: a search (``pez invert --out``) or a task report (``pez discover --out``) as one file, a
-comparison (``pez compare --out``) as a folder of ``results.md``, ``.csv``, ``.json`` and ``plot.png``."""
+comparison (``pez compare --out``) as a folder of ``results.md``, ``.csv``, ``.json`` and ``plot.png``, a check by
+generating as a folder of ``check.json``, the generations and ``contact_sheet.png``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from pathlib import Path
 
 from pez.errors import PezError
+
+FOLDER_RUNS = ("results.json", "check.json")  # the file that describes a run saved as a folder
 
 
 class RunStore:
@@ -47,9 +50,10 @@ class RunStore:
         return result.save(folder or self.new_path("compare", ""))
 
     def recent(self, limit: int = 50) -> list[Path]:
-        """The newest saved runs first: result files, and the ``results.json`` of comparison folders."""
+        """The newest saved runs first: result files, the ``results.json`` of comparison folders and the
+        ``check.json`` of checks by generating."""
         found = [p for p in self.root.glob("*.json") if p.is_file()]
-        found += [p / "results.json" for p in self.root.iterdir() if (p / "results.json").is_file()]
+        found += [p / name for p in self.root.iterdir() for name in FOLDER_RUNS if (p / name).is_file()]
         return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:limit]
 
 
@@ -59,6 +63,10 @@ def describe_run(path: Path) -> str:
     if "runs" in data and "summary" in data:  # a comparison
         table = (path.parent / "results.md").read_text(encoding="utf-8") if path.name == "results.json" else ""
         return f"**comparison** `{path.parent.name}`, winner **{data.get('winner', '?')}**\n\n{table}"
+    if "scores" in data and "prompt" in data:  # a check by generating
+        n, mean = len(data["scores"]), data.get("mean")
+        shown = f"mean image-image cosine {mean:.4f} over {n} generations" if isinstance(mean, int | float) else ""
+        return f"**check by generating** `{data['prompt']}`: {shown} (seeds from {data.get('seed', 0)})"
     if "accuracy" in data and "prompt" in data:  # a task report
         acc = data["accuracy"]
         held = f"held-out accuracy {acc:.4f} on {data.get('n_test', 0)} examples" if acc is not None else ""

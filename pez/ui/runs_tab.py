@@ -1,4 +1,5 @@
-"""Runs: the runs saved under ``--runs``, newest first, to read again and download after the page was closed."""
+"""Runs: the jobs running now (a reloaded page finds its job here, to watch and stop it) and the runs saved under
+``--runs``, newest first, to read again and download after the page was closed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,36 @@ from pez.ui.common import Context
 from pez.ui.runs import describe_run
 
 
+def running_choices(ctx: Context) -> list[tuple[str, str]]:
+    """(label, job id) of every job not yet finished, oldest first."""
+    return [(job.describe(), job.id) for job in ctx.runner.running()]
+
+
+def watch_job(ctx: Context, job_id: str | None):
+    """The line of job ``job_id`` as it runs, then how it ended (its result is in the saved runs)."""
+    job = ctx.runner.find(job_id) if job_id else None
+    if job is None:
+        yield "No running job chosen (or it has ended: its result is under Saved runs)."
+        return
+    for _ in job.watch():
+        yield job.describe()
+    yield job.describe() + (" Its result is under Saved runs (Refresh)." if not job.error else "")
+
+
+def stop_chosen(ctx: Context, job_id: str | None) -> str:
+    if job_id and ctx.runner.stop(job_id):
+        return f"Stopping {job_id} ...: it ends after the step under way and keeps what it found."
+    return "No running job chosen (or it has ended)."
+
+
 def build_runs_tab(ctx: Context) -> None:
     with gr.Tab("Runs", id="runs", elem_id="runs-tab") as tab:
+        gr.Markdown("Jobs running now (a reloaded page finds its job here):")
+        with gr.Row():
+            job = gr.Dropdown([], label="Running job", scale=4, elem_id="runs-job")
+            watch = gr.Button("Watch", scale=1, elem_id="runs-watch")
+            stop = gr.Button("Stop", variant="stop", scale=1, elem_id="runs-stop")
+        job_status = gr.Markdown(elem_id="runs-job-status")
         gr.Markdown(f"Every run started from this page, saved in `{ctx.store.root}` as the CLI's JSON.")
         with gr.Row():
             choice = gr.Dropdown([], label="Saved run", scale=4)
@@ -19,7 +48,11 @@ def build_runs_tab(ctx: Context) -> None:
 
         def listing():
             names = [str(p.relative_to(ctx.store.root)) for p in ctx.store.recent()]
-            return gr.update(choices=names, value=names[0] if names else None)
+            jobs = running_choices(ctx)
+            return (
+                gr.update(choices=names, value=names[0] if names else None),
+                gr.update(choices=jobs, value=jobs[-1][1] if jobs else None),
+            )
 
         def show(name):
             if not name:
@@ -29,6 +62,13 @@ def build_runs_tab(ctx: Context) -> None:
                 return "That run is not in the runs folder.", None
             return describe_run(path), str(path)
 
-        refresh.click(listing, None, choice, api_visibility="private", queue=False)
-        tab.select(listing, None, choice, api_visibility="private", queue=False)
+        refresh.click(listing, None, [choice, job], api_visibility="private", queue=False)
+        tab.select(listing, None, [choice, job], api_visibility="private", queue=False)
         choice.change(show, choice, [about, file], api_visibility="private", queue=False)
+
+        def watch_page(job_id):
+            yield from watch_job(ctx, job_id)
+
+        # watching takes no job slot: any number of pages may watch while the jobs run
+        watch.click(watch_page, job, job_status, api_visibility="private", concurrency_limit=None)
+        stop.click(lambda j: stop_chosen(ctx, j), job, job_status, api_visibility="private", queue=False)

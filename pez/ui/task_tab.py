@@ -14,6 +14,8 @@ from pez.optim import METHODS
 from pez.text.templates import DEFAULT_TEMPLATE
 from pez.ui.common import (
     Context,
+    Slider,
+    bounded,
     file_paths,
     lines,
     model_spec,
@@ -22,10 +24,12 @@ from pez.ui.common import (
     score_plot,
     search_panel,
     session_key,
+    stop_job,
 )
-from pez.ui.common import whole_number as number
+from pez.ui.live import check_memory
 
 DATA_FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv"]
+EXAMPLE_TOKENS = 128  # a task example's tokens in the memory estimate (a movie review is about 100 to 300)
 
 
 def discover_task(
@@ -46,8 +50,14 @@ def discover_task(
     fluency,
     callback=None,
 ):
-    """Run ``pez.discover`` as ``pez discover`` does with the same options; save the report; (report, path)."""
+    """Run ``pez.discover`` as ``pez discover`` does with the same options; save the report; (report, path).
+
+    With a ``callback`` (the page, which shows the best prompt and its dev score live) the dev set is scored at
+    every sync point (``eval_every`` = ``sync_every``; the CLI's ``--eval-every``) instead of every 50 steps, so
+    the score is known from the first report on; the API keeps the CLI's defaults.
+    """
     import pez
+    from pez.jobs.lm import lm_config
 
     uploaded = file_paths(data_file, "data files", ctx.options)
     spec = uploaded[0] if uploaded else (data or "").strip()
@@ -56,22 +66,33 @@ def discover_task(
     if not (labels or "").strip():
         raise PezError("no labels: give the verbaliser, e.g. negative,positive")
     fluency = 0.0 if fluency in (None, "") else real_number(fluency, "the fluency weight")
+    limits, method = ctx.limits, method or "pez"
+    sizes = {
+        "prompt_len": bounded(prompt_len, "Prompt length", 1, limits.prompt_len),
+        "steps": bounded(steps, "Steps", 1, limits.steps),
+        "seed": bounded(seed, "Seed", 0, limits.seed),
+        "batch_size": bounded(batch_size, "Examples per step", 1, limits.batch),
+    }
+    dev_size = bounded(dev_size, "Dev examples", 1, limits.examples)
+    test_size = bounded(test_size, "Held-out examples", 1, limits.examples)
+    model = model_spec(model)
+    tokens = sizes["prompt_len"] + EXAMPLE_TOKENS
+    check_memory(model, sizes["batch_size"], tokens, ctx.options.device, "Examples per step", sizes["batch_size"])
+    if callback is not None:
+        sizes["eval_every"] = lm_config(method, {}).sync_every
     report = pez.discover(
-        model=model_spec(model),
+        model=model,
         data=spec,
         template=template or DEFAULT_TEMPLATE,
         labels=labels,
         baseline_prompts=lines(baseline_prompts),
         fluency=fluency,
-        method=method or "pez",
-        dev_size=number(dev_size, "dev size", 1),
-        test_size=number(test_size, "test size", 1),
+        method=method,
+        dev_size=dev_size,
+        test_size=test_size,
         device=ctx.options.device,
         callback=callback,
-        prompt_len=number(prompt_len, "prompt length", 1),
-        steps=number(steps, "steps", 1),
-        seed=number(seed, "seed"),
-        batch_size=number(batch_size, "examples per step", 1),
+        **sizes,
     )
     return report, ctx.store.save(report, "discover")
 
@@ -119,17 +140,17 @@ def build_task_tab(ctx: Context) -> None:
                     "Is this movie review positive or negative?", label="Hand-written prompts (one per line)", lines=2
                 )
                 with gr.Row():
-                    prompt_len = gr.Slider(1, 32, value=10, step=1, label="Prompt length (tokens)")
-                    steps = gr.Number(100, label="Steps", precision=0, minimum=1)
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                    prompt_len = Slider(1, 32, value=10, step=1, label="Prompt length (tokens)")
+                    steps = gr.Number(100, label="Steps", precision=0)
+                    seed = gr.Number(0, label="Seed", precision=0)
                 with gr.Accordion("More options", open=False):
                     with gr.Row():
                         method = gr.Dropdown(list(METHODS), value="pez", label="Method")
-                        batch_size = gr.Number(16, label="Examples per step", precision=0, minimum=1)
+                        batch_size = gr.Number(16, label="Examples per step", precision=0)
                         fluency = gr.Number(0.0, label="Fluency weight (paper: 0.003)", minimum=0)
                     with gr.Row():
-                        dev_size = gr.Number(64, label="Dev examples", precision=0, minimum=1)
-                        test_size = gr.Number(200, label="Held-out examples", precision=0, minimum=1)
+                        dev_size = gr.Number(64, label="Dev examples", precision=0)
+                        test_size = gr.Number(200, label="Held-out examples", precision=0)
                 with gr.Row():
                     run = gr.Button("Discover a prompt", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
@@ -148,7 +169,7 @@ def build_task_tab(ctx: Context) -> None:
             values = (data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method)
             values += (batch_size, dev_size, test_size, fluency)
             job = ctx.runner.start(
-                session_key(request, "task"), lambda job: discover_task(ctx, *values, callback=job.callback)
+                session_key(request, "task"), lambda job: discover_task(ctx, *values, callback=job.callback), "discover"
             )
             for _ in job.watch():
                 if not job.finished.is_set():
@@ -163,8 +184,7 @@ def build_task_tab(ctx: Context) -> None:
             yield (*done, report.accuracy, accuracy_table(report))
 
         def stop_page(request: gr.Request):
-            if ctx.runner.stop(session_key(request, "task")):
-                gr.Info("Stopping after the step under way: the best prompt so far is kept and scored.")
+            return stop_job(ctx, request, "task", "the best prompt so far is kept and scored on the held-out set.")
 
         @one_line_errors
         def api_discover(
@@ -185,11 +205,11 @@ def build_task_tab(ctx: Context) -> None:
         ):
             values = (data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method)
             values += (batch_size, dev_size, test_size, fluency)
-            report, path = ctx.runner.run(lambda job: discover_task(ctx, *values))
+            report, path = ctx.runner.run(lambda job: discover_task(ctx, *values), "discover")
             return report.prompt, report.accuracy, accuracy_table(report), str(path)
 
         outputs = [*panel.outputs, accuracy, table]
         run.click(run_page, inputs, outputs, api_visibility="private", **ctx.job_events())
-        stop.click(stop_page, None, None, queue=False, api_visibility="private")
+        stop.click(stop_page, None, panel.status, queue=False, api_visibility="private")
         api_outputs = [panel.prompt, accuracy, table, panel.file]
         api.click(api_discover, inputs, api_outputs, api_name="discover", **ctx.job_events())

@@ -11,6 +11,9 @@ from pez.optim import METHODS
 from pez.ui.common import (
     OFFLINE_CLIP,
     Context,
+    Slider,
+    bounded,
+    bounded_text,
     model_note,
     model_spec,
     one_line_errors,
@@ -18,7 +21,7 @@ from pez.ui.common import (
     session_key,
     stop_search,
 )
-from pez.ui.common import whole_number as number
+from pez.ui.live import check_memory
 
 TEXT_MODELS = ["minilm", OFFLINE_CLIP, "ViT-L-14/openai", "ViT-H-14/laion2b_s32b_b79k"]
 
@@ -28,18 +31,26 @@ def distill(ctx: Context, text, model, prompt_len, steps, seed, restarts=INVERT_
     """Run ``pez.invert`` on one text target, as ``pez invert --text TEXT`` does; save it; (result, path)."""
     import pez
 
-    if not (text or "").strip():
+    limits = ctx.limits
+    text = bounded_text(text, "Text to distil", limits.text_chars)
+    if not text:
         raise PezError("the text to distil is empty: type a sentence or a long prompt")
-    search = {"steps": number(steps, "steps", 1), "restarts": number(restarts, "restarts", 1)}
+    search = {"steps": bounded(steps, "Steps", 1, limits.steps), "restarts": bounded(restarts, "Restarts", 1,
+              limits.restarts)}  # fmt: skip
+    prompt_len = bounded(prompt_len, "Prompt length", 1, limits.prompt_len)
+    seed = bounded(seed, "Seed", 0, limits.seed)
+    model = model_spec(model)
+    if not readable:
+        check_memory(model, search["restarts"], prompt_len + 2, ctx.options.device, "Restarts", search["restarts"])
     res = pez.invert(
-        texts=[text.strip()],
-        model=model_spec(model),
+        texts=[text],
+        model=model,
         method=method,
         device=ctx.options.device,
         callback=callback,
         readable=bool(readable),
-        prompt_len=number(prompt_len, "prompt length", 1),
-        seed=number(seed, "seed"),
+        prompt_len=prompt_len,
+        seed=seed,
         **({} if readable else search),  # readable mode sizes its own search (pez.jobs.invert.READABLE)
     )
     return res, ctx.store.save(res, "distill")
@@ -55,15 +66,12 @@ def build_text_tab(ctx: Context) -> None:
                 model = gr.Dropdown(TEXT_MODELS, value=default, label="Model", allow_custom_value=True)
                 note = gr.Markdown(model_note(default))
                 with gr.Row():
-                    prompt_len = gr.Slider(1, 32, value=8, step=1, label="Prompt length (tokens)")
-                    steps = gr.Number(300, label="Steps", precision=0, minimum=1)
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                    prompt_len = Slider(1, 32, value=8, step=1, label="Prompt length (tokens)")
+                    steps = gr.Number(300, label="Steps", precision=0)
+                    seed = gr.Number(0, label="Seed", precision=0)
                 with gr.Accordion("More options", open=False):
                     restarts = gr.Number(
-                        INVERT_DEFAULTS["restarts"],
-                        label="Restarts (prompts searched together)",
-                        precision=0,
-                        minimum=1,
+                        INVERT_DEFAULTS["restarts"], label="Restarts (prompts searched together)", precision=0
                     )
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
                 readable = gr.Checkbox(False, label="Readable (reads as text: VGD, then gradient and LM swaps)")
@@ -80,20 +88,22 @@ def build_text_tab(ctx: Context) -> None:
         def run_page(text, model, prompt_len, steps, seed, restarts, method, readable, request: gr.Request):
             values = (text, model, prompt_len, steps, seed, restarts, method)
             job = ctx.runner.start(
-                session_key(request, "text"), lambda job: distill(ctx, *values, job.callback, readable=readable)
+                session_key(request, "text"),
+                lambda job: distill(ctx, *values, job.callback, readable=readable),
+                "distill",
             )
             yield from panel.stream(job, "cosine")
 
         def stop_page(request: gr.Request):
-            stop_search(ctx, request, "text")
+            return stop_search(ctx, request, "text")
 
         @one_line_errors
         def api_distill(text: str, model: str, prompt_len: int, steps: int, seed: int):
-            res, path = ctx.runner.run(lambda job: distill(ctx, text, model, prompt_len, steps, seed))
+            res, path = ctx.runner.run(lambda job: distill(ctx, text, model, prompt_len, steps, seed), "distill")
             return res.text, res.score, str(path)
 
         inputs = [text, model, prompt_len, steps, seed]
         page = [*inputs, restarts, method, readable]
         run.click(run_page, page, panel.outputs, api_visibility="private", **ctx.job_events())
-        stop.click(stop_page, None, None, queue=False, api_visibility="private")
+        stop.click(stop_page, None, panel.status, queue=False, api_visibility="private")
         api.click(api_distill, inputs, [panel.prompt, panel.score, panel.file], api_name="distill", **ctx.job_events())
