@@ -435,3 +435,43 @@ def test_a_target_text_longer_than_the_encoder_reads_is_said_once(minilm, tiny, 
     assert len(cut) == 2
     assert "254 tokens kept of 5000 given (its limit is 256" in cut[0]
     assert "75 tokens kept of 5000 given (its limit is 77" in cut[1]
+
+
+def _one_line(code, err, message):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in err, err
+
+
+def test_the_survey_cases_are_one_line(capsys, tmp_path, astronaut_png):
+    """Cases `benchmarks/bad_inputs.py` found wrongly accepted or with a traceback."""
+    inv = ["invert", "--model", "minilm", "--device", "cpu", "--steps", "2", "--prompt-len", "2", "--text", "a horse"]
+    image = tmp_path / "photo.png"
+    image.write_bytes(astronaut_png.read_bytes())
+    _one_line(*run_cli(capsys, *inv, "--out", str(image))[::2], "is an image")
+    assert image.read_bytes() == astronaut_png.read_bytes()  # untouched
+    cmp = ["compare", "--model", "minilm", "--text", "a horse", "--methods", "pez", "--seeds", "1"]
+    _one_line(*run_cli(capsys, *cmp, "--budget-seconds", "inf", "--out", str(tmp_path / "c"))[::2], "finite")
+    comp = ["compress", "--model", "smollm2", "--instruction", "Say yes.", "--steps", "1", "--quiet"]
+    _one_line(*run_cli(capsys, *comp, "--inputs", "99999999999999999999")[::2], "at most 10,000")
+    long = ["compress", "--model", "smollm2", "--instruction", "word " * 9000, "--steps", "1", "--quiet"]
+    _one_line(*run_cli(capsys, *long)[::2], "shorten it")
+    ev = ["evaluate-images", "--pipeline", "x", "--reference-model", "ViT-B-32/random", "--out", str(tmp_path / "e")]
+    _one_line(*run_cli(capsys, *ev, str(astronaut_png))[::2], "is not a pez result")
+    res = tmp_path / "r.json"
+    pez.optimize(pez.make_objective("minilm", texts=["a horse"]), pez.PEZConfig(prompt_len=2, steps=2)).save(res)
+    _one_line(*run_cli(capsys, *ev, str(res), "--generations", "99999999999999999999")[::2], "at most 1,000")
+    with pytest.raises(pez.PezError, match="--methods is empty"):
+        from pez.gist import compare_compression
+
+        compare_compression("no/such/gist", methods=[])
+
+
+def test_a_binary_shard_beside_the_output_is_one_line(capsys, tmp_path, astronaut_png):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(astronaut_png.read_bytes())
+    out = tmp_path / "o.jsonl"
+    (tmp_path / "o.jsonl.shard-0-of-2").write_bytes(bytes(range(256)) * 4)
+    argv = ["invert-dataset", str(folder), "--out", str(out), "--model", "ViT-B-32/random", "--steps", "1",
+            "--prompt-len", "2", "--device", "cpu", "--quiet"]  # fmt: skip
+    _one_line(*run_cli(capsys, *argv)[::2], "not a results file")

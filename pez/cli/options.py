@@ -96,11 +96,24 @@ def check_output_file(path: str | None, option: str) -> None:
         return
     if os.path.isdir(path):
         raise PezError(f"{option} {path} is a folder: give a file name")
+    if os.path.isfile(path) and _is_image(path):
+        raise PezError(f"{option} {path} is an image: give another file name (pez never writes over an image)")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise PezError(f"{option} {path}: folder {folder} does not exist (create it first)")
     if not os.access(folder, os.W_OK):
         raise PezError(f"{option} {path}: folder {folder} is not writable")
+
+
+def _is_image(path: str) -> bool:
+    """An image file, by its first bytes (PIL's own check), whatever its name."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
 
 
 def check_output_dir(path: str, option: str) -> None:

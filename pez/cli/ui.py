@@ -21,7 +21,12 @@ def add_parser(sub) -> None:
     p.add_argument("--model", metavar="SPEC", help="default model of the image, text and compare tabs")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N for every job (default auto)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
-    p.add_argument("--auth", metavar="USER:PASS", help="ask for this user name and password")
+    p.add_argument(
+        "--auth",
+        action="append",
+        metavar="USER:PASS",
+        help="ask for a user name and password; repeat for several users, who each see only their own runs",
+    )
     p.add_argument("--no-auth", action="store_true", help="serve beyond this machine without a password (on purpose)")
     p.add_argument("--runs", default="pez-runs", metavar="DIR", help="save every run here (default ./pez-runs)")
     p.add_argument("--concurrency", type=int, default=1, metavar="N", help="jobs run at once (default 1)")
@@ -32,14 +37,21 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def parse_auth(text: str | None) -> tuple[str, str] | None:
-    """``USER:PASS`` -> (user, password); a one-line error when either part is missing."""
-    if text is None:
+def parse_auth(texts: list[str] | str | None) -> list[tuple[str, str]] | None:
+    """``USER:PASS`` (one or several) -> [(user, password), ...]; a one-line error when a part is missing or a user
+    is given twice."""
+    if texts is None:
         return None
-    user, sep, password = text.partition(":")
-    if not sep or not user or not password:
-        raise PezError("--auth expects USER:PASS, both non-empty")
-    return user, password
+    pairs = []
+    for text in [texts] if isinstance(texts, str) else texts:
+        user, sep, password = text.partition(":")
+        if not sep or not user or not password:
+            named = f" (the one for {user!r})" if user and sep else ""  # never the password in a message
+            raise PezError(f"--auth expects USER:PASS, both non-empty{named}")
+        if user in dict(pairs):
+            raise PezError(f"--auth: user {user!r} given twice (one password per user)")
+        pairs.append((user, password))
+    return pairs
 
 
 def check_host(host: str, auth, no_auth: bool) -> None:

@@ -190,6 +190,8 @@ def compare_compression(
     """
     from pez.models.lm import load_lm
 
+    if not methods:
+        raise PezError(f"--methods is empty: name one or more of {', '.join(METHODS)}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise PezError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHODS)}")

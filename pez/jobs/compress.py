@@ -16,18 +16,20 @@ from pez.jobs.lm import (
     SPLIT_NAMES,
     LMTask,
     check_fluency,
-    check_size,
     evaluate_unless_interrupted,
     lm_config,
     task_report,
 )
 from pez.models import LoadedModel
 from pez.optim import optimize_each
+from pez.optim.config import check_whole
 from pez.optim.tracking import Progress
 from pez.records import EvalResult, TaskReport
 from pez.text.templates import Template
 
 log = logging.getLogger(__name__)
+
+MAX_INPUTS = 10_000  # inputs sampled from the model: more would take hours on any machine
 
 
 def compress(
@@ -62,7 +64,7 @@ def compress(
 
     if not instruction or not instruction.strip():
         raise PezError("the instruction to compress is empty: pass --instruction TEXT")
-    check_size("inputs", n_inputs, allow_none=False)
+    check_whole("inputs", n_inputs, allow_none=False, most=MAX_INPUTS)
     check_fluency(fluency)
     cfg = lm_config(method, config)
     lmtask = LMTask(model, data, template, labels, dev_size=16, test_size=test_size, train_size=n_inputs,
@@ -70,6 +72,11 @@ def compress(
     task = lmtask.task
     found = lmtask.load() if data else None
     lm = lmtask.lm()
+    n_tokens = len(lm.tokenizer(instruction, add_special_tokens=False)["input_ids"])
+    context = getattr(lm.model.config, "max_position_embeddings", None)
+    if context is not None and n_tokens + input_tokens >= context:
+        raise PezError(f"the instruction is {n_tokens:,} tokens and {lm.spec} reads at most {context:,} (inputs "
+                       f"included): shorten it")  # fmt: skip
     if found:
         pools = [[e.text for e in part] for part in (found.train, found.dev, found.test[:16])]
     else:

@@ -28,12 +28,15 @@ from pez.errors import PezError
 from pez.images import load_image
 from pez.jobs.invert_dataset import append_rows
 from pez.models import LoadedModel, load_model, resolve_device
+from pez.optim.config import check_whole
 from pez.records import ImageReport, PromptCheck
 
 MAX_SHEET_ROWS = 16
 CHECKS = "checks.jsonl"  # in the output folder: one finished check a line
 
 log = logging.getLogger(__name__)
+
+MAX_GENERATIONS = 1000  # images per prompt: a check, not a dataset
 
 
 @dataclass
@@ -55,7 +58,10 @@ def read_prompt_results(path: str | os.PathLike) -> list[_Item]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise PezError(f"results file {path} not found")
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PezError(f"{path} is not a pez result (not text): pass the JSON of pez invert or its JSONL") from None
     try:
         rows = [json.loads(line) for line in text.splitlines() if line.strip()] if path.endswith(".jsonl") else None
         rows = rows if rows is not None else [json.loads(text)]
@@ -138,8 +144,7 @@ def evaluate_images(
 
     if not (isinstance(guidance, int | float) and math.isfinite(guidance)):
         raise PezError(f"--guidance must be a finite number (1 or below: no guidance), got {guidance!r}")
-    if isinstance(generations, bool) or not isinstance(generations, int) or generations < 1:
-        raise PezError(f"--generations must be a positive whole number, got {generations!r}")
+    check_whole("generations", generations, allow_none=False, most=MAX_GENERATIONS)
     if not results:
         raise PezError("no results files given: pass the JSON of pez invert or the JSONL of pez invert-dataset")
     out = Path(out)

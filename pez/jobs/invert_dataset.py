@@ -63,10 +63,12 @@ def read_results(path: str | os.PathLike) -> dict[str, dict]:
     out: dict[str, dict] = {}
     if not os.path.exists(path):
         return out
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:  # a binary file is refused below, line by line
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
+            if "\ufffd" in line and not line.startswith(ROW_START):
+                raise PezError(f"{path} is not a results file of pez invert-dataset (binary content): move it away")
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:

@@ -7,6 +7,7 @@ forwards. A run stops after the step past which another step of the same cost wo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from pez.errors import PezError
@@ -28,8 +29,8 @@ class Budget:
 
     def __post_init__(self):
         for name, value in (("budget-seconds", self.seconds), ("budget-passes", self.passes)):
-            if value is not None and not value > 0:
-                raise PezError(f"{name} must be positive, got {value}")
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise PezError(f"{name} must be a positive, finite number, got {value} (leave it out for no limit)")
 
 
 class BudgetMeter:

@@ -22,14 +22,17 @@ def check_positive(config, *names: str) -> None:
             raise PezError(f"{name.replace('_', '-')} must be positive (and finite), got {value}")
 
 
-def check_whole(name: str, value, allow_none: bool = True, none_means: str = "") -> None:
-    """An option that is a positive whole number (or None where ``allow_none``; ``none_means`` says what None
-    does). Raises a one-line :class:`PezError` naming the flag."""
+def check_whole(name: str, value, allow_none: bool = True, none_means: str = "", most: int | None = None) -> None:
+    """An option that is a positive whole number, at most ``most`` (or None where ``allow_none``; ``none_means``
+    says what None does). Raises a one-line :class:`PezError` naming the flag."""
     if value is None and allow_none:
         return
+    flag = f"--{name.replace('_', '-')}"
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         what = "a positive whole number" + (f" (or leave it out{none_means})" if allow_none else "")
-        raise PezError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
+        raise PezError(f"{flag} must be {what}, got {value!r}")
+    if most is not None and value > most:
+        raise PezError(f"{flag} must be at most {most:,}, got {value:,}")
 
 
 def check_adamw(config) -> None:

@@ -18,6 +18,7 @@ import gradio as gr
 
 from pez.errors import PezError
 from pez.models import DEFAULT_CLIP, EMBEDDED
+from pez.ui.estimate import PaceBook
 from pez.ui.live import Job, JobRunner, Limits
 from pez.ui.runs import RunStore
 
@@ -52,11 +53,17 @@ class Context:
     store: RunStore = field(init=False)
     limits: Limits = field(init=False)  # the largest size of every field, checked on the server
     cache: dict = field(init=False, default_factory=dict)  # models and pipelines loaded once per server
+    paces: PaceBook = field(init=False, default_factory=PaceBook)  # seconds per step of earlier runs, for estimates
 
     def __post_init__(self):
         self.runner = JobRunner(self.options.concurrency)
         self.store = RunStore(self.options.runs)
         self.limits = Limits.for_device(self.options.device)
+
+    def store_for(self, user: str | None) -> RunStore:
+        """Where the runs of ``user`` are saved: the runs folder without auth, the user's own folder in it with
+        ``--auth`` (:meth:`RunStore.for_user`)."""
+        return self.store if user is None else self.store.for_user(user)
 
     def job_events(self) -> dict:
         """Keyword arguments of every event that runs a job: one queue, ``--concurrency`` jobs at a time."""
@@ -105,6 +112,11 @@ def one_line_errors(fn: Callable) -> Callable:
             raise as_gradio_error(e) from None
 
     return call
+
+
+def user_of(request: gr.Request | None) -> str | None:
+    """The logged-in user of a request (``pez ui --auth``); None without auth."""
+    return getattr(request, "username", None)
 
 
 def session_key(request: gr.Request | None, tab: str) -> str | None:
@@ -306,13 +318,14 @@ class SearchPanel:
     def live(self, job: Job, score_name: str = "score") -> tuple:
         """The outputs while the job runs: best prompt so far, its honest score, the plot."""
         p = job.progress
+        estimate = f" {job.estimate}" if job.estimate else ""
         if p is None:
             waiting = "Loading the model and the targets ..." if job.running else "Waiting for a running job to end ..."
-            return ("", None, "Stopping ..." if job.stopping else waiting, None, None)
+            return ("", None, "Stopping ..." if job.stopping else waiting + estimate, None, None)
         stop = " Stopping after this step ..." if job.stopping else ""
         left = f" (about {p.elapsed / p.step * (p.steps - p.step):.0f} s left)" if 0 < p.step < p.steps else ""
         status = f"Step {p.step} / {p.steps}, {p.elapsed:.1f} s{left}: best honest {score_name} {p.best_score:.4f}."
-        status += stop
+        status += stop + estimate
         return (p.best_text, round(p.best_score, 4), status, score_plot(job.points), None)
 
     def done(self, res, path, job: Job) -> tuple:
@@ -333,7 +346,7 @@ class SearchPanel:
 
 def stop_job(ctx: Context, request: gr.Request | None, tab: str, stopping: str) -> str:
     """The Stop button of ``tab``: ask the session's job to stop; the line the tab's status shows at once."""
-    if ctx.runner.stop(session_key(request, tab)):
+    if ctx.runner.stop(session_key(request, tab), user_of(request)):
         return f"Stopping ... {stopping}"
     return "No job of this page is running here (after a reload, find it in the Runs tab)."
 

@@ -23,6 +23,7 @@ from pez.ui.common import (
     real_number,
     session_key,
     stop_job,
+    user_of,
 )
 from pez.ui.task_tab import DATA_FILE_TYPES
 from pez.ui.text_tab import TEXT_MODELS
@@ -46,8 +47,10 @@ def compare_methods(
     budget_unit,
     prompt_len,
     job=None,
+    user=None,
 ):
-    """Run ``pez.compare`` (targets) or ``pez.compare_task`` (``data``) as ``pez compare`` does; save the folder.
+    """Run ``pez.compare`` (targets) or ``pez.compare_task`` (``data``) as ``pez compare`` does; save the folder in
+    ``user``'s runs.
 
     Returns:
         (the :class:`pez.ComparisonResult`, its files by kind: md, csv, json, png).
@@ -85,7 +88,8 @@ def compare_methods(
             if job.stopping and len(runs) < len(methods) * seeds:
                 raise KeyboardInterrupt  # the comparison ends here, with the runs so far
 
-    folder = ctx.store.new_path("compare", "")
+    store = ctx.store_for(user)
+    folder = store.new_path("compare", "")
     try:
         if spec:
             result = pez.compare_task(
@@ -105,7 +109,7 @@ def compare_methods(
             raise
         budget = {k: budgets.get(f"budget_{k}") for k in UNITS}
         result = pez.ComparisonResult(runs, budget, config, {})
-    return result, ctx.store.save_comparison(result, folder)
+    return result, store.save_comparison(result, folder)
 
 
 def run_lines(runs) -> list[str]:
@@ -184,10 +188,12 @@ def build_compare_tab(ctx: Context) -> None:
                 data, data_file = "", None
             values = (texts, images, model, data, data_file, template, labels, methods, seeds, budget, unit)
             total = len(methods or []) * bounded(seeds, "Seeds", 1, ctx.limits.seeds)
+            user = user_of(request)
             job = ctx.runner.start(
                 session_key(request, "compare"),
-                lambda job: compare_methods(ctx, *values, prompt_len, job=job),
+                lambda job: compare_methods(ctx, *values, prompt_len, job=job, user=user),
                 "compare",
+                user,
             )
             for _ in job.watch():
                 if not job.finished.is_set():
@@ -217,9 +223,13 @@ def build_compare_tab(ctx: Context) -> None:
             budget: float,
             budget_unit: str,
             prompt_len: int,
+            request: gr.Request,
         ):
             values = (texts, images, model, data, data_file, template, labels, methods, seeds, budget, budget_unit)
-            _, paths = ctx.runner.run(lambda job: compare_methods(ctx, *values, prompt_len, job=job), "compare")
+            user = user_of(request)
+            _, paths = ctx.runner.run(
+                lambda job: compare_methods(ctx, *values, prompt_len, job=job, user=user), "compare", user
+            )
             return shown(paths)
 
         run.click(run_page, [kind, *inputs], [status, table, plot, files], api_visibility="private", **ctx.job_events())

@@ -15,14 +15,24 @@ from pathlib import Path
 import gradio as gr
 
 from pez.errors import PezError
-from pez.ui.common import Context, bounded, bounded_text, file_paths, one_line_errors, session_key, stop_job
+from pez.ui.common import (
+    Context,
+    bounded,
+    bounded_text,
+    file_paths,
+    one_line_errors,
+    session_key,
+    stop_job,
+    user_of,
+)
 from pez.ui.common import real_number as real
 
 
-def check_by_generating(ctx: Context, prompt, targets, reference, generations, seed, steps, guidance, job=None):
+def check_by_generating(ctx: Context, prompt, targets, reference, generations, seed, steps, guidance, job=None,
+                        user=None):  # fmt: skip
     """Generate from ``prompt`` and score against the uploaded targets with :func:`pez.check_by_generating`, one
     generation at a time (each reported to ``job`` with :meth:`Job.note`; after Stop, the finished ones are kept);
-    save the check in a new folder of the runs; (check, images, folder)."""
+    save the check in a new folder of ``user``'s runs; (check, images, folder)."""
     import pez
     from pez.generation.sheets import contact_sheet
     from pez.images import load_image
@@ -36,7 +46,7 @@ def check_by_generating(ctx: Context, prompt, targets, reference, generations, s
     seed = bounded(seed, "Seed", 0, limits.seed - limits.generations)
     steps = bounded(steps, "Inference steps", 1, limits.inference_steps)
     guidance = real(guidance, "Guidance")
-    folder = ctx.store.new_path("check", "")
+    folder = ctx.store_for(user).new_path("check", "")
     checks, images = [], []
     for k in range(n):
         if job is not None and job.stopping:
@@ -109,8 +119,12 @@ def build_generate_tab(ctx: Context) -> None:
         def run_page(prompt, targets, reference, generations, seed, steps, guidance, request: gr.Request):
             values = (prompt, targets, reference, generations, seed, steps, guidance)
             total = bounded(generations, "Generations", 1, ctx.limits.generations)
+            user = user_of(request)
             job = ctx.runner.start(
-                session_key(request, "generate"), lambda job: check_by_generating(ctx, *values, job=job), "check"
+                session_key(request, "generate"),
+                lambda job: check_by_generating(ctx, *values, job=job, user=user),
+                "check",
+                user,
             )
             for _ in job.watch():
                 if not job.finished.is_set():
@@ -126,9 +140,12 @@ def build_generate_tab(ctx: Context) -> None:
             return stop_job(ctx, request, "generate", "it ends after the image under way; finished ones are kept.")
 
         @one_line_errors
-        def api_check(prompt, targets, reference, generations, seed, steps, guidance):
+        def api_check(prompt, targets, reference, generations, seed, steps, guidance, request: gr.Request):
             values = (prompt, targets, reference, generations, seed, steps, guidance)
-            check, images, path = ctx.runner.run(lambda job: check_by_generating(ctx, *values, job=job), "check")
+            user = user_of(request)
+            check, images, path = ctx.runner.run(
+                lambda job: check_by_generating(ctx, *values, job=job, user=user), "check", user
+            )
             return check.mean, images, str(Path(path) / "contact_sheet.png"), str(Path(path) / "check.json")
 
         outputs = [status, score, gallery, sheet, report]

@@ -23,7 +23,9 @@ from pez.ui.common import (
     search_panel,
     session_key,
     stop_search,
+    user_of,
 )
+from pez.ui.estimate import invert_estimated
 from pez.ui.live import check_memory
 
 IMAGE_MODELS = [DEFAULT_CLIP, "ViT-L-14/openai", "sdxl", "ViT-B-32/laion2b_s34b_b79k", OFFLINE_CLIP]
@@ -58,10 +60,12 @@ def invert_images(
     seed,
     callback=None,
     readable=False,
+    job=None,
+    user=None,
 ):
-    """Run ``pez.invert`` as ``pez invert IMAGE ... [--text T] [--negative-image F] [--negative-text T]`` does."""
-    import pez
-
+    """Run ``pez.invert`` as ``pez invert IMAGE ... [--text T] [--negative-image F] [--negative-text T]`` does;
+    save it in ``user``'s runs; (result, path). With the page's ``job``, its time estimate is told before the search
+    starts."""
     images = file_paths(images, "images", ctx.options)
     negative_images = file_paths(negative_images, "negative images", ctx.options)
     if not images and not lines(texts):
@@ -74,21 +78,14 @@ def invert_images(
     model = model_spec(model)
     if not readable:
         check_memory(model, search["restarts"], prompt_len + 2, ctx.options.device, "Restarts", search["restarts"])
-    res = pez.invert(
-        images,
-        lines(texts),
-        negative_images,
-        lines(negative_texts),
-        model=model,
-        method=method or "pez",
-        device=ctx.options.device,
-        callback=callback,
-        readable=bool(readable),
-        prompt_len=prompt_len,
-        seed=seed,
-        **({} if readable else search),
-    )
-    return res, ctx.store.save(res, "invert")
+    method, readable = method or "pez", bool(readable)
+    key = ("invert", model, method, readable, prompt_len, search["restarts"], len(images), ctx.options.device)
+    res = invert_estimated(
+        ctx, job, key, model, readable, search, callback, images=images, texts=lines(texts),
+        negative_images=negative_images, negative_texts=lines(negative_texts), method=method,
+        device=ctx.options.device, prompt_len=prompt_len, seed=seed,
+    )  # fmt: skip
+    return res, ctx.store_for(user).save(res, "invert")
 
 
 def build_image_tab(ctx: Context) -> None:
@@ -135,10 +132,12 @@ def build_image_tab(ctx: Context) -> None:
         def run_page(images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed,
                      readable, request: gr.Request):  # fmt: skip
             values = (images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed)
+            user = user_of(request)
             job = ctx.runner.start(
                 session_key(request, "image"),
-                lambda job: invert_images(ctx, *values, callback=job.callback, readable=readable),
+                lambda job: invert_images(ctx, *values, callback=job.callback, readable=readable, job=job, user=user),
                 "invert",
+                user,
             )
             yield from panel.stream(job, "cosine")
 
@@ -157,9 +156,11 @@ def build_image_tab(ctx: Context) -> None:
             restarts: int,
             method: str,
             seed: int,
+            request: gr.Request,
         ):
             values = (images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed)
-            res, path = ctx.runner.run(lambda job: invert_images(ctx, *values), "invert")
+            user = user_of(request)
+            res, path = ctx.runner.run(lambda job: invert_images(ctx, *values, user=user), "invert", user)
             return res.text, res.score, str(path)
 
         run.click(run_page, [*inputs, readable], panel.outputs, api_visibility="private", **ctx.job_events())

@@ -35,15 +35,20 @@ class Job:
         work: called in the thread with the job itself (for :meth:`callback`, :meth:`note`, :attr:`stopping`);
             returns the result.
         slots: the semaphore that bounds how many jobs run at once.
+        kind: what the Runs tab calls it (``distill``, ``invert``, ...).
+        owner: the user who started it (``pez ui --auth``; None without auth): only they see, watch and stop it.
     """
 
-    def __init__(self, work: Callable[[Job], Any], slots: threading.Semaphore, kind: str = "job"):
-        self.work, self.slots, self.kind = work, slots, kind
+    def __init__(self, work: Callable[[Job], Any], slots: threading.Semaphore, kind: str = "job",
+                 owner: str | None = None):  # fmt: skip
+        self.work, self.slots, self.kind, self.owner = work, slots, kind, owner
         self.id = secrets.token_hex(4)  # what the Runs tab shows, to watch or stop the job from any page
         self.started = time.time()
         self.points: list[tuple[int, float]] = []  # (step, best honest score) at every sync point
         self.progress = None  # the latest pez.Progress
         self.notes: list[Any] = []  # what a job reports besides progress, e.g. finished comparison runs
+        self.estimate: str | None = None  # how long the search will take, said before it starts
+        self.estimate_s: float | None = None  # the same in seconds
         self.result: Any = None
         self.error: str | None = None
         self.running = False
@@ -80,6 +85,11 @@ class Job:
     def note(self, item: Any) -> None:
         """Record something the page should show (e.g. a finished run of a comparison)."""
         self.notes.append(item)
+        self._changed.set()
+
+    def tell_estimate(self, line: str, seconds: float) -> None:
+        """Record the time estimate the page shows before the search starts (:mod:`pez.ui.estimate`)."""
+        self.estimate, self.estimate_s = line, seconds
         self._changed.set()
 
     def _run(self) -> None:
@@ -128,7 +138,8 @@ class Job:
 
 
 class JobRunner:
-    """Starts jobs under a shared limit and finds the job of a page to stop it.
+    """Starts jobs under a shared limit and finds the job of a page to stop it. Every look-up takes the user asking
+    (``pez ui --auth``; None without auth) and finds only the jobs that user started.
 
     Args:
         concurrency: how many jobs may run at once (``pez ui --concurrency``).
@@ -139,36 +150,40 @@ class JobRunner:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def start(self, key: str | None, work: Callable[[Job], Any], kind: str = "job") -> Job:
-        """Start ``work`` as the job of ``key`` (a page's session and tab; None: a job reached by its id only)."""
-        job = Job(work, self.slots, kind)
+    def start(self, key: str | None, work: Callable[[Job], Any], kind: str = "job", owner: str | None = None) -> Job:
+        """Start ``work`` as the job of ``key`` (a page's session and tab; None: a job reached by its id only),
+        started by ``owner``."""
+        job = Job(work, self.slots, kind, owner)
         with self._lock:
             self._jobs = {k: j for k, j in self._jobs.items() if not j.finished.is_set()}
             self._jobs[key or job.id] = job
         return job.start()
 
-    def running(self) -> list[Job]:
-        """The jobs not yet finished (running or waiting for a slot), oldest first."""
+    def running(self, owner: str | None = None) -> list[Job]:
+        """The jobs of ``owner`` not yet finished (running or waiting for a slot), oldest first."""
         with self._lock:
-            return sorted((j for j in self._jobs.values() if not j.finished.is_set()), key=lambda j: j.started)
+            jobs = [j for j in self._jobs.values() if not j.finished.is_set() and j.owner == owner]
+        return sorted(jobs, key=lambda j: j.started)
 
-    def find(self, key: str | None) -> Job | None:
-        """The unfinished job of ``key`` (a page's session and tab) or with the id ``key``."""
+    def find(self, key: str | None, owner: str | None = None) -> Job | None:
+        """The unfinished job of ``owner`` whose key (a page's session and tab) or id is ``key``."""
         with self._lock:
             job = self._jobs.get(key) or next((j for j in self._jobs.values() if j.id == key), None)
-        return None if job is None or job.finished.is_set() else job
+        return None if job is None or job.finished.is_set() or job.owner != owner else job
 
-    def stop(self, key: str | None) -> bool:
-        """Stop the running job of ``key`` (a page's session and tab, or a job id); whether there was one."""
-        job = self.find(key)
+    def stop(self, key: str | None, owner: str | None = None) -> bool:
+        """Stop the running job of ``owner`` of ``key`` (a page's session and tab, or a job id); whether there
+        was one."""
+        job = self.find(key, owner)
         if job is None:
             return False
         job.stop()
         return True
 
-    def run(self, work: Callable[[Job], Any], kind: str = "job") -> Any:
-        """Run ``work`` as a job and wait for it (the API endpoints); raises PezError with the job's error."""
-        job = self.start(None, work, kind)
+    def run(self, work: Callable[[Job], Any], kind: str = "job", owner: str | None = None) -> Any:
+        """Run ``work`` as a job of ``owner`` and wait for it (the API endpoints); raises PezError with the job's
+        error."""
+        job = self.start(None, work, kind, owner)
         job.finished.wait()
         if job.error:
             raise PezError(job.error)

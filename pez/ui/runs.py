@@ -1,12 +1,15 @@
 """Every run the web UI starts is saved under ``--runs`` as the JSON the command line writes, so closing the
 browser loses nothing: a search (``pez invert --out``) or a task report (``pez discover --out``) as one file, a
 comparison (``pez compare --out``) as a folder of ``results.md``, ``.csv``, ``.json`` and ``plot.png``, a check by
-generating as a folder of ``check.json``, the generations and ``contact_sheet.png``."""
+generating as a folder of ``check.json``, the generations and ``contact_sheet.png``. With ``pez ui --auth``, each
+user's runs go in a folder of their own (:func:`user_folder`), listed and served to that user only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -14,6 +17,15 @@ from pathlib import Path
 from pez.errors import PezError
 
 FOLDER_RUNS = ("results.json", "check.json")  # the file that describes a run saved as a folder
+
+
+def user_folder(user: str) -> str:
+    """The folder of ``user``'s runs under ``--runs``: the name itself when it is a plain file name, else its
+    letters and digits plus a hash of the whole name (so two names never share a folder)."""
+    if re.fullmatch(r"[A-Za-z0-9_@-][A-Za-z0-9_.@-]*", user):
+        return f"user-{user}"
+    plain = re.sub(r"[^A-Za-z0-9_@-]", "_", user)[:40]
+    return f"user-{plain}-{hashlib.sha256(user.encode()).hexdigest()[:12]}"
 
 
 class RunStore:
@@ -34,6 +46,12 @@ class RunStore:
             raise PezError(f"--runs {self.root}: cannot create it ({e.strerror})") from None
         if not os.access(self.root, os.W_OK):
             raise PezError(f"--runs {self.root} is not writable")
+
+    def for_user(self, user: str) -> RunStore:
+        """The store of ``user``'s runs (:func:`user_folder`), created if missing."""
+        store = RunStore(self.root / user_folder(user))
+        store.root.mkdir(exist_ok=True)
+        return store
 
     def new_path(self, kind: str, suffix: str = ".json") -> Path:
         """A fresh name for a run of ``kind`` (``distill``, ``invert``, ``discover``, ``compare``)."""

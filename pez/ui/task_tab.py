@@ -25,7 +25,9 @@ from pez.ui.common import (
     search_panel,
     session_key,
     stop_job,
+    user_of,
 )
+from pez.ui.estimate import PROBE_STEPS, tell_estimate
 from pez.ui.live import check_memory
 
 DATA_FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv"]
@@ -49,12 +51,16 @@ def discover_task(
     test_size,
     fluency,
     callback=None,
+    job=None,
+    user=None,
 ):
-    """Run ``pez.discover`` as ``pez discover`` does with the same options; save the report; (report, path).
+    """Run ``pez.discover`` as ``pez discover`` does with the same options; save the report in ``user``'s runs;
+    (report, path).
 
     With a ``callback`` (the page, which shows the best prompt and its dev score live) the dev set is scored at
     every sync point (``eval_every`` = ``sync_every``; the CLI's ``--eval-every``) instead of every 50 steps, so
-    the score is known from the first report on; the API keeps the CLI's defaults.
+    the score is known from the first report on; the API keeps the CLI's defaults. With the page's ``job``, its
+    time estimate is told before the search starts (:func:`probe_task` when no earlier run had the settings).
     """
     import pez
     from pez.jobs.lm import lm_config
@@ -80,8 +86,19 @@ def discover_task(
     check_memory(model, sizes["batch_size"], tokens, ctx.options.device, "Examples per step", sizes["batch_size"])
     if callback is not None:
         sizes["eval_every"] = lm_config(method, {}).sync_every
+    key = ("discover", model, spec, method, sizes["prompt_len"], sizes["batch_size"], dev_size, fluency,
+           ctx.options.device)  # fmt: skip
+    loaded = model
+
+    def probe() -> float:
+        nonlocal loaded
+        loaded, pace = probe_task(model, spec, template or DEFAULT_TEMPLATE, labels, method, sizes, dev_size,
+                                  test_size, fluency, ctx.options.device)  # fmt: skip
+        return pace
+
+    tell_estimate(job, ctx.paces, key, sizes["steps"], probe)
     report = pez.discover(
-        model=model,
+        model=loaded,
         data=spec,
         template=template or DEFAULT_TEMPLATE,
         labels=labels,
@@ -94,7 +111,27 @@ def discover_task(
         callback=callback,
         **sizes,
     )
-    return report, ctx.store.save(report, "discover")
+    ctx.paces.record(key, report.search.get("timings", {}).get("s_per_step", math.nan))
+    return report, ctx.store_for(user).save(report, "discover")
+
+
+def probe_task(model, data, template, labels, method, sizes, dev_size, test_size, fluency, device):
+    """A :data:`~pez.ui.estimate.PROBE_STEPS`-step search of the task as :func:`pez.discover` builds it (the data,
+    the LM, the classification objective), without its held-out scoring: (the loaded LM, for the search itself, and
+    the seconds per step)."""
+    from pez.jobs.lm import LMTask, lm_config
+    from pez.objectives.lm import ClassificationObjective
+    from pez.optim import optimize
+
+    task = LMTask(model, data, template, labels, dev_size=dev_size, test_size=test_size, device=device)
+    split = task.load()
+    task.check_classes(split)
+    lm = task.lm()
+    obj = ClassificationObjective(lm.model, lm.tokenizer, task.task, split.train, split.dev, fluency=fluency,
+                                  model_name=lm.spec)  # fmt: skip
+    config = {k: v for k, v in sizes.items() if k != "eval_every"}
+    res = optimize(obj, lm_config(method, {**config, "steps": PROBE_STEPS}))
+    return lm, res.timings["s_per_step"]
 
 
 def accuracy_table(report) -> str:
@@ -168,8 +205,12 @@ def build_task_tab(ctx: Context) -> None:
                      batch_size, dev_size, test_size, fluency, request: gr.Request):  # fmt: skip
             values = (data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method)
             values += (batch_size, dev_size, test_size, fluency)
+            user = user_of(request)
             job = ctx.runner.start(
-                session_key(request, "task"), lambda job: discover_task(ctx, *values, callback=job.callback), "discover"
+                session_key(request, "task"),
+                lambda job: discover_task(ctx, *values, callback=job.callback, job=job, user=user),
+                "discover",
+                user,
             )
             for _ in job.watch():
                 if not job.finished.is_set():
@@ -202,10 +243,12 @@ def build_task_tab(ctx: Context) -> None:
             dev_size: int,
             test_size: int,
             fluency: float,
+            request: gr.Request,
         ):
             values = (data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method)
             values += (batch_size, dev_size, test_size, fluency)
-            report, path = ctx.runner.run(lambda job: discover_task(ctx, *values), "discover")
+            user = user_of(request)
+            report, path = ctx.runner.run(lambda job: discover_task(ctx, *values, user=user), "discover", user)
             return report.prompt, report.accuracy, accuracy_table(report), str(path)
 
         outputs = [*panel.outputs, accuracy, table]

@@ -20,17 +20,18 @@ from pez.ui.common import (
     search_panel,
     session_key,
     stop_search,
+    user_of,
 )
+from pez.ui.estimate import invert_estimated
 from pez.ui.live import check_memory
 
 TEXT_MODELS = ["minilm", OFFLINE_CLIP, "ViT-L-14/openai", "ViT-H-14/laion2b_s32b_b79k"]
 
 
 def distill(ctx: Context, text, model, prompt_len, steps, seed, restarts=INVERT_DEFAULTS["restarts"], method="pez",
-            callback=None, readable=False):  # fmt: skip
-    """Run ``pez.invert`` on one text target, as ``pez invert --text TEXT`` does; save it; (result, path)."""
-    import pez
-
+            callback=None, readable=False, job=None, user=None):  # fmt: skip
+    """Run ``pez.invert`` on one text target, as ``pez invert --text TEXT`` does; save it in ``user``'s runs;
+    (result, path). With the page's ``job``, its time estimate is told before the search starts."""
     limits = ctx.limits
     text = bounded_text(text, "Text to distil", limits.text_chars)
     if not text:
@@ -42,18 +43,14 @@ def distill(ctx: Context, text, model, prompt_len, steps, seed, restarts=INVERT_
     model = model_spec(model)
     if not readable:
         check_memory(model, search["restarts"], prompt_len + 2, ctx.options.device, "Restarts", search["restarts"])
-    res = pez.invert(
-        texts=[text],
-        model=model,
-        method=method,
-        device=ctx.options.device,
-        callback=callback,
-        readable=bool(readable),
-        prompt_len=prompt_len,
-        seed=seed,
-        **({} if readable else search),  # readable mode sizes its own search (pez.jobs.invert.READABLE)
-    )
-    return res, ctx.store.save(res, "distill")
+    method, readable = method or "pez", bool(readable)
+    key = ("distill", model, method, readable, prompt_len, search["restarts"], ctx.options.device)
+    # readable mode sizes its own search (pez.jobs.invert.READABLE): the search's steps and restarts go unused
+    res = invert_estimated(
+        ctx, job, key, model, readable, search, callback, texts=[text], method=method, device=ctx.options.device,
+        prompt_len=prompt_len, seed=seed,
+    )  # fmt: skip
+    return res, ctx.store_for(user).save(res, "distill")
 
 
 def build_text_tab(ctx: Context) -> None:
@@ -87,10 +84,12 @@ def build_text_tab(ctx: Context) -> None:
         @one_line_errors
         def run_page(text, model, prompt_len, steps, seed, restarts, method, readable, request: gr.Request):
             values = (text, model, prompt_len, steps, seed, restarts, method)
+            user = user_of(request)
             job = ctx.runner.start(
                 session_key(request, "text"),
-                lambda job: distill(ctx, *values, job.callback, readable=readable),
+                lambda job: distill(ctx, *values, job.callback, readable=readable, job=job, user=user),
                 "distill",
+                user,
             )
             yield from panel.stream(job, "cosine")
 
@@ -98,8 +97,11 @@ def build_text_tab(ctx: Context) -> None:
             return stop_search(ctx, request, "text")
 
         @one_line_errors
-        def api_distill(text: str, model: str, prompt_len: int, steps: int, seed: int):
-            res, path = ctx.runner.run(lambda job: distill(ctx, text, model, prompt_len, steps, seed), "distill")
+        def api_distill(text: str, model: str, prompt_len: int, steps: int, seed: int, request: gr.Request):
+            user = user_of(request)
+            res, path = ctx.runner.run(
+                lambda job: distill(ctx, text, model, prompt_len, steps, seed, user=user), "distill", user
+            )
             return res.text, res.score, str(path)
 
         inputs = [text, model, prompt_len, steps, seed]
