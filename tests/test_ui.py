@@ -281,6 +281,8 @@ def test_model_notes_say_what_works_offline():
     "argv, message",
     [
         (["--auth", "admin"], "--auth expects USER:PASS"),
+        (["--auth", "a:1", "--auth", "b:"], "--auth expects USER:PASS, both non-empty (the one for 'b')"),
+        (["--auth", "a:1", "--auth", "a:2"], "--auth: user 'a' given twice"),
         (["--port", "70000"], "--port must be between 1 and 65535"),
         (["--concurrency", "0"], "--concurrency must be at least 1"),
         (["--device", "tpu"], "unknown device"),
@@ -304,7 +306,8 @@ def test_bad_options_are_one_line_and_exit_2(argv, message, capsys, monkeypatch)
 
 
 @pytest.mark.parametrize("argv", [["--host", "0.0.0.0", "--auth", "me:pw"], ["--host", "0.0.0.0", "--no-auth"],
-                                  ["--host", "localhost"], ["--model", "ViT-B-32/random"]])  # fmt: skip
+                                  ["--host", "localhost"], ["--model", "ViT-B-32/random"],
+                                  ["--host", "0.0.0.0", "--auth", "me:pw", "--auth", "you:pw2"]])  # fmt: skip
 def test_serving_beyond_loopback_needs_auth_or_no_auth_on_purpose(argv, monkeypatch, tmp_path):
     import pez.ui
 
@@ -312,7 +315,8 @@ def test_serving_beyond_loopback_needs_auth_or_no_auth_on_purpose(argv, monkeypa
     monkeypatch.setattr(pez.ui, "launch_app", lambda options, **kw: seen.update(options=options, **kw))
     assert main(["ui", *argv, "--runs", str(tmp_path / "r")]) == 0
     assert seen["host"] == argv[argv.index("--host") + 1] if "--host" in argv else seen["host"] == "127.0.0.1"
-    assert seen["auth"] == (("me", "pw") if "--auth" in argv else None)
+    users = [a.split(":") for a in argv[1:] if ":" in a]
+    assert seen["auth"] == ([tuple(u) for u in users] if "--auth" in argv else None)
 
 
 def test_the_command_passes_its_options_to_the_app(monkeypatch, tmp_path):
@@ -332,7 +336,7 @@ def test_the_command_passes_its_options_to_the_app(monkeypatch, tmp_path):
         20,
     )
     assert seen["host"] == "127.0.0.1" and seen["port"] == 7999 and seen["share"] is True
-    assert seen["auth"] == ("me", "pw:x")
+    assert seen["auth"] == [("me", "pw:x")]
 
 
 def test_runs_folder_that_cannot_be_used_is_one_line(tmp_path, capsys):
@@ -653,3 +657,193 @@ def test_the_image_tab_defaults_are_sized_for_the_machine(tmp_path):
         "ViT-B-32/random",
         CPU_STEPS,
     )
+
+
+def login(url: str, user: str, password: str):
+    """An HTTP client logged in as ``user`` (Gradio's login cookie)."""
+    import httpx
+
+    http = httpx.Client(base_url=url)
+    assert http.post("login", data={"username": user, "password": password}).is_success
+    return http
+
+
+def test_with_several_users_each_sees_stops_and_downloads_only_their_own_runs(tmp_path):
+    """``pez ui --auth alice:pa --auth bob:pb``: alice's runs are not listed to bob (saved runs, running jobs),
+    bob cannot watch, stop or download them, and alice can."""
+    import httpx
+
+    from pez.ui import UIOptions, launch_app
+    from pez.ui.runs_tab import running_choices, stop_chosen, watch_job
+    from pez.ui.text_tab import distill as distill_job
+
+    options = UIOptions(device="cpu", runs=str(tmp_path / "runs"))
+    app = launch_app(options, port=free_port(), auth=[("alice", "pa"), ("bob", "pb")], prevent_thread_lock=True,
+                     quiet=True)  # fmt: skip
+    try:
+        ctx, url = app.pez_context, app.local_url
+        alice, bob = (Client(url, auth=who, verbose=False) for who in (("alice", "pa"), ("bob", "pb")))
+        _, _, file = distill(alice, steps=2)
+        (saved,) = ctx.store.root.rglob("*-distill-*.json")
+        assert saved.parent == ctx.store.root / "user-alice" and Path(file).read_bytes() == saved.read_bytes()
+        job = ctx.runner.start(  # a long job of alice's, as her page starts it
+            "alice-page:text",
+            lambda job: distill_job(ctx, SENTENCE, "minilm", 4, 100_000, 0, 1, "pez", job.callback, user="alice"),
+            "distill",
+            "alice",
+        )
+        assert wait_for(lambda: job.progress is not None)
+        running, runs = alice.predict(api_name="/runs")
+        assert [line.split()[:2] for line in running] == [["distill", job.id]] and runs == [saved.name]
+        assert bob.predict(api_name="/runs") == ([], [])  # nothing of alice's is listed to bob
+        assert running_choices(ctx, "bob") == [] and running_choices(ctx, None) == []
+        assert next(watch_job(ctx, job.id, "bob")).startswith("No running job chosen")
+        assert stop_chosen(ctx, job.id, "bob").startswith("No running job")  # bob cannot stop it
+        time.sleep(0.5)
+        assert not job.finished.is_set() and not job.stopping
+        served = f"gradio_api/file={saved}"
+        assert login(url, "bob", "pb").get(served).status_code == 403  # nor download it
+        assert httpx.get(f"{url.rstrip('/')}/{served}").status_code in (401, 403)  # nor anyone not logged in
+        assert login(url, "alice", "pa").get(served).status_code == 200
+        assert stop_chosen(ctx, job.id, "alice").startswith(f"Stopping {job.id}")  # alice can stop it
+        assert job.finished.wait(60) and job.result[0].interrupted
+        _, _, bobs_file = distill(bob, steps=2)
+        assert bob.predict(api_name="/runs")[1] == [Path(bobs_file).name]
+        assert sorted(alice.predict(api_name="/runs")[1]) == sorted([saved.name, job.result[1].name])
+    finally:
+        app.close()
+
+
+def run_until_progress(ctx, work, kind="job"):
+    """Start ``work(job, callback)`` as a page's job; wait for its first progress report, noting whether the time
+    estimate was already in the page's status then; stop it. (the job, the estimate seen at the first report)"""
+    import gradio as gr
+
+    from pez.ui.common import search_panel
+
+    with gr.Blocks():
+        panel = search_panel("test")
+    seen = []
+
+    def callback(p, job):
+        if not seen:
+            seen.append(panel.live(job)[2])  # the status the page shows before this first report
+        job.callback(p)
+
+    job = ctx.runner.start(f"estimate:{kind}", lambda job: work(job, lambda p: callback(p, job)), kind)
+    assert wait_for(lambda: job.progress is not None or job.finished.is_set(), 300), "no progress reported"
+    assert job.error is None, job.error
+    ctx.runner.stop(f"estimate:{kind}")
+    assert job.finished.wait(120)
+    return job, seen[0] if seen else ""
+
+
+def test_a_time_estimate_is_shown_before_the_search_starts_and_scales_with_the_steps(tmp_path):
+    import re
+
+    import gradio as gr
+
+    from pez.ui.common import Context, UIOptions, search_panel
+    from pez.ui.text_tab import distill as distill_job
+
+    ctx = Context(UIOptions(device="cpu", runs=str(tmp_path)))
+
+    def work(steps):
+        return lambda job, cb: distill_job(ctx, SENTENCE, "minilm", 4, steps, 0, 2, "pez", cb, job=job)
+
+    # no earlier run: a timed probe of two steps, told before the first step's report
+    job, before = run_until_progress(ctx, work(100_000), "distill")
+    assert re.search(r"Estimate: about .+ for 100000 steps at this machine's pace \(timed on a 2-step probe\)", before)
+    measured = job.progress.elapsed / job.progress.step  # the pace of the search itself
+    assert 0.2 < job.estimate_s / 100_000 / measured < 5  # of the right order
+    (key,) = ctx.paces  # the stopped search measured its pace for the next run with these settings
+    assert ctx.paces.get(key) == pytest.approx(job.result[0].timings["s_per_step"])
+    # an earlier run with the same settings: its pace times the steps asked for, said as soon as Run is pressed
+    ctx.paces.record(key, 0.25)  # planted: a quarter of a second per step
+    for steps, said in ((960, "about 4 min for 960 steps"), (1920, "about 8 min for 1920 steps")):
+        job, before = run_until_progress(ctx, work(steps), "distill")
+        assert job.estimate_s == pytest.approx(0.25 * steps) and said in before
+        assert "measured by an earlier run with the same settings" in before
+        ctx.paces.record(key, 0.25)
+    with gr.Blocks():
+        panel = search_panel("text")
+    assert "Estimate: about" in panel.live(job)[2]  # it stays in the status while the search runs
+
+
+def test_the_image_and_task_tabs_tell_their_estimate_before_the_search(tmp_path, astronaut_png):
+    from pez.ui.common import Context, UIOptions
+    from pez.ui.image_tab import invert_images
+    from pez.ui.task_tab import discover_task
+
+    ctx = Context(UIOptions(device="cpu", runs=str(tmp_path)))
+    job, before = run_until_progress(
+        ctx,
+        lambda job, cb: invert_images(
+            ctx, [str(astronaut_png)], "", [], "", "ViT-B-32/random", 4, 5000, 2, "pez", 0, callback=cb, job=job
+        ),  # fmt: skip
+        "invert",
+    )
+    assert "Estimate: about" in before and "for 5000 steps" in before and job.estimate_s > 0
+    job, before = run_until_progress(
+        ctx,
+        lambda job, cb: discover_task(
+            ctx,
+            "movie-reviews",
+            None,
+            "{prompt} {text} It was",
+            "negative,positive",
+            "",
+            "smollm2",
+            3,
+            3000,
+            0,
+            "pez",
+            4,
+            4,
+            8,
+            0.0,
+            callback=cb,
+            job=job,
+        ),  # fmt: skip
+        "discover",
+    )
+    assert "Estimate: about" in before and "for 3000 steps" in before
+    measured = job.progress.elapsed / job.progress.step
+    assert 0.1 < job.estimate_s / 3000 / measured < 10
+
+
+@pytest.mark.skipif(chromium() is None, reason="no Chromium found (apt-get install chromium)")
+def test_check_by_generating_is_stopped_from_the_page_in_a_real_browser(tmp_path_factory, tiny_pipeline_dir,
+                                                                         tiny_clip_dir, photos):  # fmt: skip
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from pez.ui import UIOptions, launch_app
+
+    runs = tmp_path_factory.mktemp("runs-check-browser")
+    options = UIOptions(device="cpu", runs=str(runs), pipeline=tiny_pipeline_dir, reference_model=tiny_clip_dir)
+    app = launch_app(options, port=free_port(), prevent_thread_lock=True, quiet=True)
+    body = "document.body.innerText"
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(app.local_url)
+            page.get_by_role("tab", name="Check by generating").click()
+            tab = page.locator("#generate-tab")
+            page.locator("#generate-prompt textarea").fill("a cat on a sofa")
+            tab.locator("input[type=file]").first.set_input_files(str(photos / "chelsea.png"))
+            page.wait_for_function(f"() => /chelsea\\s*\\.png/.test({body})", timeout=30_000)  # uploaded
+            tab.get_by_role("spinbutton", name="Generations", exact=True).fill("16")
+            tab.get_by_label("Inference steps").fill("200")
+            page.locator("#generate-run").click()
+            page.wait_for_function(f"() => /Generation [2-9]\\d* of 16 under way/.test({body})", timeout=180_000)
+            page.locator("#generate-stop").click()
+            page.wait_for_function(f"() => /Stopping/.test({body})", timeout=30_000)  # said at once
+            page.wait_for_function(f"() => /Stopped after \\d+ of 16/.test({body})", timeout=180_000)
+            shown = page.locator("#generate-score input").input_value()
+            browser.close()
+        (saved,) = runs.glob("*-check-*/check.json")
+        check = json.loads(saved.read_text())
+        assert 1 <= len(check["scores"]) < 16 and float(shown) == pytest.approx(check["mean"], abs=1e-4)
+        assert app.pez_context.runner.running() == []
+    finally:
+        app.close()
