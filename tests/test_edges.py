@@ -475,3 +475,14 @@ def test_a_binary_shard_beside_the_output_is_one_line(capsys, tmp_path, astronau
     argv = ["invert-dataset", str(folder), "--out", str(out), "--model", "ViT-B-32/random", "--steps", "1",
             "--prompt-len", "2", "--device", "cpu", "--quiet"]  # fmt: skip
     _one_line(*run_cli(capsys, *argv)[::2], "not a results file")
+
+
+def test_more_survey_cases_are_one_line(capsys, tmp_path):
+    inv = ["invert", "--model", "minilm", "--device", "cpu", "--steps", "2", "--prompt-len", "2", "--text", "a horse"]
+    _one_line(*run_cli(capsys, *inv, "--restarts", "99999999999999999999")[::2], "at most 65,536")
+    _one_line(*run_cli(capsys, *inv, "--readable", "--method", "gcg")[::2], "leave out --method gcg")
+    disc = ["discover", "--model", "smollm2", "--steps", "1", "--quiet"]
+    _one_line(*run_cli(capsys, *disc, "--dev-size", "99999999999999999999")[::2], "at most 10,000,000")
+    _one_line(*run_cli(capsys, *disc, "--batch-size", "99999999999999999999")[::2], "at most 65,536")
+    gist = ["gist", "train", "--model", "smollm2", "--steps", "1", "--out", str(tmp_path / "g"), "--lora-rank", "8"]
+    _one_line(*run_cli(capsys, *gist)[::2], "add --lora")

@@ -14,6 +14,7 @@ from pez.cli.options import (
     check_output_file,
     quiet_libraries,
 )
+from pez.errors import PezError
 
 
 def add_parser(sub) -> None:
@@ -27,7 +28,7 @@ def add_parser(sub) -> None:
     t.add_argument("--steps", type=int, default=200, metavar="N", help="training steps (200)")
     t.add_argument("--out", required=True, metavar="DIR", help="folder for the gist model (and its checkpoint)")
     t.add_argument("--lora", action="store_true", help="LoRA through PEFT instead of full fine-tuning")
-    t.add_argument("--lora-rank", type=int, default=16, metavar="R", help="LoRA rank (16)")
+    t.add_argument("--lora-rank", type=int, metavar="R", help="LoRA rank (16; with --lora)")
     t.add_argument("--lr", type=float, metavar="LR", help="AdamW learning rate (5e-5 full, 1e-3 LoRA)")
     t.add_argument("--batch-size", type=int, default=8, metavar="N", help="examples per step (8)")
     t.add_argument("--eval-every", type=int, default=25, metavar="N", help="steps between held-out losses (25)")
@@ -84,6 +85,8 @@ def run_train(args: argparse.Namespace) -> int:
     from pez.gist import gist_train
 
     check_output_dir(args.out, "--out")
+    if args.lora_rank is not None and not args.lora:
+        raise PezError("--lora-rank sets the rank of LoRA: add --lora, or leave --lora-rank out")
     quiet_libraries()
     with ProgressBar(args.quiet, "gist", "step") as bar:
 
@@ -98,7 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
             steps=args.steps,
             out=args.out,
             lora=args.lora,
-            lora_rank=args.lora_rank,
+            lora_rank=args.lora_rank or 16,
             lr=args.lr,
             batch_size=args.batch_size,
             eval_every=args.eval_every,

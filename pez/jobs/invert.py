@@ -131,10 +131,13 @@ def invert(
         negative_weight: weight of each negative target relative to a positive one.
         callback, checkpoint, resume: as in :func:`pez.optimize`.
         judge: the causal LM whose perplexity of the prompt's text goes in ``readability`` (None: none).
-        readable: readable mode (:func:`readable_search`): a prompt that reads as text; ``method`` is then unused.
+        readable: readable mode (:func:`readable_search`): a prompt that reads as text; it picks its own methods,
+            so ``method`` must be left at ``pez``.
         **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``; ``restarts``
             defaults to 4 here (:data:`INVERT_DEFAULTS`).
     """
+    if readable and method != "pez":
+        raise PezError(f"--readable picks its own methods (VGD, then the readable method): leave out --method {method}")
     cfg = make_config("readable" if readable else method, config, None if readable else INVERT_DEFAULTS)
     t0 = time.perf_counter()
     images, negative_images = check_targets(model, images, texts, negative_images, negative_weight)

@@ -45,9 +45,12 @@ def check_fluency(fluency) -> None:
         raise PezError(f"--fluency must be a finite number >= 0 (0: none; the paper uses 0.003), got {fluency!r}")
 
 
+MAX_SPLIT = 10_000_000  # examples in a split: larger than any dataset pez reads
+
+
 def check_size(name: str, value, allow_none: bool = True) -> None:
     """A split size option: a positive whole number (or None, meaning all). Raises a one-line PezError."""
-    check_whole(name, value, allow_none, none_means=" for all")
+    check_whole(name, value, allow_none, none_means=" for all", most=MAX_SPLIT)
 
 
 @dataclass

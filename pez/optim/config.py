@@ -14,6 +14,9 @@ def config_field(default, text: str):
     return field(default=default, metadata={"help": text})
 
 
+MAX_BATCH = 65_536  # restarts or examples per step: beyond any machine's memory
+
+
 def check_positive(config, *names: str) -> None:
     """Raise a one-line :class:`PezError` naming the option when one of these fields is not positive."""
     for name in names:
@@ -66,6 +69,10 @@ class OptimizerConfig:
         self.blocklist = tuple(self.blocklist)
         check_positive(self, "prompt_len", "steps", "restarts", "sync_every", "eval_every", "checkpoint_every")
         check_positive(self, "batch_size")
+        for name in ("restarts", "batch_size"):  # a batch that large is out of any machine's memory
+            value = getattr(self, name)
+            if value is not None and value > MAX_BATCH:
+                raise PezError(f"--{name.replace('_', '-')} must be at most {MAX_BATCH:,}, got {value:,}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise PezError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed}")
         w = self.prior_weight

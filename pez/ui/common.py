@@ -19,7 +19,7 @@ import gradio as gr
 from pez.errors import PezError
 from pez.models import DEFAULT_CLIP, EMBEDDED
 from pez.ui.estimate import PaceBook
-from pez.ui.live import Job, JobRunner, Limits
+from pez.ui.live import Job, JobRunner, Limits, check_memory
 from pez.ui.runs import RunStore
 
 JOBS = "pez-jobs"  # the one concurrency group of every event that runs a job
@@ -382,3 +382,17 @@ def search_status(res, path) -> str:
     if res.interrupted:
         line += "; stopped: the best prompt so far"
     return f"{line}. Saved in the runs folder as `{Path(path).name}`."
+
+
+def search_sizes(ctx, steps, restarts, prompt_len, seed, model, readable) -> tuple[dict, int, int, str]:
+    """The image and text tabs' search fields checked against the limits and the free memory (one message naming
+    the field): ``(search, prompt_len, seed, model)``, ``search`` holding steps and restarts."""
+    limits = ctx.limits
+    search = {"steps": bounded(steps, "Steps", 1, limits.steps),
+              "restarts": bounded(restarts, "Restarts", 1, limits.restarts)}  # fmt: skip
+    prompt_len = bounded(prompt_len, "Prompt length", 1, limits.prompt_len)
+    seed = bounded(seed, "Seed", 0, limits.seed)
+    model = model_spec(model)
+    if not readable:
+        check_memory(model, search["restarts"], prompt_len + 2, ctx.options.device, "Restarts", search["restarts"])
+    return search, prompt_len, seed, model

@@ -14,19 +14,17 @@ from pez.ui.common import (
     OFFLINE_CLIP,
     Context,
     Slider,
-    bounded,
     file_paths,
     lines,
     model_note,
-    model_spec,
     one_line_errors,
     search_panel,
+    search_sizes,
     session_key,
     stop_search,
     user_of,
 )
 from pez.ui.estimate import invert_estimated
-from pez.ui.live import check_memory
 
 IMAGE_MODELS = [DEFAULT_CLIP, "ViT-L-14/openai", "sdxl", "ViT-B-32/laion2b_s34b_b79k", OFFLINE_CLIP]
 CPU_STEPS = 300  # the page's default on a CPU, where the paper's 3000 steps of ViT-H-14 take hours
@@ -70,15 +68,9 @@ def invert_images(
     negative_images = file_paths(negative_images, "negative images", ctx.options)
     if not images and not lines(texts):
         raise PezError("no target images: upload one or more images (or give target texts)")
-    limits = ctx.limits
-    search = {"steps": bounded(steps, "Steps", 1, limits.steps), "restarts": bounded(restarts, "Restarts", 1,
-              limits.restarts)}  # fmt: skip
-    prompt_len = bounded(prompt_len, "Prompt length", 1, limits.prompt_len)
-    seed = bounded(seed, "Seed", 0, limits.seed)
-    model = model_spec(model)
-    if not readable:
-        check_memory(model, search["restarts"], prompt_len + 2, ctx.options.device, "Restarts", search["restarts"])
-    method, readable = method or "pez", bool(readable)
+    search, prompt_len, seed, model = search_sizes(ctx, steps, restarts, prompt_len, seed, model, readable)
+    readable = bool(readable)
+    method = "pez" if readable else method or "pez"  # readable mode picks its own methods
     key = ("invert", model, method, readable, prompt_len, search["restarts"], len(images), ctx.options.device)
     res = invert_estimated(
         ctx, job, key, model, readable, search, callback, images=images, texts=lines(texts),

@@ -12,18 +12,16 @@ from pez.ui.common import (
     OFFLINE_CLIP,
     Context,
     Slider,
-    bounded,
     bounded_text,
     model_note,
-    model_spec,
     one_line_errors,
     search_panel,
+    search_sizes,
     session_key,
     stop_search,
     user_of,
 )
 from pez.ui.estimate import invert_estimated
-from pez.ui.live import check_memory
 
 TEXT_MODELS = ["minilm", OFFLINE_CLIP, "ViT-L-14/openai", "ViT-H-14/laion2b_s32b_b79k"]
 
@@ -36,14 +34,9 @@ def distill(ctx: Context, text, model, prompt_len, steps, seed, restarts=INVERT_
     text = bounded_text(text, "Text to distil", limits.text_chars)
     if not text:
         raise PezError("the text to distil is empty: type a sentence or a long prompt")
-    search = {"steps": bounded(steps, "Steps", 1, limits.steps), "restarts": bounded(restarts, "Restarts", 1,
-              limits.restarts)}  # fmt: skip
-    prompt_len = bounded(prompt_len, "Prompt length", 1, limits.prompt_len)
-    seed = bounded(seed, "Seed", 0, limits.seed)
-    model = model_spec(model)
-    if not readable:
-        check_memory(model, search["restarts"], prompt_len + 2, ctx.options.device, "Restarts", search["restarts"])
-    method, readable = method or "pez", bool(readable)
+    search, prompt_len, seed, model = search_sizes(ctx, steps, restarts, prompt_len, seed, model, readable)
+    readable = bool(readable)
+    method = "pez" if readable else method or "pez"  # readable mode picks its own methods
     key = ("distill", model, method, readable, prompt_len, search["restarts"], ctx.options.device)
     # readable mode sizes its own search (pez.jobs.invert.READABLE): the search's steps and restarts go unused
     res = invert_estimated(
