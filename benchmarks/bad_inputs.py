@@ -189,7 +189,7 @@ def cases() -> list[Case]:
     cmd = "merge"
     for path, what in [("missing.jsonl", "missing"), ("inv.json", "an invert result"), ("imgdir", "a folder"),
                        ("img.png", "an image"), ("garbage.json", "garbage"), ("disc.json", "a discover result"),
-                       ("nolabel.jsonl", "a JSONL without image fields"), ("o.jsonl", "garbage shards"),
+                       ("nolabel.jsonl", "a JSONL without image fields"), ("m.jsonl", "garbage shards"),
                        ("", "empty")]:  # fmt: skip
         add(Case(cmd, ("merge", path), f"{what}: one line, nothing changed"))
     add(Case(cmd, ("merge",), "no FILE: argparse"))
@@ -499,8 +499,8 @@ def write_small_fixtures(small: Path) -> None:
             {"instruction": ask, "input": r["text"], "output": output, **({"choices": choices} if choices else {})}
         )
     (small / "gist_rows.jsonl").write_text(jsonl(gist_rows))
-    (small / "o.jsonl").write_text("")
-    (small / "o.jsonl.shard-0-of-2").write_bytes(b'{"image": "x.png", "text": "a"\n\x00\xff garbage\n')
+    (small / "m.jsonl").write_text("")
+    (small / "m.jsonl.shard-0-of-2").write_bytes(b'{"image": "x.png", "text": "a"\n\x00\xff garbage\n')
 
 
 SETUP = [

@@ -55,7 +55,7 @@ def test_seconds_budget_stops_the_run(planted):
     t = res.timings
     assert t["stopped_by"] == "budget_seconds" and 0 < t["steps_run"] < 10**6
     assert 0.5 < t["elapsed_s"] < 3.0  # the step after which another would not fit, plus the final sync
-    with pytest.raises(pez.PezError, match="budget-seconds must be positive"):
+    with pytest.raises(pez.PezError, match="budget-seconds must be a positive, finite number"):
         PEZ(planted, PEZConfig(prompt_len=6)).run(budget_seconds=0)
 
 
