@@ -346,7 +346,7 @@ def test_invert_dataset_refuses_an_image_as_its_output(capsys, two_photos, tmp_p
     before = photo.read_bytes()
     for out in (photo, tmp_path / "new.PNG"):
         code, _, err = run_cli(capsys, "invert-dataset", str(two_photos), "--out", str(out))
-        assert code == 2 and len(err.strip().splitlines()) == 1 and "is an image file name" in err, err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "is an image" in err, err
     assert photo.read_bytes() == before and not (tmp_path / "new.PNG").exists()
 
 
