@@ -101,7 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
             steps=args.steps,
             out=args.out,
             lora=args.lora,
-            lora_rank=args.lora_rank or 16,
+            lora_rank=16 if args.lora_rank is None else args.lora_rank,
             lr=args.lr,
             batch_size=args.batch_size,
             eval_every=args.eval_every,
