@@ -90,7 +90,11 @@ def test_first_word_is_the_allowed_token_with_the_best_one_token_score(car, fast
     opt.run()
     allowed = opt.allowed[0].nonzero().squeeze(1)
     scores = -car.eval_loss_ids([[t] for t in allowed.tolist()], torch.zeros(len(allowed), dtype=torch.long))
-    assert opt.ranked[0].tolist() == allowed[scores.argsort(descending=True, stable=True)].tolist()
+    # by the one-token score, best first (ties within float noise: the ranking encodes in other batch sizes)
+    direct = dict(zip(allowed.tolist(), scores.tolist()))
+    ranked = opt.ranked[0].tolist()
+    assert sorted(ranked) == sorted(direct)
+    assert all(direct[a] >= direct[b] - 1e-5 for a, b in zip(ranked, ranked[1:]))
     (car_id,) = car.vocab.encode("car")
     assert opt.ranked[0][0].item() == car_id  # planted: the target's own one-token text, cosine 1
     assert opt.keyword == ["car"] and "Keyword: car" in opt.lm.tokenizer.decode(opt.prefix_ids("car"))
