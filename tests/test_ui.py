@@ -2,6 +2,7 @@
 comes back as one message while the app keeps serving) and through a real headless Chromium (the text tab with
 minilm, whose page result must equal the CLI's for the same seed; the screenshot in the README)."""
 
+import contextlib
 import json
 import math
 import os
@@ -350,14 +351,24 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(chromium() is None, reason="no Chromium found (apt-get install chromium)")
-def test_the_text_tab_in_a_real_browser_equals_the_cli(ui, tmp_path):
+@contextlib.contextmanager
+def browser_page(url: str):
+    """A Chromium page (playwright) opened on ``url``; the browser closes after the block."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    app = ui[0]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app.local_url)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(chromium() is None, reason="no Chromium found (apt-get install chromium)")
+def test_the_text_tab_in_a_real_browser_equals_the_cli(ui, tmp_path):
+    app = ui[0]
+    with browser_page(app.local_url) as page:
         page.get_by_role("tab", name="Text -> short prompt").click()
         tab = page.locator("#text-tab")
         tab.get_by_label("Text to distil").fill(SENTENCE)
@@ -374,7 +385,6 @@ def test_the_text_tab_in_a_real_browser_equals_the_cli(ui, tmp_path):
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shot = SCREENSHOT if os.environ.get("PEZ_UPDATE_SCREENSHOT") else tmp_path / "ui.png"
         page.screenshot(path=str(shot), full_page=True)
-        browser.close()
     cli = cli_invert(tmp_path, SENTENCE, 8, 60, 0)  # the page's defaults: 8 tokens, seed 0
     assert shown == cli["text"]
     assert shown_score == pytest.approx(cli["score"], abs=1e-4)
@@ -607,13 +617,9 @@ def test_messages_name_uploads_and_options_as_the_page_does():
 
 @pytest.mark.skipif(chromium() is None, reason="no Chromium found (apt-get install chromium)")
 def test_a_reloaded_page_in_a_real_browser_finds_its_job_and_stops_it(ui):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     app, ctx = ui[0], ui[0].pez_context
     body = "document.body.innerText"
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app.local_url)
+    with browser_page(app.local_url) as page:
         page.get_by_role("tab", name="Text -> short prompt").click()
         tab = page.locator("#text-tab")
         tab.get_by_label("Text to distil").fill(SENTENCE)
@@ -642,7 +648,6 @@ def test_a_reloaded_page_in_a_real_browser_finds_its_job_and_stops_it(ui):
         page.wait_for_function(
             "() => /finished/.test(document.querySelector('#runs-job-status').innerText)", timeout=30_000
         )
-        browser.close()
 
 
 def test_the_image_tab_defaults_are_sized_for_the_machine(tmp_path):
@@ -814,7 +819,6 @@ def test_the_image_and_task_tabs_tell_their_estimate_before_the_search(tmp_path,
 @pytest.mark.skipif(chromium() is None, reason="no Chromium found (apt-get install chromium)")
 def test_check_by_generating_is_stopped_from_the_page_in_a_real_browser(tmp_path_factory, tiny_pipeline_dir,
                                                                          tiny_clip_dir, photos):  # fmt: skip
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     from pez.ui import UIOptions, launch_app
 
     runs = tmp_path_factory.mktemp("runs-check-browser")
@@ -822,10 +826,7 @@ def test_check_by_generating_is_stopped_from_the_page_in_a_real_browser(tmp_path
     app = launch_app(options, port=free_port(), prevent_thread_lock=True, quiet=True)
     body = "document.body.innerText"
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(app.local_url)
+        with browser_page(app.local_url) as page:
             page.get_by_role("tab", name="Check by generating").click()
             tab = page.locator("#generate-tab")
             page.locator("#generate-prompt textarea").fill("a cat on a sofa")
@@ -839,7 +840,6 @@ def test_check_by_generating_is_stopped_from_the_page_in_a_real_browser(tmp_path
             page.wait_for_function(f"() => /Stopping/.test({body})", timeout=30_000)  # said at once
             page.wait_for_function(f"() => /Stopped after \\d+ of 16/.test({body})", timeout=180_000)
             shown = page.locator("#generate-score input").input_value()
-            browser.close()
         (saved,) = runs.glob("*-check-*/check.json")
         check = json.loads(saved.read_text())
         assert 1 <= len(check["scores"]) < 16 and float(shown) == pytest.approx(check["mean"], abs=1e-4)
