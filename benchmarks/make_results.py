@@ -159,7 +159,8 @@ def defaults(data: dict) -> str:
 def readable(data: dict) -> str:
     t = data["targets"]
     own = f"median {t['ppl_median']:.0f}, geometric mean {t['ppl_geomean']:.0f} ({t['n']} sentences)"
-    out = [f"Judge: {data['judge']}; the targets' own perplexity: {own}; {data['seconds']:g} s per prompt (setup and loop).\n"]
+    seconds = f"{data['seconds']:g} s per prompt (setup and loop)"
+    out = [f"Judge: {data['judge']}; the targets' own perplexity: {own}; {seconds}.\n"]
     for length, summary in data["summary"].items():
         out.append(f"**{length} tokens** (minilm):\n")
         out.append("| method | cosine (mean ± std) | perplexity median | geo. mean | dictionary words | s/prompt |")
