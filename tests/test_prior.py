@@ -38,7 +38,8 @@ def test_the_prior_term_equals_a_direct_computation(obj, prior):
     base = obj.eval_loss_ids(ids, group)
     combined = wrapped.eval_loss_ids(ids, group)
     for k in range(len(texts)):
-        text = obj.vocab.decode(ids[k])
+        text = obj.vocab.sentence_case(obj.vocab.decode(ids[k]))  # the prior reads the text as the user gets it
+        assert text[0].isupper()
         assert float(combined[k] - base[k]) == pytest.approx(0.05 * direct_nll(prior, text), rel=1e-4)
     assert wrapped.describe()["prior"] == "smollm2" and wrapped.describe()["prior_weight"] == 0.05
 
@@ -103,6 +104,59 @@ def test_readable_mode_recovers_a_planted_readable_target_under_random_clip(tiny
     honest = -float(clip.eval_loss_ids([clip.vocab.encode(res.text)], torch.zeros(1, dtype=torch.long))[0])
     assert res.score == pytest.approx(honest, abs=1e-5)
     assert pez_ppl > 10 * readable, plain.text
+
+
+def test_sentence_case_only_where_the_model_reads_the_same_ids(obj, smollm2):
+    """Casing is free under an uncased encoder (minilm, CLIP): the text a user gets is written as a sentence, with
+    the same ids and so the same score. A cased tokenizer's text is left as it is."""
+    from pez.text.tokenizers import HFTokenizer
+    from pez.text.vocab import Vocabulary
+
+    vocab = obj.vocab
+    assert vocab.ignores_case
+    text = "the librarian is surrounded by books. she reads, i think! yes"
+    cased = vocab.sentence_case(text)
+    assert cased == "The librarian is surrounded by books. She reads, I think! Yes"
+    assert vocab.encode(cased) == vocab.encode(text)
+    assert vocab.sentence_case("so i'd say i.e. mine") == "So I'd say i.e. mine"  # a lone i only
+    cased_vocab = Vocabulary(HFTokenizer(smollm2.tokenizer), smollm2.model.get_input_embeddings().weight, 512)
+    assert not cased_vocab.ignores_case
+    assert cased_vocab.sentence_case(text) == text
+
+
+def test_a_readable_search_returns_its_text_in_sentence_case(obj, prior):
+    res = pez.optimize(obj, pez.make_config("readable", {"prompt_len": 4, "steps": 4, "seed": 0}), judge="smollm2")
+    assert res.text == obj.vocab.sentence_case(obj.vocab.decode(res.text_ids)) and res.text[0].isupper()
+    plain = pez.optimize(obj, pez.PEZConfig(prompt_len=4, steps=4, seed=0))  # no prior: the tokenizer's own text
+    assert plain.text == obj.vocab.decode(plain.text_ids)
+
+
+def test_the_refinement_starts_from_its_text_own_tokens(obj):
+    """A word the allowed vocabulary leaves out as pieces (shrouded = sh ##roud ##ed) stays in the first prompt of
+    the readable method; a projection onto allowed tokens would have replaced its pieces by other words."""
+    text = "A snowy landscape shrouded in dark"
+    ids = obj.vocab.encode(text)
+    opt = pez.optim.Readable(obj, pez.make_config("readable", {"prompt_len": len(ids), "init_text": text}))
+    assert opt.initial_ids()[0].tolist() == ids
+    assert not bool(opt.allowed[3, ids[4]])  # "##roud" is not an allowed token: the projection would move it
+    assert opt.decode(ids) == text  # the text the user would get back, cased as a sentence
+
+
+def test_max_nll_rise_bounds_the_text_the_search_moves_to(obj, prior):
+    """With ``max_nll_rise`` 0 no accepted prompt reads worse under the LM than the first one; without the bound
+    the same search (prior weight 0: swaps chosen by score alone) moves to text that reads worse."""
+    start = "a woman is in the library"
+    n = len(obj.vocab.encode(start))
+    cfg = {"prompt_len": n, "init_text": start, "steps": 2 * n, "seed": 0, "prior_weight": 0.0}
+    free = pez.optimize(obj, pez.make_config("readable", cfg))
+    bounded = pez.optimize(obj, pez.make_config("readable", {**cfg, "max_nll_rise": 0.0}))
+    nll = [direct_nll(prior, t) for t in (obj.vocab.sentence_case(start), free.text, bounded.text)]
+    assert nll[1] > nll[0] + 0.1, free.text  # the unbounded search reads worse than the start
+    assert nll[2] <= nll[0] + 1e-4, bounded.text
+    assert bounded.score >= -float(obj.eval_loss_ids([obj.vocab.encode(start)], torch.zeros(1, dtype=torch.long))[0])
+    for bad in (-0.5, float("nan"), float("inf"), True):
+        with pytest.raises(pez.PezError, match="max-nll-rise must be a finite number >= 0"):
+            pez.make_config("readable", {"max_nll_rise": bad})
 
 
 def test_the_readable_method_proposes_words_the_lm_likes(obj):

@@ -7,6 +7,8 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
+import torch
+
 from pez.errors import PezError
 from pez.images import load_image
 from pez.models import DEFAULT_CLIP, LoadedModel, family_of, family_of_kind, load_model, resolve_device
@@ -18,10 +20,11 @@ from pez.records import PromptResult
 # One search for one target: 4 prompts searched together reach a better honest score at every wall-clock budget
 # than one prompt does (benchmarks/bench_defaults.py, benchmarks/RESULTS.md#defaults-chosen-by-quality-per-second).
 INVERT_DEFAULTS = {"restarts": 4}
-# Readable mode (``--readable``): VGD's beam search writes a fluent first text, then the readable method refines it
-# for ``sweeps`` passes over its positions with the gradient's and the LM's proposals, scored with the LM prior
-# (benchmarks/bench_readable.py, docs/defaults.md#readable-mode).
-READABLE = {"vgd": {"searches": 1}, "refine": {"prior_weight": 0.05}, "sweeps": 3, "vgd_share": 0.5}
+# Readable mode (``--readable``): VGD's beam searches write a fluent first text (``vgd_searches`` of them, or as many
+# as ``vgd_share`` of a budget of seconds allows), then the readable method refines the best from its own tokens for
+# ``sweeps`` passes over its positions (or the rest of the budget) with the gradient's and the LM's proposals, scored
+# with the LM prior (benchmarks/bench_readable.py, docs/defaults.md#readable-mode).
+READABLE = {"vgd_searches": 3, "vgd_share": 0.6, "refine": {"prior_weight": 0.05}, "sweeps": 3}
 
 
 def check_targets(model, images: Sequence, texts: Sequence[str], negative_images: Sequence, negative_weight: float):
@@ -79,27 +82,52 @@ def readable_search(
     budget: Budget | None = None,
     **config,
 ) -> PromptResult:
-    """Readable mode: VGD writes a first text (one beam search, :class:`pez.optim.vgd.VGD`), then the readable
-    method (:class:`pez.optim.readable.Readable`) refines it from that text, ``READABLE["sweeps"]`` passes over its
-    tokens; ``config`` sets fields of the refinement (``prior_weight``, ``top_k``, ``lm_k``, ``steps``, ...). The
-    result is the refinement's, with the VGD text and its score in ``extras``; ``checkpoint`` / ``resume`` are the
-    refinement's (VGD is deterministic for a seed and runs again). A ``budget`` of seconds covers both stages (the
-    refinement gets what VGD left; VGD may take ``READABLE["vgd_share"]`` of it)."""
-    vgd_budget = None
+    """Readable mode: VGD writes a first text (:class:`pez.optim.vgd.VGD`, ``READABLE["vgd_searches"]`` beam
+    searches), then the readable method (:class:`pez.optim.readable.Readable`) refines the best from that text's own
+    tokens, ``READABLE["sweeps"]`` passes over them; ``config`` sets fields of the refinement (``prior_weight``,
+    ``top_k``, ``lm_k``, ``max_nll_rise``, ``steps``, ...). The result is the refinement's, with the VGD text and its
+    score in ``extras``; ``checkpoint`` / ``resume`` are the refinement's (VGD is deterministic for a seed and runs
+    again). A ``budget`` of seconds covers both stages: VGD searches until ``READABLE["vgd_share"]`` of it is spent
+    (as many searches as fit), the refinement gets what VGD left."""
+    searches, vgd_budget = READABLE["vgd_searches"], None
     if budget is not None and budget.seconds is not None:
-        vgd_budget = Budget(budget.seconds * READABLE["vgd_share"])
-    first = optimize(objective, make_config("vgd", {"prompt_len": prompt_len, "seed": seed, **READABLE["vgd"]}),
-                     budget=vgd_budget)  # fmt: skip
-    n = max(1, min(prompt_len, len(objective.vocab.encode(first.text))))
-    refine = {"prompt_len": n, "seed": seed, "init_text": first.text, "steps": READABLE["sweeps"] * n}
-    cfg = make_config("readable", {**refine, **READABLE["refine"], **config})
+        searches, vgd_budget = None, Budget(budget.seconds * READABLE["vgd_share"])
+    vgd = {"prompt_len": prompt_len, "seed": seed, "searches": searches, "steps": 10**9}
+    first = optimize(objective, make_config("vgd", vgd), budget=vgd_budget)
+    settings = {**READABLE["refine"], **config}
+    start = readable_start(objective, first, make_config("readable", {"prompt_len": prompt_len, **settings}))
+    n = max(1, min(prompt_len, len(objective.vocab.encode(start))))
+    refine = {"prompt_len": n, "seed": seed, "init_text": start, "steps": READABLE["sweeps"] * n}
+    cfg = make_config("readable", {**refine, **settings})
     if budget is not None and budget.seconds is not None:
         budget = Budget(max(1e-3, budget.seconds - first.timings["total_s"]), budget.passes)
     res = optimize(objective, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
                    budget=budget)  # fmt: skip
-    res.extras.update(vgd_text=first.text, vgd_score=first.score, vgd_s=first.timings["total_s"])
+    res.extras.update(vgd_text=first.text, vgd_score=first.score, vgd_s=first.timings["total_s"],
+                      vgd_searches=len(first.extras.get("searches", [])))  # fmt: skip
     res.timings["total_s"] += first.timings["total_s"]
     return res
+
+
+@torch.no_grad()
+def readable_start(objective: Objective, first: PromptResult, cfg) -> str:
+    """The text readable mode refines: of VGD's best-scoring text and each search's own pick, the one of best
+    score + prior, as the refinement measures it (``cfg``: its ``prior`` and ``prior_weight``) on the text it will
+    start from. More searches find a text of higher score; the prior keeps the start readable."""
+    texts = list(dict.fromkeys([first.text] + [p["text"] for p in first.extras.get("searches", []) if p["text"]]))
+    if len(texts) == 1:
+        return texts[0]
+    vocab = objective.vocab
+    ids = [vocab.encode(t)[: vocab.max_len] for t in texts]
+    loss = objective.eval_loss_ids(ids, torch.zeros(len(ids), dtype=torch.long, device=vocab.embeddings.device))
+    if cfg.prior_weight > 0:
+        from pez.objectives.prior import load_prior
+
+        shown = [vocab.sentence_case(vocab.decode(i)) for i in ids]  # what the refinement's prior reads
+        logprobs = load_prior(cfg.prior, vocab.embeddings.device).token_logprobs(shown)
+        nll = [float(-lp.mean()) if lp.numel() else 0.0 for lp in logprobs]
+        loss = loss.float().cpu() + cfg.prior_weight * torch.tensor(nll)
+    return texts[int(loss.argmin())]
 
 
 def invert(

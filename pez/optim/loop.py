@@ -72,6 +72,7 @@ class PromptOptimizer(ABC):
     name: str = ""
     config_class: type[OptimizerConfig] = OptimizerConfig
     finished: bool = False  # set by a method whose search is over before ``steps``: the run ends ("finished")
+    writes_text: bool = False  # a method that writes readable text: its prompts are decoded in sentence case
 
     def __init__(self, objective: Objective, config: OptimizerConfig):
         self._t_created = time.perf_counter()
@@ -116,8 +117,13 @@ class PromptOptimizer(ABC):
     def decode(self, ids: list[int]) -> str:
         """The text of a prompt's ids as :meth:`step` returns them (padding, negative ids, already removed): the
         objective's vocabulary by default; a method whose prompts come from another text (VGD: the proposer's
-        words, cased and spaced as it wrote them) returns that text here. Tracking re-encodes and re-scores it."""
-        return self.obj.vocab.decode(ids)
+        words, cased and spaced as it wrote them) returns that text here. Tracking re-encodes and re-scores it.
+        A search for readable text (:attr:`writes_text`, or a prior on the objective) gets it in sentence case
+        where the model ignores case (:meth:`pez.text.vocab.Vocabulary.sentence_case`: the same ids)."""
+        text = self.obj.vocab.decode(ids)
+        if self.writes_text or getattr(self.obj, "prior", None) is not None:
+            return self.obj.vocab.sentence_case(text)
+        return text
 
     def result_extras(self, group: int) -> dict:
         """What a method adds to the result of ``group`` (:attr:`PromptResult.extras`); nothing by default."""

@@ -18,6 +18,7 @@ candidates added. Start from a fluent text with ``init_text`` (e.g. a VGD result
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -33,10 +34,19 @@ class ReadableConfig(CandidateConfig):
     top_k: int = config_field(8, "tokens proposed by the gradient's first-order score at the step's position")
     lm_k: int = config_field(8, "whole words the prior LM proposes after the text so far at the step's position")
     prior_weight: float = config_field(0.05, "weight of the prior's mean NLL per token beside the loss (0: none)")
+    max_nll_rise: float | None = config_field(
+        None, "refuse swaps whose text's mean NLL per token under the LM exceeds the first text's by more (None: any)"
+    )
 
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "top_k", "lm_k")
+        rise = self.max_nll_rise
+        if rise is not None and (isinstance(rise, bool) or not isinstance(rise, int | float) or not rise >= 0
+                                 or not math.isfinite(rise)):  # fmt: skip
+            from pez.errors import PezError
+
+            raise PezError(f"max-nll-rise must be a finite number >= 0 (nats per token), got {rise!r}")
         if self.top_k + self.lm_k > 4096:
             from pez.errors import PezError
 
@@ -45,6 +55,7 @@ class ReadableConfig(CandidateConfig):
 
 class Readable(CandidateSearch):
     name = "readable"
+    writes_text = True
     config_class = ReadableConfig
 
     def init(self, ids: torch.Tensor) -> None:
@@ -54,6 +65,31 @@ class Readable(CandidateSearch):
         prior = getattr(self.obj, "prior", None)
         self.proposer = prior if prior is not None else load_prior(self.cfg.prior, self.device)
         self._words: dict[int, list[tuple[int, str]]] = {}  # LM token id -> [(encoder id, word)] (cached)
+        self._nll: dict[str, float] = {}  # text -> mean NLL per LM token, when the objective has no prior
+        self.start_nll: torch.Tensor | None = None  # (R,), the first texts' NLL (the bound of max_nll_rise)
+
+    def initial_ids(self) -> torch.Tensor:
+        """As every method's, except that the init text's own tokens are kept as they are (a refinement starts
+        from the text it refines: the word pieces of a long word, which the allowed vocabulary leaves out and a
+        projection would replace, stay; a swap that breaks such a word does not tokenise back and is refused)."""
+        ids = super().initial_ids()
+        start = self.obj.vocab.encode(self.cfg.init_text)[: ids.shape[1]] if self.cfg.init_text else []
+        if start:
+            ids[:, : len(start)] = torch.tensor(start, device=ids.device)
+        return ids
+
+    def text_nll(self, ids: torch.Tensor) -> torch.Tensor:
+        """Mean NLL per LM token of each prompt's text as the user gets it (:meth:`decode`), shape (N,): the
+        prior's memo when the objective has one (the same texts were just scored), else this method's."""
+        texts = [self.decode(row) for row in ids.tolist()]
+        if hasattr(self.obj, "nll"):
+            values = self.obj.nll(texts)
+        else:
+            new = list(dict.fromkeys(t for t in texts if t not in self._nll))
+            for t, lp in zip(new, self.proposer.token_logprobs(new) if new else []):
+                self._nll[t] = float(-lp.mean()) if lp.numel() else 0.0
+            values = [self._nll[t] for t in texts]
+        return torch.tensor(values, device=self.device)
 
     def _as_word(self, lm_token: int) -> int | None:
         """The encoder's single whole-word token for an LM token that is a whole word, or None."""
@@ -68,8 +104,8 @@ class Readable(CandidateSearch):
     def lm_proposals(self, pos: int) -> torch.Tensor:
         """Up to ``lm_k`` encoder tokens per prompt that the LM proposes after the text of positions < ``pos``,
         shape (R, lm_k), -1 where there are fewer; one batched LM pass."""
-        lm, vocab, k = self.proposer, self.obj.vocab, self.cfg.lm_k
-        prefixes = [vocab.decode(row[:pos]) for row in self.ids.tolist()]
+        lm, k = self.proposer, self.cfg.lm_k
+        prefixes = [self.decode(row[:pos]) for row in self.ids.tolist()]
         last = lm.next_logits([" " + p if p else "" for p in prefixes])  # (R, V_lm)
         out = torch.full((len(prefixes), k), -1, dtype=torch.long)
         allowed = self.allowed[pos].cpu()
@@ -96,5 +132,21 @@ class Readable(CandidateSearch):
         tokens = torch.where(tokens < 0, ids[:, pos : pos + 1], tokens)  # no proposal: the current token
         cand = ids[:, None, :].repeat(1, tokens.shape[1], 1)  # (R, W, L)
         cand[:, :, pos] = tokens
-        self.move(cand, self.score_candidates(cand, filtered=True), only_if_better=True)
+        losses = self.score_candidates(cand, filtered=True)  # (R, W)
+        if cfg.max_nll_rise is not None:
+            if self.start_nll is None:
+                self.start_nll = self.text_nll(ids)
+            scored = losses.isfinite()  # a refused text is not read
+            nll = torch.full_like(losses, torch.inf)
+            nll[scored] = self.text_nll(cand[scored]).to(nll)
+            losses = torch.where(nll > self.start_nll[:, None] + cfg.max_nll_rise, torch.inf, losses)
+        self.move(cand, losses, only_if_better=True)
         return self.ids, self.cur_loss
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "start_nll": self.start_nll}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        start = state.get("start_nll")
+        self.start_nll = None if start is None else start.to(self.device)

@@ -7,10 +7,12 @@ whole words and a blocklist are options (docs/defaults.md#readable-vocabulary).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import pickle
+import re
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,6 +108,10 @@ def _bare_forms(tok: HFTokenizer) -> torch.Tensor:
     return _BARE[tok.tok]
 
 
+_SENTENCE_START = re.compile(r"(^\W*|(?<=\w\w)[.!?]\s+)([a-z])")  # not after the e. of i.e.
+_LONE_I = re.compile(r"(?<![\w'.])i(?![\w.])")  # i, i'd, i'm; not the i of i.e.
+
+
 @dataclass
 class Vocabulary:
     """A model's tokenizer and token embedding matrix, as the optimisers see them.
@@ -141,6 +147,23 @@ class Vocabulary:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(ids)
+
+    @functools.cached_property
+    def ignores_case(self) -> bool:
+        """Whether the tokenizer lowercases what it reads (CLIP, uncased BERT): then a text's casing is free."""
+        probe = "The Quick Fox. I Said"
+        return self.encode(probe) == self.encode(probe.lower())
+
+    def sentence_case(self, text: str) -> str:
+        """``text`` as a sentence is written (its first letter, a letter after ``. ! ?`` and a lone ``i`` upper
+        case), where the model reads both the same: the vocabulary ignores case and the cased text has the same
+        ids. Otherwise ``text`` unchanged. A reader (and a judge LM) reads the cased text better; the score is
+        that of the same ids."""
+        if not self.ignores_case or not text:
+            return text
+        cased = _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+        cased = _LONE_I.sub("I", cased)
+        return cased if cased == text or self.encode(cased) == self.encode(text) else text
 
     def allowed_mask(self, options: VocabOptions) -> torch.Tensor:
         """Boolean mask (V,) of tokens a prompt may use under ``options``.
