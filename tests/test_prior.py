@@ -205,3 +205,26 @@ def test_compare_reports_readability_and_draws_the_frontier(tiny, prior, tmp_pat
     assert "perplexity (median)" in paths["md"].read_text()
     unjudged = pez.compare(obj, ["random"], seeds=1, budget_steps=2, config={"prompt_len": 3}, judge=None)
     assert "frontier" not in unjudged.save(tmp_path / "none")
+
+
+def test_readable_mode_from_the_cli(tmp_path, capsys, prior):
+    """``pez invert --readable``: VGD's searches, then the refinement from the start of best score + prior; the
+    score written is the honest score of the text written, in sentence case, and the record says what VGD did."""
+    import json
+
+    from pez.cli import main
+    from pez.jobs.invert import READABLE
+
+    out = tmp_path / "r.json"
+    code = main(["invert", "--model", "minilm", "--text", TARGET, "--prompt-len", "4", "--readable", "--device",
+                 "cpu", "--out", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    res = json.loads(out.read_text())
+    obj = pez.make_objective("minilm", texts=[TARGET], device="cpu")
+    honest = -float(obj.eval_loss_ids([obj.vocab.encode(res["text"])], torch.zeros(1, dtype=torch.long))[0])
+    assert res["score"] == pytest.approx(honest, abs=1e-5)
+    assert res["text"][0].isupper() and res["text"] == obj.vocab.sentence_case(res["text"].lower())
+    extras = res["extras"]
+    assert extras["vgd_searches"] == READABLE["vgd_searches"] and extras["vgd_text"]
+    assert res["readability"]["perplexity"] == pytest.approx(prior.perplexity([res["text"]])[0], rel=1e-3)
+    assert res["text"] in capsys.readouterr().out
