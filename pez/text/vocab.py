@@ -161,9 +161,14 @@ class Vocabulary:
         that of the same ids."""
         if not self.ignores_case or not text:
             return text
-        cased = _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
-        cased = _LONE_I.sub("I", cased)
-        return cased if cased == text or self.encode(cased) == self.encode(text) else text
+        memo = self.__dict__.setdefault("_cased", {})  # text -> cased (a search meets the same texts again)
+        if text not in memo:
+            if len(memo) > 100_000:
+                memo.clear()
+            cased = _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+            cased = _LONE_I.sub("I", cased)
+            memo[text] = cased if cased == text or self.encode(cased) == self.encode(text) else text
+        return memo[text]
 
     def allowed_mask(self, options: VocabOptions) -> torch.Tensor:
         """Boolean mask (V,) of tokens a prompt may use under ``options``.
