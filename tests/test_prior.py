@@ -69,6 +69,19 @@ def test_scores_and_readability_are_those_of_the_returned_text(obj, prior, metho
     assert 0 <= r["dictionary_share"] <= 1 and r["words"] == len(res.text.split())
 
 
+def test_progress_shows_the_honest_score_of_the_text_it_shows(obj):
+    """The search ranks by score + prior; the progress (the CLI's bar, the page's live line) shows the objective's
+    own score of the text it shows, as the result does."""
+    seen = []
+    cfg = pez.make_config("readable", {"prompt_len": 4, "steps": 4, "seed": 0, "sync_every": 1, "prior_weight": 0.5})
+    res = pez.optimize(obj, cfg, callback=seen.append)
+    group = torch.zeros(1, dtype=torch.long)
+    for p in seen:
+        honest = -float(obj.eval_loss_ids([obj.vocab.encode(p.best_text)], group)[0])
+        assert p.best_score == pytest.approx(honest, abs=1e-5), p.best_text
+    assert seen[-1].best_text == res.text and seen[-1].best_score == pytest.approx(res.score, abs=1e-5)
+
+
 def test_without_a_judge_the_word_statistics_are_still_there(obj):
     res = pez.optimize(obj, pez.PEZConfig(prompt_len=4, steps=4, seed=0))
     assert res.readability["perplexity"] is None and res.readability["judge"] is None

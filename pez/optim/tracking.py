@@ -52,6 +52,7 @@ class Tracker:
     ):
         self.obj, self.group, self.restarts, self.exact = obj, group, restarts, exact
         self.decode = decode or obj.vocab.decode
+        self._shown: tuple[str | None, float] = (None, math.nan)  # the text last shown and its own score
         self.group_of = group.tolist()  # the same on the host, for bookkeeping at sync points
         r = len(group)
         self.best_loss = torch.full((r,), math.inf, device=group.device)
@@ -123,8 +124,17 @@ class Tracker:
         return min(mine, key=lambda h: h["loss"]) if mine else None
 
     def progress(self, step: int, steps: int, elapsed: float, ids: torch.Tensor | None = None) -> Progress:
+        """The best prompt so far of the first group and its score. With a prior on the objective the search ranks
+        by score + prior, but the score shown is the objective's own on that text, as the result's will be."""
         best = self._group_best(0)
         score, text = (-best["loss"], best["text"]) if best else (math.nan, "")
+        base = getattr(self.obj, "base", None)
+        if best and base is not None:
+            if self._shown[0] != text:
+                group = torch.zeros(1, dtype=torch.long, device=self.group.device)
+                with torch.no_grad():
+                    self._shown = (text, -float(base.eval_loss_ids([best["text_ids"]], group)[0]))
+            score = self._shown[1]
         return Progress(step, steps, score, text, elapsed, ids)
 
     def state_dict(self) -> dict:
