@@ -121,11 +121,10 @@ def readable_start(objective: Objective, first: PromptResult, cfg) -> str:
     ids = [vocab.encode(t)[: vocab.max_len] for t in texts]
     loss = objective.eval_loss_ids(ids, torch.zeros(len(ids), dtype=torch.long, device=vocab.embeddings.device))
     if cfg.prior_weight > 0:
-        from pez.objectives.prior import load_prior
+        from pez.objectives.prior import load_prior, mean_nll
 
         shown = [vocab.sentence_case(vocab.decode(i)) for i in ids]  # what the refinement's prior reads
-        logprobs = load_prior(cfg.prior, vocab.embeddings.device).token_logprobs(shown)
-        nll = [float(-lp.mean()) if lp.numel() else 0.0 for lp in logprobs]
+        nll = mean_nll(load_prior(cfg.prior, vocab.embeddings.device), shown)
         loss = loss.float().cpu() + cfg.prior_weight * torch.tensor(nll)
     return texts[int(loss.argmin())]
 

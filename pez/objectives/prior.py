@@ -35,6 +35,17 @@ def load_prior(spec: str, device: torch.device | str) -> TextLM:
     return _LOADED[key]
 
 
+def mean_nll(lm: TextLM, texts: Sequence[str], memo: dict[str, float] | None = None) -> list[float]:
+    """Mean NLL per token of each text under ``lm`` (0 for an empty text); the texts not in ``memo`` are read in
+    one batched call and kept there."""
+    memo = {} if memo is None else memo
+    new = list(dict.fromkeys(t for t in texts if t not in memo))
+    if new:
+        for t, lp in zip(new, lm.token_logprobs(new)):
+            memo[t] = float(-lp.mean()) if lp.numel() else 0.0
+    return [memo[t] for t in texts]
+
+
 class PriorObjective:
     """``base`` plus ``weight`` times the prior's mean NLL per token of the prompt's decoded text (lower is better).
 
@@ -61,11 +72,7 @@ class PriorObjective:
 
     def nll(self, texts: Sequence[str]) -> list[float]:
         """Mean NLL per prior token of each text (0 for an empty text), memoised."""
-        new = list(dict.fromkeys(t for t in texts if t not in self._nll))
-        if new:
-            for t, lp in zip(new, self.prior.token_logprobs(new)):
-                self._nll[t] = float(-lp.mean()) if lp.numel() else 0.0
-        return [self._nll[t] for t in texts]
+        return mean_nll(self.prior, texts, self._nll)
 
     def prior_term(self, ids) -> torch.Tensor:
         """``weight * nll`` of each prompt's decoded text, shape (N,), on the base objective's device."""

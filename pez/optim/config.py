@@ -25,6 +25,17 @@ def check_positive(config, *names: str) -> None:
             raise PezError(f"{name.replace('_', '-')} must be positive (and finite), got {value}")
 
 
+def check_nonnegative(config, *names: str, allow_none: bool = False) -> None:
+    """Raise a one-line :class:`PezError` naming the option when one of these fields is not a finite number >= 0
+    (or None, where ``allow_none``)."""
+    for name in names:
+        value = getattr(config, name)
+        if value is None and allow_none:
+            continue
+        if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise PezError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+
+
 def check_whole(name: str, value, allow_none: bool = True, none_means: str = "", most: int | None = None) -> None:
     """An option that is a positive whole number, at most ``most`` (or None where ``allow_none``; ``none_means``
     says what None does). Raises a one-line :class:`PezError` naming the flag."""

@@ -18,13 +18,12 @@ candidates added. Start from a fluent text with ``init_text`` (e.g. a VGD result
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from pez.optim.candidates import CandidateSearch, swap_scores
-from pez.optim.config import CandidateConfig, check_positive, config_field
+from pez.optim.config import CandidateConfig, check_nonnegative, check_positive, config_field
 
 
 @dataclass
@@ -41,12 +40,7 @@ class ReadableConfig(CandidateConfig):
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "top_k", "lm_k")
-        rise = self.max_nll_rise
-        if rise is not None and (isinstance(rise, bool) or not isinstance(rise, int | float) or not rise >= 0
-                                 or not math.isfinite(rise)):  # fmt: skip
-            from pez.errors import PezError
-
-            raise PezError(f"max-nll-rise must be a finite number >= 0 (nats per token), got {rise!r}")
+        check_nonnegative(self, "max_nll_rise", allow_none=True)
         if self.top_k + self.lm_k > 4096:
             from pez.errors import PezError
 
@@ -81,14 +75,10 @@ class Readable(CandidateSearch):
     def text_nll(self, ids: torch.Tensor) -> torch.Tensor:
         """Mean NLL per LM token of each prompt's text as the user gets it (:meth:`decode`), shape (N,): the
         prior's memo when the objective has one (the same texts were just scored), else this method's."""
+        from pez.objectives.prior import mean_nll
+
         texts = [self.decode(row) for row in ids.tolist()]
-        if hasattr(self.obj, "nll"):
-            values = self.obj.nll(texts)
-        else:
-            new = list(dict.fromkeys(t for t in texts if t not in self._nll))
-            for t, lp in zip(new, self.proposer.token_logprobs(new) if new else []):
-                self._nll[t] = float(-lp.mean()) if lp.numel() else 0.0
-            values = [self._nll[t] for t in texts]
+        values = self.obj.nll(texts) if hasattr(self.obj, "nll") else mean_nll(self.proposer, texts, self._nll)
         return torch.tensor(values, device=self.device)
 
     def _as_word(self, lm_token: int) -> int | None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from pez.errors import PezError
-from pez.optim.config import CandidateConfig, check_positive, config_field
+from pez.optim.config import CandidateConfig, check_nonnegative, check_positive, config_field
 from pez.optim.loop import PromptOptimizer
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,7 @@ class VGDConfig(CandidateConfig):
             raise PezError(
                 f"beams x candidates must be at most {MAX_CONTINUATIONS}, got {self.beams * self.candidates}"
             )
-        for name in ("lm_weight", "clip_weight", "length_penalty", "logit_scale"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise PezError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+        check_nonnegative(self, "lm_weight", "clip_weight", "length_penalty", "logit_scale")
         if self.lm_weight == 0 and self.clip_weight == 0:
             raise PezError("lm-weight and clip-weight are both 0: nothing would rank the beams")
         if not isinstance(self.proposer, str) or not self.proposer.strip():

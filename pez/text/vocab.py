@@ -132,6 +132,7 @@ class Vocabulary:
     before: str | None = None
 
     def __post_init__(self):
+        self._cased: dict[str, str] = {}  # text -> its sentence case (a search meets the same texts again)
         self.prefix_ids: list[int] = []  # the ids of ``before`` that the prompt follows
         self.bare_start = False
         if self.before is not None and isinstance(self.tokenizer, HFTokenizer):
@@ -161,14 +162,13 @@ class Vocabulary:
         that of the same ids."""
         if not self.ignores_case or not text:
             return text
-        memo = self.__dict__.setdefault("_cased", {})  # text -> cased (a search meets the same texts again)
-        if text not in memo:
-            if len(memo) > 100_000:
-                memo.clear()
+        if text not in self._cased:
+            if len(self._cased) > 100_000:
+                self._cased.clear()
             cased = _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
             cased = _LONE_I.sub("I", cased)
-            memo[text] = cased if cased == text or self.encode(cased) == self.encode(text) else text
-        return memo[text]
+            self._cased[text] = cased if cased == text or self.encode(cased) == self.encode(text) else text
+        return self._cased[text]
 
     def allowed_mask(self, options: VocabOptions) -> torch.Tensor:
         """Boolean mask (V,) of tokens a prompt may use under ``options``.
