@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pez.cli.discover import run_search
+from pez.cli.discover import add_readable_option, run_search
 from pez.cli.options import add_lm_options, add_search_options, add_task_options
 from pez.errors import PezError
 
@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
     add_task_options(p, "{prompt}\n{text}", None, data_default=None)
     p.add_argument("--inputs", type=int, default=48, metavar="N", help="training inputs (default 48)")
     p.add_argument("--test-size", type=int, default=200, metavar="N", help="held-out examples for accuracy (200)")
+    add_readable_option(p)
     add_search_options(p, defaults=LM_DEFAULTS)
     p.set_defaults(run=run)
 

@@ -35,8 +35,16 @@ def add_parser(sub) -> None:
     p.add_argument("--train-size", type=int, metavar="N", help="cap on training examples (default all)")
     g = p.add_argument_group("API target (the local model searches, the API model chooses)")
     add_fields(g, [ApiSearchOptions])  # generated from the dataclass, as the method options are
+    add_readable_option(p)
     add_search_options(p, defaults=LM_DEFAULTS)
     p.set_defaults(run=run)
+
+
+def add_readable_option(p) -> None:
+    """``--readable`` of the LM jobs (discover, compress)."""
+    what = ("readable mode: an instruction that reads as English (APE's proposals, or --init-text, refined by "
+            "gradient and LM swaps under the LM prior); leave --method out")  # fmt: skip
+    p.add_argument("--readable", action=argparse.BooleanOptionalAction, default=False, help=what)
 
 
 def run_search(job, args: argparse.Namespace, **kwargs) -> int:
@@ -53,11 +61,14 @@ def run_search(job, args: argparse.Namespace, **kwargs) -> int:
             checkpoint=args.checkpoint,
             resume=args.resume,
             judge=args.judge,
+            readable=args.readable,
             **kwargs,
             **config,
         )
     print(report.prompt)
     print(report.summary(), file=sys.stderr)
+    for line in readable_lines(report):
+        print(line, file=sys.stderr)
     if args.out:
         report.save(args.out)
     if report.interrupted:
@@ -65,6 +76,25 @@ def run_search(job, args: argparse.Namespace, **kwargs) -> int:
         print(f"interrupted: best prompt so far{where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def readable_lines(report) -> list[str]:
+    """What readable mode adds to the summary: where it started and what the search added; which prompt an API
+    chose and why."""
+    lines = []
+    info = report.search.get("extras", {}).get("readable")
+    if info:
+        start = "your --init-text" if info["start_from"] == "init-text" else "APE's best instruction"
+        line = f"readable: started from {start} {info['start']!r}"
+        if info.get("start_accuracy") is not None:
+            line += f" (held-out {info['start_accuracy']:.4f}; the search added {info['gain']:+.4f})"
+        elif info.get("kl_start") is not None:
+            line += f" (held-out KL {info['kl_start']:.4f})"
+        lines.append(line)
+    choice = getattr(report, "api", {}).get("choice")
+    if choice:
+        lines.append(f"API choice: {choice['why']}")
+    return lines
 
 
 def api_target(args: argparse.Namespace):

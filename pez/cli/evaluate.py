@@ -30,12 +30,17 @@ def add_parser(sub) -> None:
     add_fields(g, [ApiOptions])  # generated from the dataclass, as the method options are
     p.add_argument("--out", metavar="FILE", help="write the result (with per-example predictions) as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    what = "refused: evaluate scores a given prompt (readable prompts are searched by discover --readable)"
+    p.add_argument("--readable", action="store_true", help=what)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pez import evaluate
 
+    if args.readable:
+        raise PezError("--readable is for searches (pez discover --readable, pez compress --readable): evaluate "
+                       "scores the --prompt it is given, there is nothing to search")  # fmt: skip
     check_output_file(args.out, "--out")
     quiet_libraries()
     from pez.evaluation.options import ApiOptions

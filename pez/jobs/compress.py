@@ -11,8 +11,10 @@ from collections.abc import Callable, Sequence
 import torch
 
 from pez.errors import PezError
+from pez.jobs.discover import READABLE_TASK, check_init_fits, check_readable, readable_task_search, split_readable
 from pez.jobs.lm import (
     DEFAULT_LM,
+    LM_DEFAULTS,
     SPLIT_NAMES,
     LMTask,
     check_fluency,
@@ -21,7 +23,7 @@ from pez.jobs.lm import (
     task_report,
 )
 from pez.models import LoadedModel
-from pez.optim import optimize_each
+from pez.optim import make_config, optimize_each
 from pez.optim.config import check_whole
 from pez.optim.tracking import Progress
 from pez.records import EvalResult, TaskReport
@@ -57,7 +59,10 @@ def compress(
     otherwise ``n_inputs`` texts sampled from the model. Inputs are split into train / dev / test; the KL is
     reported on the test inputs without a prompt (before) and with the prompt's text (after). With ``data`` and
     ``labels``, the accuracies of the instruction, the prompt and the empty template are reported too. ``judge``
-    is the causal LM whose perplexity of the prompt's text goes in ``readability`` (None: none).
+    is the causal LM whose perplexity of the prompt's text goes in ``readability`` (None: none). ``readable=True``
+    (a keyword among ``config``): a short readable paraphrase instead (:func:`pez.jobs.discover.readable_task_search`:
+    APE's paraphrases of the instruction, or ``init_text``, refined under the LM prior; ``method`` left at ``pez``);
+    the start's held-out KL goes in ``search["extras"]["readable"]``.
     """
     from pez.evaluation.local import evaluate_local
     from pez.objectives.lm import CompressionObjective, LMPath, perplexity, sample_inputs
@@ -66,7 +71,14 @@ def compress(
         raise PezError("the instruction to compress is empty: pass --instruction TEXT")
     check_whole("inputs", n_inputs, allow_none=False, most=MAX_INPUTS)
     check_fluency(fluency)
-    cfg = lm_config(method, config)
+    readable = bool(config.pop("readable", False))
+    check_readable(method, readable, config)
+    if readable:
+        ape, refine = split_readable(config)
+        make_config("ape", {**READABLE_TASK["ape"], **ape}, LM_DEFAULTS)
+        cfg = lm_config("readable", refine)
+    else:
+        cfg = lm_config(method, config)
     lmtask = LMTask(model, data, template, labels, dev_size=16, test_size=test_size, train_size=n_inputs,
                     device=device)  # fmt: skip
     task = lmtask.task
@@ -86,7 +98,11 @@ def compress(
     obj = CompressionObjective(
         lm.model, lm.tokenizer, instruction, pools[0], tmpl, pools[1], fluency=fluency, model_name=lm.spec
     )
-    (res,) = optimize_each(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
+    if readable:
+        res = readable_task_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge, **config)
+    else:
+        check_init_fits(obj, cfg.init_text, cfg.prompt_len)
+        (res,) = optimize_each(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
     held_out_obj = CompressionObjective(lm.model, lm.tokenizer, instruction, pools[2], tmpl, model_name=lm.spec)
     described = data or f"{len(pools[0]) + 32} inputs sampled from the model"
     split_sizes = found.described if found else {k: len(p) for k, p in zip(SPLIT_NAMES, pools)}
@@ -96,6 +112,10 @@ def compress(
     def held_out() -> None:
         group = torch.zeros(2, dtype=torch.long)
         report.kl_before, report.kl_after = held_out_obj.eval_loss_ids([[], res.text_ids], group).tolist()
+        info = report.search.get("extras", {}).get("readable")
+        if info is not None:  # readable mode: the start's held-out KL beside the result's
+            start_ids = obj.vocab.encode(info["start"])
+            info["kl_start"] = float(held_out_obj.eval_loss_ids([start_ids], group[:1])[0])
         if not math.isfinite(report.kl_after):
             log.warning("the held-out KL came out non-finite: the model's distributions overflowed (try --no-amp)")
         report.perplexity = perplexity(obj.path, res.text_ids) if len(res.text_ids) > 1 else None

@@ -1,5 +1,10 @@
 """``pez discover``: a hard prompt for a classification task on a causal LM, with its held-out accuracy; with an
-API target, the local search's prompts are chosen among on the API model (:mod:`pez.jobs.discover_api`)."""
+API target, the local search's prompts are chosen among on the API model (:mod:`pez.jobs.discover_api`).
+
+Readable mode (``readable=True``, :func:`readable_task_search`) writes a task prompt that reads as an instruction:
+APE (:class:`pez.optim.ape.APE`) proposes instructions from labelled examples, or a person's ``init_text`` is
+taken as it is, and the readable method (:class:`pez.optim.readable.Readable`) refines it with gradient and LM
+swaps scored with the LM prior (docs/algorithms.md#readable-task-prompts)."""
 
 from __future__ import annotations
 
@@ -8,12 +13,124 @@ from collections.abc import Callable, Sequence
 
 from pez.errors import PezError
 from pez.evaluation.options import ApiSearchOptions
-from pez.jobs.lm import DEFAULT_LM, LMTask, check_fluency, evaluate_unless_interrupted, lm_config, task_report
+from pez.jobs.lm import (
+    DEFAULT_LM,
+    LM_DEFAULTS,
+    LMTask,
+    check_fluency,
+    evaluate_unless_interrupted,
+    lm_config,
+    task_report,
+)
 from pez.models import LoadedModel
-from pez.optim import optimize_each
+from pez.optim import Budget, make_config, optimize, optimize_each
 from pez.optim.tracking import Progress
-from pez.records import EvalResult, TaskReport
+from pez.records import EvalResult, PromptResult, TaskReport
 from pez.text.templates import DEFAULT_TEMPLATE
+
+# Readable mode of the LM jobs (``--readable``): APE proposes instructions (``ape``: its steps and candidates per
+# step; ``ape_share`` of a seconds budget), or ``init_text`` is the start; the readable method then refines the
+# start's own tokens for ``sweeps`` passes over its positions, with the LM prior and a bound on how much less
+# likely than the start its text may become (benchmarks/bench_readable_tasks.py).
+READABLE_TASK = {
+    "ape": {"steps": 2, "instructions": 8},
+    "ape_share": 0.4,
+    "refine": {"prior_weight": 0.05, "max_nll_rise": 1.0},
+    "sweeps": 2,
+}
+
+
+def check_readable(method: str, readable: bool, options: dict) -> None:
+    """Readable mode picks its own methods; an init text must fit the prompt length (counted in words here, before
+    any load: every word is one token at least; in tokens once the tokenizer is there). Raises a one-line
+    PezError."""
+    if readable and method != "pez":
+        raise PezError(f"--readable picks its own methods (APE, then the readable method): leave out --method {method}")
+    text, n = options.get("init_text"), options.get("prompt_len", LM_DEFAULTS["prompt_len"])
+    if isinstance(text, str) and isinstance(n, int) and len(text.split()) > n:
+        raise PezError(f"--init-text has {len(text.split())} words, more than --prompt-len {n} tokens: "
+                       f"raise --prompt-len or shorten the text")  # fmt: skip
+
+
+def split_readable(options: dict) -> tuple[dict, dict]:
+    """Readable mode's options as (APE's, the refinement's): the fields only APE has go to APE; the refinement's
+    own fields, ``steps`` and ``init_text`` to the refinement; the fields both have (vocabulary, prompt length,
+    seed, batch size, ...) to both."""
+    from pez.optim.ape import APEConfig
+    from pez.optim.readable import ReadableConfig
+
+    ape_only = set(APEConfig.__dataclass_fields__) - set(ReadableConfig.__dataclass_fields__)
+    shared = set(APEConfig.__dataclass_fields__) - {"steps", "init_text"}
+    ape = {k: v for k, v in options.items() if k in shared}
+    refine = {k: v for k, v in options.items() if k not in ape_only}
+    return ape, refine
+
+
+def check_init_fits(objective, text: str | None, prompt_len: int) -> None:
+    """The init text's tokens (as the objective reads it where the prompt goes) fit ``prompt_len``."""
+    n = len(objective.vocab.encode(text)) if text else 0
+    if n > prompt_len:
+        raise PezError(f"--init-text is {n} tokens under this model, more than --prompt-len {prompt_len}: raise "
+                       f"--prompt-len or shorten the text")  # fmt: skip
+
+
+def readable_task_search(
+    objective,
+    *,
+    callback: Callable[[Progress], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    judge: str | None = None,
+    budget: Budget | None = None,
+    **config,
+) -> PromptResult:
+    """Readable mode for an LM objective (a task, or a compression): the start is ``init_text`` (a person's
+    instruction) or APE's best instruction (:data:`READABLE_TASK` ``["ape"]``); the readable method refines it
+    from its own tokens for ``READABLE_TASK["sweeps"]`` passes (or ``steps``), scored with the LM prior, never
+    moving to a text whose mean NLL per token exceeds the start's by more than ``max_nll_rise``. ``config``: fields
+    of the refinement (``prompt_len`` (the most tokens; the start's own length is kept), ``seed``, ``init_text``,
+    ``prior_weight``, ``top_k``, ``lm_k``, ``max_nll_rise``, ``steps``, ``batch_size``, ...). A ``budget`` of seconds
+    covers both stages (APE gets ``ape_share`` of it). ``callback`` sees both stages' syncs (so an API target races
+    APE's instructions too). ``extras["readable"]``: where it started (``start``, ``start_from``, the start's dev
+    score ``start_score``), APE's candidates and time."""
+    ape_given, config = split_readable(config)
+    config = {**READABLE_TASK["refine"], **LM_DEFAULTS, **config}
+    prompt_len, seed, start = config["prompt_len"], config.get("seed", 0), config.get("init_text")
+    check_init_fits(objective, start, prompt_len)
+    first, spent = None, 0.0
+    if not start:
+        ape = {**READABLE_TASK["ape"], **ape_given, "prompt_len": prompt_len, "seed": seed}
+        ape_budget = None
+        if budget is not None and budget.seconds is not None:
+            ape, ape_budget = {**ape, "steps": 10**9}, Budget(budget.seconds * READABLE_TASK["ape_share"])
+        first = optimize(objective, make_config("ape", ape), callback=callback, budget=ape_budget)
+        start, spent = first.text, first.timings["total_s"]
+    n = max(1, min(prompt_len, len(objective.vocab.encode(start))))
+    steps = config.pop("steps", None)
+    settings = {**config, "prompt_len": n, "init_text": start, "steps": steps or READABLE_TASK["sweeps"] * n}
+    cfg = make_config("readable", settings, LM_DEFAULTS)
+    if budget is not None and budget.seconds is not None:
+        budget = Budget(max(1e-3, budget.seconds - spent), budget.passes)
+    res = optimize(objective, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
+                   budget=budget)  # fmt: skip
+    import torch
+
+    start_ids = objective.vocab.encode(start)
+    group = torch.zeros(1, dtype=torch.long, device=objective.vocab.embeddings.device)
+    with torch.no_grad():
+        start_score = -float(objective.eval_loss_ids([start_ids], group)[0])
+    ape_rows = sorted(first.extras.get("candidates", []), key=lambda c: -c["score"]) if first is not None else []
+    texts = [res.text, *(e["text"] for e in reversed(res.best_history)), start, *(c["text"] for c in ape_rows)]
+    res.extras["readable"] = {
+        "candidates": [t for t in dict.fromkeys(texts) if t][:8],  # readable texts, best first (an API races them)
+        "start": start,
+        "start_from": "init-text" if first is None else "ape",
+        "start_score": start_score,
+        "ape_s": spent,
+        "ape_candidates": ape_rows,
+    }
+    res.timings["total_s"] += spent
+    return res
 
 
 def discover(
@@ -30,6 +147,7 @@ def discover(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     judge: str | None = "smollm2",
+    readable: bool = False,
     **options,
 ) -> TaskReport:
     """Discover a hard prompt for a classification task on a causal LM, and report its held-out accuracy.
@@ -44,6 +162,9 @@ def discover(
             model's (:func:`pez.jobs.discover_api.discover_with_api`). Its fields may also be given as keywords.
         callback, checkpoint, resume: as in :func:`pez.optimize`.
         judge: the causal LM whose perplexity of the prompt's text goes in ``readability`` (None: none).
+        readable: readable mode (:func:`readable_task_search`): a prompt that reads as an instruction, from APE's
+            proposals or from ``init_text`` (a person's instruction, whose held-out accuracy is then reported
+            beside the result's); ``method`` must be left at ``pez``.
         **options: the other fields of the task (``eval_data``, ``test_data``, ``dev_size`` (64), ``test_size``,
             ``train_size``, ``device``), of the API options, and of the method's config (``prompt_len``,
             ``steps``, ``lr``, ...; the paper's LM setting by default: 10 tokens, 16 examples per step).
@@ -54,18 +175,45 @@ def discover(
     """
     options = dict(options)
     check_fluency(fluency)
+    check_readable(method, readable, options)
     api = api or ApiSearchOptions.take(options)
     task = LMTask.take(options, model=model, data=data, template=template, labels=labels)
-    cfg = lm_config(method, options)
+    if readable:  # every option checked before any load: APE's on its config, the rest on the refinement's
+        ape, refine = split_readable(options)
+        make_config("ape", {**READABLE_TASK["ape"], **ape}, LM_DEFAULTS)
+        cfg = lm_config("readable", refine)
+    else:
+        cfg = lm_config(method, options)
+    search = _searcher(cfg, options, readable, checkpoint, resume, judge)
+    if readable and cfg.init_text:  # the person's instruction, reported beside the result
+        baseline_prompts = list(dict.fromkeys([*baseline_prompts, cfg.init_text]))
     if api is not None:
         from pez.jobs.discover_api import discover_with_api
 
         return discover_with_api(task, api, cfg, baseline_prompts=baseline_prompts, fluency=fluency,
-                                 callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)  # fmt: skip
-    return _discover_locally(task, cfg, baseline_prompts, fluency, callback, checkpoint, resume, judge)
+                                 callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
+                                 search=search, readable=readable)  # fmt: skip
+    return _discover_locally(task, search, baseline_prompts, fluency, callback)
 
 
-def _discover_locally(task: LMTask, cfg, baseline_prompts, fluency, callback, checkpoint, resume, judge):
+def _searcher(cfg, options: dict, readable: bool, checkpoint, resume, judge) -> Callable:
+    """The search of a discover run, as ``search(objective, callback) -> PromptResult``: the method's, or readable
+    mode's two stages (``options``: the fields the user gave, which readable mode sizes around)."""
+
+    def plain(obj, callback) -> PromptResult:
+        if cfg.init_text:
+            check_init_fits(obj, cfg.init_text, cfg.prompt_len)
+        (res,) = optimize_each(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
+        return res
+
+    def readable_mode(obj, callback) -> PromptResult:
+        return readable_task_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
+                                    **options)  # fmt: skip
+
+    return readable_mode if readable else plain
+
+
+def _discover_locally(task: LMTask, search, baseline_prompts, fluency, callback):
     from pez.evaluation.local import evaluate_local
     from pez.objectives.lm import ClassificationObjective, LMPath, perplexity
 
@@ -76,7 +224,7 @@ def _discover_locally(task: LMTask, cfg, baseline_prompts, fluency, callback, ch
     lm = task.lm()
     obj = ClassificationObjective(lm.model, lm.tokenizer, task.task, data.train, data.dev, fluency=fluency,
                                   model_name=lm.spec)  # fmt: skip
-    (res,) = optimize_each(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
+    res = search(obj, callback)
     report = task_report(TaskReport, res, lm.spec, task.data, data.described)
     path = LMPath(lm.model, lm.tokenizer)
 
@@ -90,6 +238,17 @@ def _discover_locally(task: LMTask, cfg, baseline_prompts, fluency, callback, ch
         report.baseline_prompts = {p: acc(p).accuracy for p in baseline_prompts}
         report.dev_accuracy = obj.accuracy(res.text_ids, "dev")
         report.perplexity = perplexity(obj.path, res.text_ids) if len(res.text_ids) > 1 else None
+        readable_gain(report, lambda t: report.baseline_prompts[t] if t in report.baseline_prompts else acc(t).accuracy)
 
     evaluate_unless_interrupted(report, held_out)
     return report
+
+
+def readable_gain(report: TaskReport, accuracy: Callable[[str], float | None]) -> None:
+    """Readable mode's record of where it started (``search["extras"]["readable"]``) gets the start's held-out
+    accuracy (``accuracy(text)``, on the same examples as the report's) and what the search added over it."""
+    info = report.search.get("extras", {}).get("readable")
+    if info is None or report.accuracy is None:
+        return
+    start = accuracy(info["start"])
+    info.update(start_accuracy=start, gain=None if start is None else report.accuracy - start)

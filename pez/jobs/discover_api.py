@@ -48,6 +48,8 @@ def discover_with_api(
     checkpoint=None,
     resume: bool = False,
     judge: str | None = "smollm2",
+    search: Callable | None = None,
+    readable: bool = False,
 ) -> ApiSearchReport | ApiPlan:
     """:func:`pez.discover` with an API target: the local model searches, the API model chooses.
 
@@ -59,6 +61,9 @@ def discover_with_api(
             :class:`ApiPlan` and send nothing), scoring, timeouts, retries, concurrency, backoff.
         cfg: the method's config.
         baseline_prompts, fluency, callback, checkpoint, resume: as in :func:`pez.discover`.
+        search: the local search as ``search(objective, callback) -> PromptResult`` (default: ``cfg``'s method).
+        readable: the candidates are readable texts (readable mode): no gradient swaps are raced, and the last
+            race takes the readable search's own candidates (``extras["readable"]["candidates"]``).
     """
     from pez.data import stratified_sample
     from pez.evaluation.remote import open_client
@@ -78,13 +83,13 @@ def discover_with_api(
     try:
         return _choose_on_api(client, api, task, data, api_dev=api_dev, cfg=cfg, baseline_prompts=baseline_prompts,
                               fluency=fluency, callback=callback, checkpoint=checkpoint, resume=resume,
-                              judge=judge)  # fmt: skip
+                              judge=judge, search=search, readable=readable)  # fmt: skip
     finally:
         client.close()
 
 
 def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev, cfg, baseline_prompts, fluency,
-                   callback, checkpoint, resume, judge) -> ApiSearchReport:  # fmt: skip
+                   callback, checkpoint, resume, judge, search=None, readable=False) -> ApiSearchReport:  # fmt: skip
     from pez.evaluation.local import evaluate_local
     from pez.evaluation.remote import RemoteScorer, choose_scoring
     from pez.evaluation.selection import ApiSelector
@@ -125,7 +130,7 @@ def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev
         if selector.stopped_by is not None or allowance <= 0:
             return
         base = selector.incumbent or (candidates[0] if candidates else "")
-        swaps = swapper(base, opts.api_swaps, exclude=selector.outcomes.keys())
+        swaps = [] if readable else swapper(base, opts.api_swaps, exclude=selector.outcomes.keys())
         try:
             selector.round(candidates + swaps, allowance, step)
         except KeyRefused:
@@ -144,13 +149,17 @@ def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev
         texts = [p.best_text] + [obj.vocab.decode(row) for row in (p.ids.tolist() if p.ids is not None else [])]
         race([t for t in dict.fromkeys(texts) if t], allowance, p.step)
 
-    (res,) = optimize_each(obj, cfg, callback=at_sync, checkpoint=checkpoint, resume=resume, judge=judge)
+    if search is not None:
+        res = search(obj, at_sync)
+    else:
+        (res,) = optimize_each(obj, cfg, callback=at_sync, checkpoint=checkpoint, resume=resume, judge=judge)
     described = {**data.described, "used": data.used | {"api_dev": {"size": len(api_dev)}}}
     report = task_report(ApiSearchReport, res, lm.spec, lmtask.data, described, target=f"openai:{name}",
                          local_prompt=res.text)  # fmt: skip
     try:
         if not res.interrupted:
-            race([res.text] + [r["text"] for r in res.restarts], budget - api.sent, None)
+            own = res.extras.get("readable", {}).get("candidates", [])
+            race([res.text] + [r["text"] for r in res.restarts] + own, budget - api.sent, None)
             stale = 0
             for _ in range(FINAL_ROUNDS):
                 if selector.stopped_by is not None or stale >= 2 or selector.incumbent is None:
@@ -183,6 +192,7 @@ def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev
             "rounds": selector.rounds,
             "stopped_by": selector.stopped_by,
             "chosen_on_api": chose,
+            "choice": _why(selector, chosen, chose, readable),
             "requests": {"search": search_requests},
             "tokens": {"search": search_tokens},
         }
@@ -242,6 +252,25 @@ def _held_out(report: ApiSearchReport, scorer, test, task, baseline_prompts, con
                 **extra,
             }
         )
+
+
+def _why(selector, chosen: str, chose: bool, readable: bool) -> dict:
+    """Which prompt the API chose and why: its accuracy and mean margin on the API's dev examples against the
+    others scored on all of them."""
+    full = [p for p in selector.outcomes if selector.accuracy(p) is not None]
+    scored = [{"prompt": p, "examples": len(got), "dev_accuracy": selector.accuracy(p)}
+              for p, got in selector.outcomes.items()]  # fmt: skip
+    kind = "readable candidates" if readable else "candidates"
+    if not chose:
+        why = f"no prompt was scored on all {selector.n} API dev examples within the budget: the local search's is kept"
+        return {"chosen": chosen, "raced": len(selector.outcomes), "scored_on_all": 0, "why": why, "scored": scored}
+    acc, margin = selector.key(chosen)
+    others = sorted((selector.key(p)[0] for p in full if p != chosen), reverse=True)
+    runner = f"; the next best {others[0]:.3f}" if others else ""
+    why = (f"best on the API's {selector.n} dev examples: accuracy {acc:.3f} (mean label margin {margin:.3f}) among "
+           f"{len(full)} {kind} scored on all of them, {len(selector.outcomes)} raced{runner}")  # fmt: skip
+    return {"chosen": chosen, "raced": len(selector.outcomes), "scored_on_all": len(full), "dev_accuracy": acc,
+            "why": why, "scored": scored}  # fmt: skip
 
 
 class _Swaps:

