@@ -75,6 +75,10 @@ class OptimizerConfig:
     amp: bool = config_field(True, "bf16 autocast on CUDA (the prompt itself stays in fp32)")
     prior: str = config_field("smollm2", "causal LM whose likelihood of the prompt's text steers the search")
     prior_weight: float = config_field(0.0, "weight of the prior's mean NLL per token beside the loss (0: no prior)")
+    patience: int | None = config_field(
+        None, "early stop: steps without a gain above min-delta in the best honest score, then stop (off: none)"
+    )
+    min_delta: float = config_field(0.0, "early stop: a smaller gain in the best honest score does not count")
 
     def __post_init__(self):
         self.blocklist = tuple(self.blocklist)
@@ -91,6 +95,8 @@ class OptimizerConfig:
             raise PezError(f"--prior-weight must be a finite number >= 0 (0: no prior), got {w!r}")
         if not isinstance(self.prior, str) or not self.prior.strip():
             raise PezError("--prior must name a causal LM: smollm2, a transformers folder or a hub name")
+        check_whole("patience", self.patience, none_means=": no early stop")
+        check_nonnegative(self, "min_delta")
         if self.checkpoint_every % self.sync_every:
             raise PezError(
                 f"checkpoint-every ({self.checkpoint_every}) must be a multiple of sync-every ({self.sync_every})"

@@ -191,7 +191,8 @@ class PromptOptimizer(ABC):
         setup_s = t_start - self._t_created  # vocabulary masks, projection matrix, initial prompt
         budget = BudgetMeter(Budget(budget_seconds, budget_passes), setup_s=setup_s)  # the seconds count the setup
         exact = self.amp_dtype() is None  # a bf16 step's losses are re-scored in fp32 before they are reported
-        tracker = Tracker(self.obj, self.group, self.cfg.restarts, exact=exact, decode=self.decode)
+        tracker = Tracker(self.obj, self.group, self.cfg.restarts, exact=exact, decode=self.decode,
+                          patience=self.cfg.patience, min_delta=self.cfg.min_delta)  # fmt: skip
         run = _RunState(self.obj)
         if resume:
             state = load_checkpoint(checkpoint, self.device, self.name, self.cfg.to_dict(), self.obj.describe())
@@ -262,6 +263,9 @@ class PromptOptimizer(ABC):
                     callback(tracker.progress(run.done, cfg.steps, run.elapsed(), run.last_ids))
                 if checkpoint is not None and run.done % cfg.checkpoint_every == 0 and not last:
                     self._save(checkpoint, run, tracker)
+                if tracker.all_stopped:  # every group's best stopped rising (the early stop: cfg.patience)
+                    run.stopped_by = "early-stop"
+                    return
             if spent is not None:
                 run.stopped_by = spent
                 return
