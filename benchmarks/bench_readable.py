@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 
 import pez
-from pez.evaluation.readability import Judge, word_stats
 from pez.jobs.invert import readable_search
-from pez.objectives.prior import load_prior
+from pez.models.lm import load_judge
+from pez.text.readability import Judge, word_stats
 
 HERE = Path(__file__).resolve().parent
 TARGETS = [
@@ -178,7 +178,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     names = [m for m in args.methods.split(",") if m]
-    judge = Judge(load_prior("smollm2", "cpu"))
+    judge = load_judge("smollm2", "cpu")
     writers = {n: ({"smollm2"} if METHODS[n][0] in ("vgd", "readable", "readable-mode") else set()) for n in METHODS}
     minilm = pez.load_model("minilm", "cpu")
     targets = TARGETS[: args.targets]

@@ -207,3 +207,64 @@ def test_contributing_lists_every_package_and_module_and_nothing_stale():
 def test_the_layout_reader_reads_nesting():
     text = "```\npez/\n  jobs/   one per job\n    invert.py   invert\n      described on\n  errors.py\n```\n"
     assert contributing_layout(text) == {"jobs/", "jobs/invert.py", "errors.py"}
+
+
+def contributing_floors(text: str) -> list[list[str]]:
+    """The floors of CONTRIBUTING.md's ``floors`` block, bottom up: on each line, the packages (``jobs/``) and
+    top-level modules (``errors.py``) on that floor."""
+    block = text.split("```floors\n", 1)[1].split("```", 1)[0]
+    return [line.split() for line in block.splitlines() if line.strip()]
+
+
+def floor_graph() -> dict[str, set[str]]:
+    """:func:`import_graph` with ``pez.NAME`` resolved: a module that uses a name of ``pez``'s lazy table (``import
+    pez`` then ``pez.compress``, or ``from pez import compress``) imports the module the table names for it."""
+    exports = pez._EXPORTS
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = import_graph()
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "pez":
+                graph[name].add(exports.get(node.attr, "pez"))
+            elif isinstance(node, ast.ImportFrom) and node.module == "pez":
+                graph[name] |= {exports.get(a.name, "pez") for a in node.names}
+        if name != "pez":
+            graph[name].discard("pez")  # a bare ``import pez`` is the table; its uses are counted above
+    return {m: {t for t in targets if t in modules and t != m} for m, targets in graph.items()}
+
+
+def floor_of(module: str, floors: list[list[str]]) -> int:
+    parts = module.split(".")[1:]  # pez.jobs.invert -> jobs, invert; pez -> (the table: __init__.py)
+    entry = f"{parts[0]}/" if len(parts) > 1 or (parts and (PACKAGE / parts[0]).is_dir()) else None
+    entry = entry or (f"{parts[0]}.py" if parts else "__init__.py")
+    for n, floor in enumerate(floors):
+        if entry in floor:
+            return n
+    raise AssertionError(f"{module} ({entry}) is on no floor of CONTRIBUTING.md's floors block: add it")
+
+
+def upward_imports(floors: list[list[str]]) -> list[str]:
+    return sorted(
+        f"{a} -> {b}"
+        for a, targets in floor_graph().items()
+        for b in targets
+        if floor_of(b, floors) > floor_of(a, floors)
+    )
+
+
+def test_no_import_runs_up_a_floor():
+    floors = contributing_floors((PACKAGE.parent / "CONTRIBUTING.md").read_text())
+    named = {entry for floor in floors for entry in floor}
+    top = {p.name + "/" for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    top |= {p.name for p in PACKAGE.glob("*.py")}
+    assert named == top, f"floors block vs tree: missing {sorted(top - named)}, stale {sorted(named - top)}"
+    assert not upward_imports(floors)
+
+
+def test_the_floor_test_finds_a_planted_upward_import():
+    """The floor check itself: jobs on a floor below optim makes every job's import of optim an upward arrow."""
+    floors = contributing_floors((PACKAGE.parent / "CONTRIBUTING.md").read_text())
+    jobs = next(f for f in floors if "jobs/" in f)
+    optim = next(f for f in floors if "optim/" in f)
+    swapped = [optim if f is jobs else jobs if f is optim else f for f in floors]
+    assert any(a.startswith("pez.jobs.invert -> pez.optim") for a in upward_imports(swapped))

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import pez
-from pez.objectives.prior import PriorObjective, load_prior
+from pez.models.lm import load_text_lm
+from pez.objectives.prior import PriorObjective
 from pez.text.lm_text import TextLM
 
 TARGET = "A woman is reading a book in a quiet library."
@@ -193,7 +194,7 @@ def test_bad_prior_input_is_one_line(obj, tmp_path):
     with pytest.raises(pez.PezError, match="no model folder"):
         pez.optimize(obj, pez.PEZConfig(prompt_len=3, steps=2, prior_weight=0.1, prior=str(tmp_path / "nope")))
     with pytest.raises(pez.PezError, match="not a causal language model"):
-        load_prior(_minilm_folder(), "cpu")
+        load_text_lm(_minilm_folder(), "cpu")
 
 
 def _minilm_folder() -> str:

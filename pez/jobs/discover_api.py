@@ -24,11 +24,12 @@ import torch
 from pez.errors import PezError
 from pez.evaluation.client import BudgetSpent, KeyRefused
 from pez.evaluation.options import ApiSearchOptions
-from pez.evaluation.readability import readability_of
 from pez.jobs.lm import LMTask, task_report
+from pez.models.lm import load_judge
 from pez.optim import optimize_each
 from pez.optim.config import OptimizerConfig
 from pez.records import ApiPlan, ApiSearchReport
+from pez.text.readability import readability_of
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev
         chose = selector.incumbent is not None and selector.accuracy(selector.incumbent) is not None
         chosen = selector.incumbent if chose else res.text
         if chosen != report.prompt:  # the API chose another text: its own readability
-            report.readability = readability_of(chosen, judge, res.config, obj.vocab.embeddings.device)
+            report.readability = readability_of(chosen, load_judge(judge, obj.vocab.embeddings.device), res.config)
         report.prompt = chosen
         report.ids = obj.vocab.encode(chosen)
         report.dev_accuracy = selector.accuracy(chosen)

@@ -121,10 +121,11 @@ def readable_start(objective: Objective, first: PromptResult, cfg) -> str:
     ids = [vocab.encode(t)[: vocab.max_len] for t in texts]
     loss = objective.eval_loss_ids(ids, torch.zeros(len(ids), dtype=torch.long, device=vocab.embeddings.device))
     if cfg.prior_weight > 0:
-        from pez.objectives.prior import load_prior, mean_nll
+        from pez.models.lm import load_text_lm
+        from pez.objectives.prior import mean_nll
 
         shown = [vocab.sentence_case(vocab.decode(i)) for i in ids]  # what the refinement's prior reads
-        nll = mean_nll(load_prior(cfg.prior, vocab.embeddings.device), shown)
+        nll = mean_nll(load_text_lm(cfg.prior, vocab.embeddings.device), shown)
         loss = loss.float().cpu() + cfg.prior_weight * torch.tensor(nll)
     return texts[int(loss.argmin())]
 

@@ -10,8 +10,12 @@ import torch
 
 from pez.errors import PezError
 from pez.models.base import LoadedModel, resolve_device
+from pez.text.lm_text import TextLM
+from pez.text.readability import Judge
 
 log = logging.getLogger(__name__)
+
+_TEXT_LMS: dict[tuple[str, str], TextLM] = {}  # (spec, device) -> the LM, loaded once per process
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -53,6 +57,22 @@ def load_lm(spec: str, device: str | torch.device | None = "cpu") -> LoadedModel
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
     model.requires_grad_(False)
     return LoadedModel(spec, "lm", model, tokenizer)
+
+
+def load_text_lm(spec: str, device: str | torch.device | None = "cpu") -> TextLM:
+    """The causal LM ``spec`` names as a :class:`~pez.text.lm_text.TextLM` on ``device``, loaded once per process:
+    the one cache that the LM prior (:class:`pez.objectives.prior.PriorObjective`), the readability judge and VGD's
+    proposer share, so one LM loads once."""
+    key = (spec, str(device))
+    if key not in _TEXT_LMS:
+        _TEXT_LMS[key] = TextLM(load_lm(spec, device))
+    return _TEXT_LMS[key]
+
+
+def load_judge(spec: str | None, device: str | torch.device | None = "cpu") -> Judge | None:
+    """A readability :class:`~pez.text.readability.Judge` on the causal LM ``spec`` (from :func:`load_text_lm`'s
+    cache); None when ``spec`` is None (no judge: the word statistics only)."""
+    return Judge(load_text_lm(spec, device)) if spec else None
 
 
 def smollm2_folder() -> str:

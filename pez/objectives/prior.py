@@ -6,7 +6,8 @@ so CLIP, sentence encoders, SDXL's towers and LM tasks all work although no LM s
 prior has no gradient across tokenizers: it steers the search where prompts are scored exactly (every candidate
 of the discrete methods, every step's evaluated prompt, the best-prompt tracking), and the gradient stays the
 base objective's. :meth:`PriorObjective.honest` then gives back each result's score as the base objective's score
-of its text alone: the score a user sees is never the prior's.
+of its text alone: the score a user sees is never the prior's. The LM is loaded by the caller
+(:func:`pez.models.lm.load_text_lm`, once per process): objectives sit below the model loaders.
 """
 
 from __future__ import annotations
@@ -19,20 +20,10 @@ import torch
 from pez.errors import PezError
 from pez.text.lm_text import TextLM
 
-_LOADED: dict[tuple[str, str], TextLM] = {}  # (spec, device) -> the prior, loaded once per process
-
 
 def check_prior_weight(weight) -> None:
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not (math.isfinite(weight) and weight >= 0):
         raise PezError(f"--prior-weight must be a finite number >= 0 (0: no prior), got {weight!r}")
-
-
-def load_prior(spec: str, device: torch.device | str) -> TextLM:
-    """The causal LM ``spec`` names, as a text prior on ``device``, loaded once per process."""
-    key = (spec, str(device))
-    if key not in _LOADED:
-        _LOADED[key] = TextLM.load(spec, device)
-    return _LOADED[key]
 
 
 def mean_nll(lm: TextLM, texts: Sequence[str], memo: dict[str, float] | None = None) -> list[float]:

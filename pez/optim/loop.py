@@ -77,9 +77,10 @@ class PromptOptimizer(ABC):
     def __init__(self, objective: Objective, config: OptimizerConfig):
         self._t_created = time.perf_counter()
         if config.prior_weight > 0:  # the prior steers every exact score of the search (pez.objectives.prior)
-            from pez.objectives.prior import PriorObjective, load_prior
+            from pez.models.lm import load_text_lm
+            from pez.objectives.prior import PriorObjective
 
-            prior = load_prior(config.prior, objective.vocab.embeddings.device)
+            prior = load_text_lm(config.prior, objective.vocab.embeddings.device)
             objective = PriorObjective(objective, prior, config.prior_weight)
         self.obj = objective
         self.cfg = config

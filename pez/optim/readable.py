@@ -54,10 +54,10 @@ class Readable(CandidateSearch):
 
     def init(self, ids: torch.Tensor) -> None:
         super().init(ids)
-        from pez.objectives.prior import load_prior
+        from pez.models.lm import load_text_lm
 
         prior = getattr(self.obj, "prior", None)
-        self.proposer = prior if prior is not None else load_prior(self.cfg.prior, self.device)
+        self.proposer = prior if prior is not None else load_text_lm(self.cfg.prior, self.device)
         self._words: dict[int, list[tuple[int, str]]] = {}  # LM token id -> [(encoder id, word)] (cached)
         self._nll: dict[str, float] = {}  # text -> mean NLL per LM token, when the objective has no prior
         self.start_nll: torch.Tensor | None = None  # (R,), the first texts' NLL (the bound of max_nll_rise)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from pez.evaluation.readability import judge_results
+from pez.models.lm import load_judge
 from pez.objectives.base import Objective
 from pez.optim.budget import Budget
 from pez.optim.config import OptimizerConfig
 from pez.optim.registry import method_for
 from pez.optim.tracking import Progress
 from pez.records import PromptResult
+from pez.text.readability import judge_results
 
 
 def optimize_each(
@@ -50,7 +51,7 @@ def optimize_each(
     method = method_for(config)(objective, config)
     results = method.run(callback, checkpoint, resume, budget_seconds=budget.seconds, budget_passes=budget.passes)
     try:
-        judge_results(results, judge, objective.vocab.embeddings.device)
+        judge_results(results, load_judge(judge, objective.vocab.embeddings.device))
     except KeyboardInterrupt:  # the search's results are kept: without the judge's perplexity
         judge_results(results, None)
     return results

@@ -48,10 +48,10 @@ PAD = -1
 
 def load_proposer(spec: str, device: torch.device | str):
     """The proposer LM ``spec`` on ``device``: the process's one cache of causal LMs
-    (:func:`pez.objectives.prior.load_prior`), shared with the prior and the judge, so one LM loads once."""
-    from pez.objectives.prior import load_prior
+    (:func:`pez.models.lm.load_text_lm`), shared with the prior and the judge, so one LM loads once."""
+    from pez.models.lm import load_text_lm
 
-    return load_prior(spec, device)
+    return load_text_lm(spec, device)
 
 
 @dataclass

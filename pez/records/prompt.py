@@ -37,7 +37,7 @@ class PromptResult(Record):
     steps_done: int = 0
     interrupted: bool = False
     extras: dict = field(default_factory=dict)  # method-specific numbers, e.g. a soft prompt's continuous_score
-    # how readable ``text`` is (pez.evaluation.readability.Readability as a dict): perplexity under a judge LM
+    # how readable ``text`` is (pez.text.readability.Readability as a dict): perplexity under a judge LM
     # (None without one), the judge, dictionary-word and repeated-word shares, whether the judge also wrote it
     readability: dict = field(default_factory=dict)
 

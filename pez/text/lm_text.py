@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import torch
 
 from pez.errors import PezError
-from pez.models.base import LoadedModel
 
 PROBE = "a photo of a dog"  # any plain text: a tokenizer that cannot encode it has no usable vocabulary
 
@@ -37,7 +36,9 @@ class TextLM:
     """Log-probabilities of texts under a causal LM, each text tokenised by the LM's own tokenizer.
 
     Args:
-        loaded: a :class:`~pez.models.LoadedModel` of kind "lm" (from :func:`pez.models.load_lm`).
+        loaded: a :class:`~pez.models.LoadedModel` of kind "lm" (from :func:`pez.models.load_lm`; any object with its
+            ``spec``, ``kind``, ``model`` and ``tokenizer``: the text floor imports no model loader, and
+            :func:`pez.models.lm.load_text_lm` loads one by spec, once per process).
         start_id: the token put before every text; default :func:`document_start` (``<|endoftext|>``, else the BOS
             id, else the EOS id).
 
@@ -51,7 +52,7 @@ class TextLM:
         PezError: not a causal LM, a tokenizer that cannot encode text, or no start token.
     """
 
-    def __init__(self, loaded: LoadedModel, start_id: int | None = None):
+    def __init__(self, loaded, start_id: int | None = None):
         if loaded.kind != "lm" or loaded.tokenizer is None:
             raise PezError(f"{loaded.spec!r} is a {loaded.kind} model: a text scorer needs a causal language model")
         self.name = loaded.spec
@@ -64,13 +65,6 @@ class TextLM:
         )
         self.calls = 0
         self.sequences = 0
-
-    @classmethod
-    def load(cls, spec: str, device: str | torch.device | None = "cpu", start_id: int | None = None) -> TextLM:
-        """Load the causal LM ``spec`` names (``smollm2``, a transformers folder, a hub name) on ``device``."""
-        from pez.models import load_lm
-
-        return cls(load_lm(spec, device), start_id)
 
     def _start_id(self, start_id: int | None) -> int:
         tok = self.tokenizer

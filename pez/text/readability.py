@@ -6,6 +6,10 @@ real words in no order: their perplexity under SmolLM2 is in the tens of thousan
 to hundreds. A judge that is also the prior the search was steered by flatters the text: ``judge_is_prior``
 records that.
 
+This module scores; it loads nothing: a judge is a :class:`Judge` on a :class:`~pez.text.lm_text.TextLM` that the
+caller loaded (:func:`pez.models.lm.load_judge` keeps the process's one cache of causal LMs, shared with the prior
+and VGD's proposer), so the search's run function (:mod:`pez.optim.run`) can judge what it returns.
+
 Words are ``wordfreq.tokenize(text, "en")``: Unicode word segmentation, lower-cased, punctuation dropped
 (``"Man's riding, a horse!"`` -> ``["man's", "riding", "a", "horse"]``). A word is a dictionary word when its
 Zipf frequency in English is at least :data:`DICTIONARY_ZIPF` (once per million words or more).
@@ -16,8 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-
-import torch
 
 from pez.text.lm_text import TextLM
 
@@ -101,11 +103,6 @@ class Judge:
     def __init__(self, lm: TextLM):
         self.lm = lm
 
-    @classmethod
-    def load(cls, spec: str = "smollm2", device: str | torch.device | None = "cpu") -> Judge:
-        """A judge on the causal LM ``spec`` names (default the embedded SmolLM2-135M)."""
-        return cls(TextLM.load(spec, device))
-
     @property
     def name(self) -> str:
         return self.lm.name
@@ -150,28 +147,18 @@ def writers(config: dict) -> set[str]:
     return out
 
 
-def _judge(spec: str | None, device) -> Judge | None:
-    """A judge on the process's one cache of causal LMs (shared with the prior and VGD's proposer); None without."""
-    from pez.objectives.prior import load_prior
-
-    return Judge(load_prior(spec, device)) if spec else None
-
-
-def readability_of(text: str, judge: str | None, config: dict, device: str | torch.device = "cpu") -> dict:
+def readability_of(text: str, judge: Judge | None, config: dict) -> dict:
     """The readability (as a dict) of one text that a search with ``config`` returned; see :func:`judge_results`."""
-    scorer = _judge(judge, device)
-    if scorer is None:
+    if judge is None:
         return _with_stats(text, None, None).to_dict()
-    return scorer.judge([text], prior=scorer.name if scorer.name in writers(config) else None)[0].to_dict()
+    return judge.judge([text], prior=judge.name if judge.name in writers(config) else None)[0].to_dict()
 
 
-def judge_results(results: Sequence, judge: str | None = "smollm2", device: str | torch.device = "cpu") -> None:
+def judge_results(results: Sequence, judge: Judge | None) -> None:
     """Set the ``readability`` of every result (:class:`pez.PromptResult`): the word statistics always, the
-    perplexity under the causal LM ``judge`` (loaded once per process) unless it is None; ``judge_is_prior`` when
-    the judge also wrote or steered the text."""
-    scorer = _judge(judge, device)
+    perplexity under ``judge`` unless it is None; ``judge_is_prior`` when the judge also wrote or steered the text."""
     texts = [r.text for r in results]
-    ppl = scorer.lm.perplexity(texts) if scorer is not None and texts else [None] * len(texts)
+    ppl = judge.lm.perplexity(texts) if judge is not None and texts else [None] * len(texts)
     for res, p in zip(results, ppl):
-        is_prior = scorer is not None and scorer.name in writers(res.config)
-        res.readability = _with_stats(res.text, p, scorer.name if scorer else None, is_prior).to_dict()
+        is_prior = judge is not None and judge.name in writers(res.config)
+        res.readability = _with_stats(res.text, p, judge.name if judge else None, is_prior).to_dict()
