@@ -24,7 +24,7 @@ from pathlib import Path
 from PIL import Image
 
 from pez.errors import PezError
-from pez.images.load import load_image
+from pez.images.load import load_image, too_large
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 PATH_FIELDS = ("image", "path", "file")
@@ -50,7 +50,12 @@ class ImageItem:
 
     def load(self) -> Image.Image:
         """The image in RGB; raises :class:`PezError` when it cannot be read."""
-        return load_image(self.key) if self.loader is None else load_image(self.loader())
+        if self.loader is None:
+            return load_image(self.key)
+        try:
+            return load_image(self.loader())
+        except Image.DecompressionBombError as e:  # a dataset's image decoded by its own loader
+            raise PezError(too_large(self.key, e)) from None
 
 
 def list_images(source: str) -> list[ImageItem]:
