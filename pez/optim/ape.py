@@ -64,9 +64,9 @@ class APEConfig(CandidateConfig):
         super().__post_init__()
         check_positive(self, "demos", "instructions", "keep", "temperature", "top_p", "max_new_tokens")
         if not 0 <= self.fresh <= 1:
-            raise PezError(f"fresh must be from 0 to 1 (a share of the candidates), got {self.fresh}")
+            raise PezError(f"--fresh must be from 0 to 1 (a share of the candidates), got {self.fresh}")
         if self.top_p > 1:
-            raise PezError(f"top-p must be at most 1, got {self.top_p}")
+            raise PezError(f"--top-p must be at most 1, got {self.top_p}")
         if "{demos}" not in self.induce_request:
             raise PezError("induce-request must contain {demos} (where the labelled examples go)")
         for name in ("variation_request", "paraphrase_request"):
@@ -83,7 +83,7 @@ def check_task_objective(obj) -> None:
     labelled = isinstance(examples, dict) and examples.get("train") and getattr(obj, "task", None) is not None
     if not labelled and not isinstance(getattr(obj, "instruction", None), str):
         raise PezError(f"ape writes instructions from labelled examples: {type(obj).__name__} has none "
-                       "(use it on an LM task: pez discover, pez compress, pez compare --task)")  # fmt: skip
+                       "(use it on an LM task: pez discover, pez compress, pez compare --data)")  # fmt: skip
 
 
 class APE(PromptOptimizer):
