@@ -1,6 +1,5 @@
-"""What the tabs share: the app's options and context, input checks with one-line messages, the model note, and
-the result panel of a prompt search (the prompt with a copy button, its honest score, a live score-against-step
-plot, the status line and the result JSON)."""
+"""What the tabs share: the app's options and context, input checks with one-line messages and the model note (the
+result panel of a prompt search is in :mod:`pez.ui.panel`)."""
 
 from __future__ import annotations
 
@@ -10,16 +9,15 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import gradio as gr
 
 from pez.errors import PezError
 from pez.models import DEFAULT_CLIP, EMBEDDED
 from pez.ui.estimate import PaceBook
-from pez.ui.live import Job, JobRunner, Limits, check_memory
+from pez.ui.live import JobRunner, Limits, check_memory
 from pez.ui.runs import RunStore
 
 JOBS = "pez-jobs"  # the one concurrency group of every event that runs a job
@@ -70,14 +68,21 @@ class Context:
         return {"concurrency_limit": self.options.concurrency, "concurrency_id": JOBS}
 
 
-UPLOADS = os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "gradio")
+def uploads() -> list[str]:
+    """Where Gradio puts uploads now (``$GRADIO_TEMP_DIR``: the server's own folder once the page is built) and its
+    shared default folder."""
+    shared = os.path.join(tempfile.gettempdir(), "gradio")
+    return list(dict.fromkeys(p for p in (os.environ.get("GRADIO_TEMP_DIR"), shared) if p))
+
+
 FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
 
 
 def for_the_page(message: str) -> str:
     """A job's one-line message as the page shows it: an uploaded file by its name, not the server's temp path;
     an option by its name, not the command line's flag (``--prompt-len`` -> ``prompt len``)."""
-    message = re.sub(re.escape(UPLOADS) + r"/[^\s'\"]*/([^/\s'\"]+)", r"\1", message)
+    for folder in uploads():
+        message = re.sub(re.escape(folder) + r"/[^\s'\"]*/([^/\s'\"]+)", r"\1", message)
     return FLAG.sub(lambda m: m.group(1).replace("-", " "), message)
 
 
@@ -135,6 +140,16 @@ def Slider(*args, **kwargs) -> gr.Slider:  # noqa: N802  (used as the component 
     slider = gr.Slider(*args, **kwargs)
     slider.preprocess = lambda payload: payload
     return slider
+
+
+def Number(*args, **kwargs) -> gr.Number:  # noqa: N802  (used as the component it makes)
+    """A ``gr.Number`` input whose value reaches the tab as sent, for the tab's own check (:func:`bounded`,
+    :func:`real_number`) to name the field: Gradio's own conversion fails on a non-finite number sent through the
+    API (``steps=Infinity``, ``seed=1e400``: "cannot convert float infinity to integer", with no message to the
+    client) and refuses a value below ``minimum`` without naming the field."""
+    number = gr.Number(*args, **kwargs)
+    number.preprocess = lambda payload: payload
+    return number
 
 
 def bounded(value, name: str, low: int, high: int) -> int:
@@ -298,97 +313,13 @@ def _clip_weights_cached(name: str, tag: str) -> bool:
     return bool(url) and os.path.isfile(os.path.expanduser(f"~/.cache/clip/{os.path.basename(url)}"))
 
 
-# -- the result panel of a prompt search -----------------------------------------------------------------------------
-
-
-@dataclass
-class SearchPanel:
-    """The outputs of a prompt search, in the order of :attr:`outputs`."""
-
-    prompt: gr.Textbox
-    score: gr.Number
-    status: gr.Markdown
-    plot: gr.LinePlot
-    file: gr.File
-
-    @property
-    def outputs(self) -> list:
-        return [self.prompt, self.score, self.status, self.plot, self.file]
-
-    def live(self, job: Job, score_name: str = "score") -> tuple:
-        """The outputs while the job runs: best prompt so far, its honest score, the plot."""
-        p = job.progress
-        estimate = f" {job.estimate}" if job.estimate else ""
-        if p is None:
-            waiting = "Loading the model and the targets ..." if job.running else "Waiting for a running job to end ..."
-            return ("", None, "Stopping ..." if job.stopping else waiting + estimate, None, None)
-        stop = " Stopping after this step ..." if job.stopping else ""
-        left = f" (about {p.elapsed / p.step * (p.steps - p.step):.0f} s left)" if 0 < p.step < p.steps else ""
-        status = f"Step {p.step} / {p.steps}, {p.elapsed:.1f} s{left}: best honest {score_name} {p.best_score:.4f}."
-        status += stop + estimate
-        return (p.best_text, round(p.best_score, 4), status, score_plot(job.points), None)
-
-    def done(self, res, path, job: Job) -> tuple:
-        """The outputs of a finished search (``res`` a :class:`pez.PromptResult`)."""
-        return (res.text, round(res.score, 4), search_status(res, path), score_plot(job.points), str(path))
-
-    def stream(self, job: Job, score_name: str = "score"):
-        """The outputs while ``job`` runs, then those of its result ``(PromptResult, path)``; its failure as a
-        one-line error."""
-        for _ in job.watch():
-            if not job.finished.is_set():
-                yield self.live(job, score_name)
-        if job.error:
-            raise PezError(job.error)
-        res, path = job.result
-        yield self.done(res, path, job)
-
-
-def stop_job(ctx: Context, request: gr.Request | None, tab: str, stopping: str) -> str:
-    """The Stop button of ``tab``: ask the session's job to stop; the line the tab's status shows at once."""
-    if ctx.runner.stop(session_key(request, tab), user_of(request)):
-        return f"Stopping ... {stopping}"
-    return "No job of this page is running here (after a reload, find it in the Runs tab)."
-
-
-def stop_search(ctx: Context, request: gr.Request | None, tab: str) -> str:
-    """The Stop button of a search tab: the search ends after the step under way and keeps its best prompt."""
-    return stop_job(ctx, request, tab, "the search ends after the step under way and keeps the best prompt so far.")
-
-
-def search_panel(tab: str, score_label: str = "honest score") -> SearchPanel:
-    """The outputs of a search in ``tab``; the prompt and the score have the element ids ``TAB-prompt``,
-    ``TAB-score`` (for browser tests)."""
-    prompt = gr.Textbox(label="Prompt", buttons=["copy"], interactive=False, lines=2, elem_id=f"{tab}-prompt")
-    score = gr.Number(label=score_label, interactive=False, precision=4, elem_id=f"{tab}-score")
-    status = gr.Markdown("", elem_classes=["pez-status"])
-    plot = gr.LinePlot(None, x="step", y="score", x_title="step", y_title="best honest score", height=240)
-    file = gr.File(label="Result JSON (the file the CLI's --out writes)", interactive=False)
-    return SearchPanel(prompt, score, status, plot, file)
-
-
-def score_plot(points: Sequence[tuple[int, float]]):
-    import pandas as pd
-
-    return pd.DataFrame({"step": [s for s, _ in points], "score": [v for _, v in points]})
-
-
-def search_status(res, path) -> str:
-    """One line about a finished search: score, steps, time, re-tokenisation, interruption, where it is saved."""
-    t = res.timings
-    line = f"{res.score_name} {res.score:.4f} after {res.steps_done} steps in {t.get('total_s', 0.0):.1f} s"
-    if res.retokenized:
-        line += f"; the optimised ids scored {res.internal_score:.4f} before re-tokenisation"
-    if res.interrupted:
-        line += "; stopped: the best prompt so far"
-    return f"{line}. Saved in the runs folder as `{Path(path).name}`."
-
-
 def search_sizes(ctx, steps, restarts, prompt_len, seed, model, readable) -> tuple[dict, int, int, str]:
     """The image and text tabs' search fields checked against the limits and the free memory (one message naming
-    the field): ``(search, prompt_len, seed, model)``, ``search`` holding steps and restarts."""
+    the field): ``(search, prompt_len, seed, model)``, ``search`` holding steps (None: readable mode with the field
+    left empty, which sizes its own search) and restarts."""
     limits = ctx.limits
-    search = {"steps": bounded(steps, "Steps", 1, limits.steps),
+    sized = readable and steps in (None, "")  # readable mode sizes its own refinement when no steps are asked
+    search = {"steps": None if sized else bounded(steps, "Steps", 1, limits.steps),
               "restarts": bounded(restarts, "Restarts", 1, limits.restarts)}  # fmt: skip
     prompt_len = bounded(prompt_len, "Prompt length", 1, limits.prompt_len)
     seed = bounded(seed, "Seed", 0, limits.seed)

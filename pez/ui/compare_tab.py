@@ -14,6 +14,7 @@ from pez.optim import METHODS
 from pez.text.templates import DEFAULT_TEMPLATE
 from pez.ui.common import (
     Context,
+    Number,
     Slider,
     bounded,
     file_paths,
@@ -22,9 +23,9 @@ from pez.ui.common import (
     one_line_errors,
     real_number,
     session_key,
-    stop_job,
     user_of,
 )
+from pez.ui.panel import stop_job
 from pez.ui.task_tab import DATA_FILE_TYPES
 from pez.ui.text_tab import TEXT_MODELS
 
@@ -152,8 +153,8 @@ def build_compare_tab(ctx: Context) -> None:
                     labels = gr.Textbox("negative,positive", label="Labels")
                 methods = gr.CheckboxGroup(list(METHODS), value=["pez", "autoprompt", "random"], label="Methods")
                 with gr.Row():
-                    seeds = gr.Number(3, label="Seeds", precision=0)
-                    budget = gr.Number(100, label="Budget per run")
+                    seeds = Number(3, label="Seeds", precision=0)
+                    budget = Number(100, label="Budget per run")
                     unit = gr.Dropdown(UNITS, value="steps", label="Budget unit")
                     prompt_len = Slider(1, 32, value=8, step=1, label="Prompt length")
                 with gr.Row():

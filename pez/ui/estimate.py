@@ -83,7 +83,8 @@ def tell_estimate(job, paces: PaceBook, key: Hashable, steps: int | None, probe:
 def invert_estimated(ctx, job, key: Hashable, model: str, readable: bool, search: dict, callback, **run):
     """``pez.invert(model=model, **run)`` for a page's ``job``, with its time estimate told first
     (:func:`tell_estimate`; a probe loads the model once for both); the search's pace is recorded under ``key``
-    for the next run. ``search``: steps and restarts (unused in readable mode, which sizes its own search)."""
+    for the next run. ``search``: steps and restarts (readable mode: the refinement's steps when not None, else it
+    sizes its own search; no restarts)."""
     import pez
 
     loaded, extra = model, {}
@@ -98,7 +99,8 @@ def invert_estimated(ctx, job, key: Hashable, model: str, readable: bool, search
         return res.timings["s_per_step"]
 
     tell_estimate(job, ctx.paces, key, None if readable else search["steps"], None if readable else probe)
-    res = pez.invert(**run, model=loaded, callback=callback, readable=readable, **({} if readable else search))
+    asked = {"steps": search["steps"]} if search["steps"] is not None else {}  # readable: the refinement's steps
+    res = pez.invert(**run, model=loaded, callback=callback, readable=readable, **(asked if readable else search))
     res.timings.update(extra)  # the model loaded before the probe: its time, not the search's
     ctx.paces.record(key, res.timings["total_s"] if readable else res.timings["s_per_step"])
     return res

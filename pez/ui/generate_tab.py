@@ -17,15 +17,16 @@ import gradio as gr
 from pez.errors import PezError
 from pez.ui.common import (
     Context,
+    Number,
     bounded,
     bounded_text,
     file_paths,
     one_line_errors,
     session_key,
-    stop_job,
     user_of,
 )
 from pez.ui.common import real_number as real
+from pez.ui.panel import stop_job
 
 
 def check_by_generating(ctx: Context, prompt, targets, reference, generations, seed, steps, guidance, job=None,
@@ -99,10 +100,10 @@ def build_generate_tab(ctx: Context) -> None:
                 targets = gr.File(label="Target images", file_count="multiple", file_types=["image"])
                 reference = gr.Textbox(ctx.options.reference_model or DEFAULT_REFERENCE, label="Reference CLIP")
                 with gr.Row():
-                    generations = gr.Number(4, label="Generations", precision=0)
-                    seed = gr.Number(0, label="Seed", precision=0)
-                    steps = gr.Number(50, label="Inference steps", precision=0)
-                    guidance = gr.Number(7.5, label="Guidance")
+                    generations = Number(4, label="Generations", precision=0)
+                    seed = Number(0, label="Seed", precision=0)
+                    steps = Number(50, label="Inference steps", precision=0)
+                    guidance = Number(7.5, label="Guidance")
                 with gr.Row():
                     run = gr.Button("Generate and score", variant="primary", elem_id="generate-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="generate-stop")

@@ -13,18 +13,18 @@ from pez.optim import METHODS
 from pez.ui.common import (
     OFFLINE_CLIP,
     Context,
+    Number,
     Slider,
     file_paths,
     lines,
     model_note,
     one_line_errors,
-    search_panel,
     search_sizes,
     session_key,
-    stop_search,
     user_of,
 )
 from pez.ui.estimate import invert_estimated
+from pez.ui.panel import search_panel, steps_follow_readable, stop_search
 
 IMAGE_MODELS = [DEFAULT_CLIP, "ViT-L-14/openai", "sdxl", "ViT-B-32/laion2b_s34b_b79k", OFFLINE_CLIP]
 CPU_STEPS = 300  # the page's default on a CPU, where the paper's 3000 steps of ViT-H-14 take hours
@@ -71,7 +71,8 @@ def invert_images(
     search, prompt_len, seed, model = search_sizes(ctx, steps, restarts, prompt_len, seed, model, readable)
     readable = bool(readable)
     method = "pez" if readable else method or "pez"  # readable mode picks its own methods
-    key = ("invert", model, method, readable, prompt_len, search["restarts"], len(images), ctx.options.device)
+    sized = search["steps"] if readable else None  # readable mode: its refinement's steps (None: it sizes its own)
+    key = ("invert", model, method, readable, sized, prompt_len, search["restarts"], len(images), ctx.options.device)
     res = invert_estimated(
         ctx, job, key, model, readable, search, callback, images=images, texts=lines(texts),
         negative_images=negative_images, negative_texts=lines(negative_texts), method=method,
@@ -99,12 +100,13 @@ def build_image_tab(ctx: Context) -> None:
                     texts = gr.Textbox(label="Target texts too (one per line)", lines=2)
                 with gr.Row():
                     prompt_len = Slider(1, 32, value=16, step=1, label="Prompt length (tokens)")
-                    steps = gr.Number(default_steps, label="Steps", precision=0)
+                    steps = Number(default_steps, label="Steps", precision=0)
                 with gr.Row():
-                    restarts = gr.Number(INVERT_DEFAULTS["restarts"], label="Restarts", precision=0)
+                    restarts = Number(INVERT_DEFAULTS["restarts"], label="Restarts", precision=0)
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
-                    seed = gr.Number(0, label="Seed", precision=0)
+                    seed = Number(0, label="Seed", precision=0)
                 readable = gr.Checkbox(False, label="Readable (reads as text: VGD, then gradient and LM swaps)")
+                steps_follow_readable(readable, steps, default_steps)
                 with gr.Row():
                     run = gr.Button("Find a prompt", variant="primary")
                     stop = gr.Button("Stop", variant="stop")

@@ -15,6 +15,7 @@ from pez.optim import METHODS
 from pez.text.templates import DEFAULT_TEMPLATE
 from pez.ui.common import (
     Context,
+    Number,
     Slider,
     bounded,
     file_paths,
@@ -22,14 +23,12 @@ from pez.ui.common import (
     model_spec,
     one_line_errors,
     real_number,
-    score_plot,
-    search_panel,
     session_key,
-    stop_job,
     user_of,
 )
 from pez.ui.estimate import PROBE_STEPS, tell_estimate
 from pez.ui.live import check_memory
+from pez.ui.panel import score_plot, search_panel, stop_job
 
 DATA_FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv"]
 EXAMPLE_TOKENS = 128  # a task example's tokens in the memory estimate (a movie review is about 100 to 300)
@@ -194,16 +193,16 @@ def build_task_tab(ctx: Context) -> None:
                 )
                 with gr.Row():
                     prompt_len = Slider(1, 32, value=10, step=1, label="Prompt length (tokens)")
-                    steps = gr.Number(100, label="Steps", precision=0)
-                    seed = gr.Number(0, label="Seed", precision=0)
+                    steps = Number(100, label="Steps", precision=0)
+                    seed = Number(0, label="Seed", precision=0)
                 with gr.Accordion("More options", open=False):
                     with gr.Row():
                         method = gr.Dropdown(list(METHODS), value="pez", label="Method")
-                        batch_size = gr.Number(16, label="Examples per step", precision=0)
-                        fluency = gr.Number(0.0, label="Fluency weight (paper: 0.003)", minimum=0)
+                        batch_size = Number(16, label="Examples per step", precision=0)
+                        fluency = Number(0.0, label="Fluency weight (paper: 0.003)", minimum=0)
                     with gr.Row():
-                        dev_size = gr.Number(64, label="Dev examples", precision=0)
-                        test_size = gr.Number(200, label="Held-out examples", precision=0)
+                        dev_size = Number(64, label="Dev examples", precision=0)
+                        test_size = Number(200, label="Held-out examples", precision=0)
                 readable = gr.Checkbox(False, label="Readable (an English instruction: APE or your start, then "
                                        "gradient and LM swaps)")  # fmt: skip
                 init_text = gr.Textbox("", label="Start from (readable mode: a hand-written instruction to improve)")

@@ -11,17 +11,17 @@ from pez.optim import METHODS
 from pez.ui.common import (
     OFFLINE_CLIP,
     Context,
+    Number,
     Slider,
     bounded_text,
     model_note,
     one_line_errors,
-    search_panel,
     search_sizes,
     session_key,
-    stop_search,
     user_of,
 )
 from pez.ui.estimate import invert_estimated
+from pez.ui.panel import search_panel, steps_follow_readable, stop_search
 
 TEXT_MODELS = ["minilm", OFFLINE_CLIP, "ViT-L-14/openai", "ViT-H-14/laion2b_s32b_b79k"]
 
@@ -37,8 +37,9 @@ def distill(ctx: Context, text, model, prompt_len, steps, seed, restarts=INVERT_
     search, prompt_len, seed, model = search_sizes(ctx, steps, restarts, prompt_len, seed, model, readable)
     readable = bool(readable)
     method = "pez" if readable else method or "pez"  # readable mode picks its own methods
-    key = ("distill", model, method, readable, prompt_len, search["restarts"], ctx.options.device)
-    # readable mode sizes its own search (pez.jobs.invert.READABLE): the search's steps and restarts go unused
+    # readable mode: the steps are its refinement's (None: it sizes its own, pez.jobs.invert.READABLE); no restarts
+    sized = search["steps"] if readable else None
+    key = ("distill", model, method, readable, sized, prompt_len, search["restarts"], ctx.options.device)
     res = invert_estimated(
         ctx, job, key, model, readable, search, callback, texts=[text], method=method, device=ctx.options.device,
         prompt_len=prompt_len, seed=seed,
@@ -57,14 +58,15 @@ def build_text_tab(ctx: Context) -> None:
                 note = gr.Markdown(model_note(default))
                 with gr.Row():
                     prompt_len = Slider(1, 32, value=8, step=1, label="Prompt length (tokens)")
-                    steps = gr.Number(300, label="Steps", precision=0)
-                    seed = gr.Number(0, label="Seed", precision=0)
+                    steps = Number(300, label="Steps", precision=0)
+                    seed = Number(0, label="Seed", precision=0)
                 with gr.Accordion("More options", open=False):
-                    restarts = gr.Number(
+                    restarts = Number(
                         INVERT_DEFAULTS["restarts"], label="Restarts (prompts searched together)", precision=0
                     )
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
                 readable = gr.Checkbox(False, label="Readable (reads as text: VGD, then gradient and LM swaps)")
+                steps_follow_readable(readable, steps, 300)
                 with gr.Row():
                     run = gr.Button("Distil", variant="primary", elem_id="text-run")
                     stop = gr.Button("Stop", variant="stop")
