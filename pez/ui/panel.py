@@ -98,20 +98,19 @@ def search_status(res, path) -> str:
 
 
 def readable_note(res) -> str:
-    """What readable mode did that the fields did not say: the steps it chose (when none were asked) and the
-    tokens it kept (its start text's own, which may be fewer than the prompt length)."""
-    if "vgd_text" not in res.extras:
+    """What readable mode did, which the Steps field alone does not say: its stages and how many steps each ran
+    (the last stage runs the Steps asked for, at most; with the field empty, as many as readable mode chooses)."""
+    ex, steps, asked = res.extras, res.steps_done, res.config.get("steps")
+    if "pez_steps" in ex:
+        first = f"{ex['pez_steps']} PEZ steps for the words"
+    elif "vgd_text" in ex:
+        first = "VGD's beam searches for a first text"
+    else:
         return ""
-    from pez.jobs.invert import READABLE
-
-    sweeps, n = READABLE["sweeps"], res.config.get("prompt_len")
-    if res.config.get("steps") != sweeps * n:
-        return f" (readable mode: {n} tokens, those of its start text)"
-    passes = f"{sweeps} passes over the {n} tokens of its start text"
-    return f" (readable mode chose the steps: {passes}; give Steps to choose)"
+    return f" (readable mode: {first}, then {steps} of at most {asked} steps of edits under the LM prior)"
 
 
-READABLE_STEPS = "Steps (readable: empty = 3 passes over its text)"
+READABLE_STEPS = "Steps (readable: of its last stage; empty: its own choice)"
 
 
 def steps_follow_readable(readable: gr.Checkbox, steps: gr.Number, default: int) -> None:
