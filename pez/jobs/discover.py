@@ -8,6 +8,7 @@ swaps scored with the LM prior (docs/algorithms.md#readable-task-prompts)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 
@@ -182,6 +183,9 @@ def discover(
         ape, refine = split_readable(options)
         make_config("ape", {**READABLE_TASK["ape"], **ape}, LM_DEFAULTS)
         cfg = lm_config("readable", refine)
+        if "steps" not in refine:  # what readable mode will run, for an API target's pacing and --dry-run's plan
+            steps = READABLE_TASK["ape"]["steps"] * (not cfg.init_text) + READABLE_TASK["sweeps"] * cfg.prompt_len
+            cfg = dataclasses.replace(cfg, steps=steps)
     else:
         cfg = lm_config(method, options)
     search = _searcher(cfg, options, readable, checkpoint, resume, judge)
