@@ -17,6 +17,8 @@ model's chat template), both with ``usage``. It can behave like the real servers
   with ``fail_status`` (429 or 5xx), adding a ``Retry-After: <retry_after>`` header when ``retry_after`` is set.
 - ``delay``: seconds to sleep before answering.
 - ``wrong_shape``: true answers every API POST with ``{"hello": 1}`` (valid JSON, status 200, not an answer).
+- ``unusable``: true answers in the right shape with nothing usable in it: every log-probability ``NaN`` (as
+  Python's JSON writes it) and every chat answer ``"NaN"``; a number N makes only requests N and later so.
 - ``reset``: true sets every switch back to its start value and zeroes the counts.
 
 ``GET /stats`` gives the counts since the last reset: ``requests`` (every API POST), ``completions`` and ``chat``
@@ -39,7 +41,7 @@ import time
 
 import httpx
 import torch
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from werkzeug.serving import make_server
 
 MODEL_NAME = "smollm2"
@@ -130,10 +132,12 @@ def create_app(model, tokenizer, start: dict) -> Flask:
         return jsonify(body), status, headers or {}
 
     def gate():
-        """Count the request, then apply the failure switches and the key check; an error response or None."""
+        """Count the request, then apply the failure switches and the key check; an error response or None. The
+        request's number is kept in ``flask.g.number``."""
         with lock:
             state["stats"]["requests"] += 1
             number, config = state["stats"]["requests"], dict(state["config"])
+        g.number = number
         if config["delay"]:
             time.sleep(config["delay"])
         burst = config["fail_between"]
@@ -180,7 +184,7 @@ def create_app(model, tokenizer, start: dict) -> Flask:
         if refused is not None:
             return refused
         body = request.get_json()
-        config = state["config"]
+        config, number = state["config"], g.number
         if not config["logprobs"] and (body.get("echo") or body.get("logprobs") is not None):
             return error(400, "echo and logprobs are not supported for this model")
         prompt = body["prompt"][0] if isinstance(body["prompt"], list) else body["prompt"]
@@ -198,6 +202,8 @@ def create_app(model, tokenizer, start: dict) -> Flask:
             state["stats"]["completions"] += 1
             state["stats"]["generated"] += usage["completion_tokens"]
             state["stats"]["tokens"] += usage["total_tokens"]
+        if _unusable(config, number):
+            choice = _nan(choice)
         answer = {"id": "cmpl-test", "object": "text_completion", "model": MODEL_NAME, "choices": [choice]}
         return jsonify(answer | {"usage": usage})
 
@@ -207,6 +213,7 @@ def create_app(model, tokenizer, start: dict) -> Flask:
         if refused is not None:
             return refused
         body = request.get_json()
+        number = g.number
         with lock:
             inputs = tokenizer.apply_chat_template(
                 body["messages"], add_generation_prompt=True, return_tensors="pt", return_dict=True
@@ -217,6 +224,8 @@ def create_app(model, tokenizer, start: dict) -> Flask:
                 )
             n_in = inputs["input_ids"].shape[1]
             content = tokenizer.decode(out[0, n_in:], skip_special_tokens=True)
+            if _unusable(state["config"], number):
+                content = "NaN"
             state["stats"]["chat"] += 1
             state["stats"]["generated"] += out.shape[1] - n_in
             state["stats"]["last_messages"] = body["messages"]
@@ -228,6 +237,22 @@ def create_app(model, tokenizer, start: dict) -> Flask:
         return jsonify(answer | {"usage": usage})
 
     return app
+
+
+def _unusable(config: dict, number: int) -> bool:
+    """Whether request ``number`` gets an unusable answer (the ``unusable`` switch: true, or from request N on)."""
+    switch = config["unusable"]
+    return switch is True or (isinstance(switch, int) and not isinstance(switch, bool) and number >= switch)
+
+
+def _nan(choice: dict) -> dict:
+    """A completion choice with every log-probability NaN (tokens and offsets kept)."""
+    lp = choice.get("logprobs")
+    if not lp:
+        return choice
+    nan = float("nan")
+    tops = [None if t is None else dict.fromkeys(t, nan) for t in lp["top_logprobs"]]
+    return choice | {"logprobs": lp | {"token_logprobs": [nan] * len(lp["token_logprobs"]), "top_logprobs": tops}}
 
 
 @torch.no_grad()
@@ -303,6 +328,7 @@ def main() -> None:
     parser.add_argument("--echo-logprobs", default="aligned", choices=ECHO_STYLES, help="echo style (aligned)")
     parser.add_argument("--fail-first", type=int, default=0, help="fail the first N requests")
     parser.add_argument("--fail-status", type=int, default=500, help="status of injected failures (500)")
+    parser.add_argument("--unusable", action="store_true", help="NaN log-probabilities and chat answers")
     args = parser.parse_args()
 
     from pez.models import load_lm
@@ -322,6 +348,7 @@ def main() -> None:
         "retry_after": None,
         "delay": 0.0,
         "wrong_shape": False,
+        "unusable": args.unusable,
     }
     server = make_server("127.0.0.1", 0, create_app(lm.model, lm.tokenizer, start), threaded=True)
     tmp = args.port_file + ".tmp"

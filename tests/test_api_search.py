@@ -202,6 +202,27 @@ def test_a_server_answering_the_wrong_shape_stops_before_the_search(server, tiny
     assert server.stats()["requests"] <= 4
 
 
+def test_a_server_whose_every_answer_is_unusable_stops_before_the_search(server, tiny, data, tmp_path):
+    """NaN log-probabilities and "NaN" chat answers: the search must not run and "choose" a prompt on answers
+    none of which names a label; one line saying what the server sent, before the LM loads."""
+    server.control(unusable=True)
+    steps = []
+    with pytest.raises(PezError, match="none of the first 3 answers could be read as a label") as e:
+        search(server, tiny, data, tmp_path / "c.sqlite", budget=40, callback=steps.append)
+    assert steps == [] and "'NaN'" in str(e.value) and "\n" not in str(e.value)
+    assert server.stats()["requests"] == 1 + 3  # the check (no log-probabilities in its first answer), 3 examples
+
+
+def test_unreadable_answers_during_the_choice_are_counted(server, tiny, data, tmp_path):
+    """Answers that turn unreadable after the first ones: the search goes on, the report counts them."""
+    server.control(logprobs=False, unusable=6)  # the refused check, three readable answers, then "NaN"
+    report = search(server, tiny, data, tmp_path / "c.sqlite", budget=12, steps=2, baseline_prompts=[])
+    unread = report.api["unreadable"]
+    assert report.api["scoring"] == "parse" and unread["search"] >= 1
+    assert unread["held_out"] > 0 and report.api["held_out_error"].startswith("none of the")
+    assert report.accuracy is None and "could not be read as a label" in report.summary()
+
+
 def test_cli_discover_target(server, data, tmp_path, capsys):
     base = ["discover", "--model", "smollm2", "--data", data["train"], "--eval-data", data["dev"],
             "--test-data", data["test"], "--prompt-len", "3", "--quiet"]  # fmt: skip

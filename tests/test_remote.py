@@ -3,6 +3,7 @@ SmolLM2 on loopback, in a subprocess shared by the session; each test sets the s
 them the behaviours of real servers (llama-cpp-python's shifted echo and unlimited max_tokens 0, llama-server's
 missing prompt log-probabilities, 429 with Retry-After, 5xx bursts)."""
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -183,12 +184,19 @@ def test_server_check_is_cached(server, tmp_path):
 
 
 def test_prompt_in_the_system_message(server, tmp_path):
-    result = run(server, tmp_path / "c.sqlite", scoring="parse", prompt_role="system", examples=EXAMPLES[:1])
+    def answered(cache, **kw):
+        try:
+            return run(server, cache, scoring="parse", examples=EXAMPLES[:1], **kw)
+        except ApiFailure as e:  # smollm2 may answer off-label, and one answer is all the run has: no reading
+            assert "could be read as a label" in str(e)
+            return e.partial
+
+    result = answered(tmp_path / "c.sqlite", prompt_role="system")
     assert result.scoring == "parse" and result.extras["prompt_role"] == "system"
     system, user = server.stats()["last_messages"]
     assert system == {"role": "system", "content": PROMPT}
     assert user["role"] == "user" and user["content"].startswith(EXAMPLES[0].text + " It was\nAnswer with")
-    run(server, tmp_path / "d.sqlite", scoring="parse", examples=EXAMPLES[:1])
+    answered(tmp_path / "d.sqlite")
     (user,) = server.stats()["last_messages"]
     assert user["content"].startswith(f"{PROMPT} {EXAMPLES[0].text} It was\n")
 
@@ -437,3 +445,113 @@ def test_a_server_that_does_not_answer_is_said_while_it_is_waited_for(server, tm
         run(server, tmp_path / "c.sqlite", examples=EXAMPLES[:1], timeout=1.0, max_retries=0)
     said = [r.getMessage() for r in caplog.records if "no answer yet" in r.getMessage()]
     assert len(said) == 1 and "--timeout" in said[0] and "--max-retries" in said[0]
+
+
+@pytest.mark.parametrize("phase", ["body", "headers"])
+def test_a_server_that_trickles_is_cut_at_the_timeout(tmp_path, monkeypatch, record_property, phase):
+    """A byte every 0.2 s never trips a per-read timeout: --timeout must bound each request as a whole, so two
+    tries of 1 s end with one clear line. The measured time is recorded (record_property), not asserted; the
+    only clock in the asserts is the hang guard."""
+    import threading
+
+    from tests.slow_server import trickling
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    outcome = {}
+
+    def call(url):
+        start = time.monotonic()
+        try:
+            options = ApiOptions(url, KEY_ENV, tmp_path / "c.sqlite", "parse", timeout=1, max_retries=1, backoff=0.01)
+            evaluate_remote(PROMPT, EXAMPLES[:1], TASK, "smollm2", options)
+        except Exception as e:  # noqa: BLE001 - the test asserts what it is
+            outcome["error"] = e
+        outcome["seconds"] = time.monotonic() - start
+
+    with trickling(phase, interval=0.2) as url:
+        thread = threading.Thread(target=call, args=(url,), daemon=True)
+        thread.start()
+        thread.join(90)  # the hang guard: the answer itself would take 800 s
+        assert not thread.is_alive(), "the request outlived its --timeout (still reading the trickle after 90 s)"
+    record_property("seconds", round(outcome["seconds"], 2))
+    error = outcome.get("error")
+    assert isinstance(error, ApiFailure), error
+    message = str(error)
+    assert "no answer within 1 s" in message and "failed 2 times in a row" in message and "\n" not in message
+    assert re.search(r"\d+\.\d s in all", message)  # the time it took, measured, in the message
+    assert error.partial.n == 0 and not error.partial.complete
+
+
+def test_the_wait_notice_promises_the_worst_case_with_the_backoff(tmp_path, monkeypatch):
+    from pez.evaluation.remote import open_client
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    api = open_client(ApiOptions("http://127.0.0.1:9/v1", KEY_ENV, tmp_path / "c", timeout=5, max_retries=2,
+                                 backoff=1.0))  # fmt: skip
+    try:
+        assert api.worst_wait() == 3 * 5 + 1.5 * (1 + 2)  # three tries, then the longest jittered backoffs
+    finally:
+        api.close()
+        api.close()  # closing twice is harmless
+
+
+def test_a_server_whose_every_answer_is_unusable_is_an_error(server, tmp_path, capsys):
+    """NaN log-probabilities and the chat answer "NaN": auto scoring falls back to parsing, no answer names a
+    label, and the run is one clear line (exit 2) saying what the server sent, not accuracy 0."""
+    import json
+
+    from pez.cli import main
+
+    server.control(unusable=True)
+    with pytest.raises(ApiFailure, match="none of the first 4 answers could be read as a label") as e:
+        run(server, tmp_path / "a.sqlite", examples=EXAMPLES[:4], scoring="auto")
+    assert "'NaN'" in str(e.value) and "\n" not in str(e.value) and e.value.partial.unreadable == 4
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps({"text": x.text, "label": x.label}) + "\n" for x in EXAMPLES))
+    argv = ["evaluate", "--prompt", PROMPT, "--model", "openai:smollm2", "--base-url", server.url, "--data", str(data),
+            "--limit", "4", "--api-key-env", KEY_ENV, "--cache", str(tmp_path / "b.sqlite"), "--quiet",
+            "--out", str(tmp_path / "r.json")]  # fmt: skip
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1 and "could be read as a label" in lines[0] and "'NaN'" in lines[0], err
+    assert json.loads((tmp_path / "r.json").read_text())["unreadable"] == 4  # the answers are kept
+
+
+def test_nan_log_probabilities_are_not_a_prediction(server, tmp_path):
+    """A server checked once (the verdict cached) that then answers NaN log-probabilities: NaN must not pick the
+    first label; no answer is readable, so the run is an error naming the values."""
+    assert run(server, tmp_path / "c.sqlite", examples=EXAMPLES[:1]).complete  # the check passes, cached
+    server.control(unusable=True)
+    with pytest.raises(ApiFailure, match="log-probabilities nan/nan"):
+        run(server, tmp_path / "c.sqlite", examples=EXAMPLES[1:4])
+
+
+def test_some_unreadable_answers_are_counted_and_said(server, tmp_path, caplog, capsys):
+    """From the ninth request on the server answers NaN log-probabilities (the check and three examples of two
+    labels come first): the result counts the last three answers (wrong), says so in a warning and on the CLI's
+    result line, and keeps the rest."""
+    import json
+
+    from pez.cli import main
+
+    clean = run(server, tmp_path / "a.sqlite")
+    server.control(reset=True, unusable=PROBE + 2 * 3 + 1)
+    result = run(server, tmp_path / "b.sqlite")
+    assert result.complete and result.n == 6 and result.unreadable == 3
+    assert [p["predicted"] for p in result.predictions[3:]] == [None] * 3
+    assert result.predictions[:3] == clean.predictions[:3]
+    assert result.accuracy == sum(p["correct"] for p in clean.predictions[:3]) / 6
+    said = [r.getMessage() for r in caplog.records if "could not be read" in r.getMessage()]
+    assert len(said) == 1 and "3 of 6 answers" in said[0] and "log-probabilities nan/nan" in said[0]
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps({"text": x.text, "label": x.label}) + "\n" for x in EXAMPLES))
+    server.control(reset=True, unusable=PROBE + 2 * 3 + 1)
+    argv = ["evaluate", "--prompt", PROMPT, "--model", "openai:smollm2", "--base-url", server.url, "--data", str(data),
+            "--split", "all", "--scoring", "logprob", "--api-key-env", KEY_ENV, "--cache", str(tmp_path / "c.sqlite"),
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "3 unreadable answers counted wrong" in capsys.readouterr().out
+    sent = server.stats()["requests"]  # the CLI's run: the check and 6 examples of 2 labels
+    again = run(server, tmp_path / "b.sqlite")  # the unreadable answers were not cached: only they are asked again
+    assert again.unreadable == 3 and server.stats()["requests"] - sent == 2 * 3

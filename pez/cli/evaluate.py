@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     if args.out:
         result.save(args.out)
-    print(f"accuracy {result.accuracy:.4f} on {result.n} examples ({result.scoring} scoring)")
+    unread = f"; {result.unreadable} unreadable answers counted wrong" if result.unreadable else ""
+    print(f"accuracy {result.accuracy:.4f} on {result.n} examples ({result.scoring} scoring{unread})")
     if result.extras.get("scoring_reason"):
         print(f"scoring {result.scoring}: {result.extras['scoring_reason']}", file=sys.stderr)
     return 0

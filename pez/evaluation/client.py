@@ -2,12 +2,19 @@
 honoured), request and token budgets, a SQLite response cache (which also keeps each server's check, see
 :mod:`pez.evaluation.probe`), and a thread pool (docs/evaluation.md#api-scoring).
 
+``--timeout`` bounds each request as a whole, from connecting to the last byte of the answer: httpx's own timeouts
+are per network operation, so a server that trickles a byte a second would never time out. Requests therefore run
+as httpx ``AsyncClient`` calls under ``asyncio.timeout`` on one event loop in a background thread (one connection
+pool, keep-alive, the environment's proxies), which cancels a request, and closes its connection, at its deadline.
+
 A key is sent as ``Authorization: Bearer KEY`` and never stored or shown: cache keys hold the base URL, the
 endpoint and the payload only, and server messages quoted in errors have the key cut out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import email.utils
 import hashlib
 import json
@@ -197,9 +204,13 @@ class ApiClient:
         self.root, self.key_env, self.cache = root, key_env, cache
         self.max_retries, self.backoff, self.timeout = max_retries, backoff, timeout
         self._key = key  # only ever in the Authorization header, and cut out of quoted server messages
-        self.client = httpx.Client(
+        self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout), headers={"Authorization": f"Bearer {key}", "User-Agent": "pez"}
         )
+        self._loop = asyncio.new_event_loop()  # every request runs here, under its deadline (module docstring)
+        self._io = threading.Thread(target=self._loop.run_forever, name="pez-api-io", daemon=True)
+        self._io.start()
+        self._inflight: set[concurrent.futures.Future] = set()
         self.sent = self.hits = self.tokens = 0
         self.max_requests: int | None = None
         self.max_tokens: int | None = None
@@ -209,9 +220,11 @@ class ApiClient:
         self._rng = random.Random()
         self._told_wait = False  # the waiting notice is said once
 
-    def post(self, endpoint: str, payload: dict, read: Callable[[dict], Any], fresh: bool = False) -> Any:
+    def post(self, endpoint: str, payload: dict, read: Callable[[dict], Any], fresh: bool = False,
+             keep: Callable[[Any], bool] | None = None) -> Any:  # fmt: skip
         """``read(answer)`` for the cached answer (unless ``fresh``) or a new one; only answers that ``read``
-        accepts are cached."""
+        accepts, and whose value ``keep`` approves when given, are cached (an unusable answer is asked again on a
+        rerun, e.g. after the server is fixed)."""
         key = self.cache.key(self.root, endpoint, payload)
         answer = None if fresh else self.cache.get(key)
         if answer is not None:
@@ -225,7 +238,8 @@ class ApiClient:
         with self._count:
             self.tokens += spent or 0
         value = read(answer)
-        self.cache.put(key, endpoint, answer)
+        if keep is None or keep(value):
+            self.cache.put(key, endpoint, answer)
         return value
 
     def run(self, score: Callable[[int], dict], todo: list[int], concurrency: int, done: Callable[[dict], None]):
@@ -238,8 +252,12 @@ class ApiClient:
             for f in as_completed(futures):
                 reported.add(f)
                 done(f.result())
-        except BaseException:
+        except BaseException as e:
             self._stop.set()
+            if not isinstance(e, Exception):  # Ctrl-C: requests in flight are cancelled, not waited for
+                with self._count:
+                    for future in self._inflight:
+                        future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             for f in futures:  # requests in flight when the run failed may still have been answered
                 if f not in reported and f.done() and not f.cancelled() and f.exception() is None:
@@ -248,8 +266,30 @@ class ApiClient:
         finally:
             pool.shutdown(wait=True)
 
+    async def _exchange(self, url: str, payload: dict) -> httpx.Response:
+        """One POST, its answer read whole, within ``timeout`` seconds in all (TimeoutError past it)."""
+        async with asyncio.timeout(self.timeout):
+            return await self.client.post(url, json=payload)
+
+    def _request(self, url: str, payload: dict) -> httpx.Response:
+        """:meth:`_exchange` on the client's event loop, waited for by the calling thread."""
+        future = asyncio.run_coroutine_threadsafe(self._exchange(url, payload), self._loop)
+        with self._count:
+            self._inflight.add(future)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise PezError("the evaluation stopped") from None
+        except BaseException:
+            future.cancel()  # Ctrl-C in this thread: the request stops too
+            raise
+        finally:
+            with self._count:
+                self._inflight.discard(future)
+
     def _send(self, endpoint: str, payload: dict) -> dict:
         url = self.root + endpoint
+        started = time.monotonic()
         for attempt in range(self.max_retries + 1):
             if self._stop.is_set():
                 raise PezError("the evaluation stopped")
@@ -265,8 +305,8 @@ class ApiClient:
             notice.daemon = True
             notice.start()
             try:
-                r = self.client.post(url, json=payload)
-            except httpx.TimeoutException:
+                r = self._request(url, payload)
+            except (TimeoutError, httpx.TimeoutException):
                 problem = f"no answer within {self.timeout:g} s"
             except httpx.TransportError as e:
                 problem = f"cannot connect ({type(e).__name__}: {e})"
@@ -304,9 +344,15 @@ class ApiClient:
             if self.sleep(wait):
                 raise PezError("the evaluation stopped")
         raise PezError(
-            f"{url} failed {self.max_retries + 1} times in a row ({problem}): try again later or raise "
-            "--max-retries; answered requests are cached, so a rerun resumes where this one stopped"
+            f"{url} failed {self.max_retries + 1} times in a row ({problem}; {time.monotonic() - started:.1f} s in "
+            "all): try again later or raise --max-retries; answered requests are cached, so a rerun resumes where "
+            "this one stopped"
         )
+
+    def worst_wait(self) -> float:
+        """The longest one request can take, retries and backoff included (without a server's Retry-After)."""
+        waits = sum(min(MAX_BACKOFF, self.backoff * 2**a) * 1.5 for a in range(self.max_retries))
+        return (self.max_retries + 1) * self.timeout + waits
 
     def _waiting(self, url: str) -> None:
         """Said once per client, while a request has gone unanswered for a while."""
@@ -314,15 +360,24 @@ class ApiClient:
             if self._told_wait:
                 return
             self._told_wait = True
-        worst = (self.max_retries + 1) * self.timeout
         log.warning("%s: no answer yet after %.0f s; pez waits up to %g s a request (--timeout) and tries %d times "
-                    "(--max-retries), about %.0f s in all", url, min(WAIT_NOTICE, self.timeout / 2), self.timeout,
-                    self.max_retries + 1, worst)  # fmt: skip
+                    "(--max-retries): at most %.0f s in all with the waits between tries (more only if the server "
+                    "asks for a longer Retry-After)", url, min(WAIT_NOTICE, self.timeout / 2), self.timeout,
+                    self.max_retries + 1, self.worst_wait())  # fmt: skip
 
     def sleep(self, seconds: float) -> bool:
         """Wait before a retry; True when the evaluation was stopped meanwhile."""
         return self._stop.wait(seconds)
 
     def close(self) -> None:
-        self.client.close()
-        self.cache.close()
+        """Close the connections, stop the event loop's thread, close the cache (a second call does nothing)."""
+        if not self._loop.is_closed():
+            try:
+                asyncio.run_coroutine_threadsafe(self.client.aclose(), self._loop).result(timeout=10)
+            except (concurrent.futures.TimeoutError, RuntimeError):
+                pass  # a connection that will not close is dropped with the loop
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._io.join(timeout=10)
+            if not self._io.is_alive():
+                self._loop.close()
+            self.cache.close()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 PARSE_MAX_TOKENS = 8  # enough for "Positive." from a chat model; the reply is read for a label word only
 ECHO_TOP = 5  # top_logprobs asked for with the echo on a shifted server (for every prompt token: keep it small)
 TOP_STEPS = (1000, 300000)  # then for one generated token (one position: cheap), until the label token is in
+UNREADABLE_STOP = 8  # the first answers of a run, none readable as a label: the run stops (the server is unusable)
 
 
 class ApiFailure(PezError):
@@ -111,7 +113,9 @@ class RemoteScorer:
     """Predicts the label of one (prompt, input) through ``api`` by the chosen ``scoring``.
 
     :meth:`score` returns ``{"best": label index or None, "scores": per-label sums}`` (logprob scorings) or
-    ``{"best": ..., "answer": reply}`` (parse); ``per_example`` is the number of requests it sends.
+    ``{"best": ..., "answer": reply}`` (parse); ``per_example`` is the number of requests it sends. ``best`` is
+    None when the answer cannot be read as a label: a reply naming none of the label words, or a log-probability
+    that is not a number (NaN, infinite) for some label.
     """
 
     def __init__(self, api: ApiClient, model: str, task: Task, scoring: str, prompt_role: str = "user"):
@@ -127,6 +131,8 @@ class RemoteScorer:
             return self._parse(prompt, text)
         filled = self.task.template.fill(prompt, text)
         scores = [self._label(filled, cont) for cont in self.conts]
+        if not all(math.isfinite(x) for x in scores):  # NaN would make max() pick whichever label comes first
+            return {"best": None, "scores": scores}
         return {"best": max(range(len(scores)), key=scores.__getitem__), "scores": scores}
 
     def _label(self, filled: str, cont: str) -> float:
@@ -134,7 +140,7 @@ class RemoteScorer:
         base = {"model": self.model, "prompt": text, "max_tokens": 1, "echo": True, "temperature": 0}
         if self.scoring == "logprob":
             read = functools.partial(span_logprob, start=len(filled), end=len(text))
-            return self.api.post(COMPLETIONS, base | {"logprobs": 1}, read)
+            return self.api.post(COMPLETIONS, base | {"logprobs": 1}, read, keep=math.isfinite)
         read = functools.partial(shifted_span_parts, start=len(filled), end=len(text))
         total = 0.0
         for begin, token, value in self.api.post(COMPLETIONS, base | {"logprobs": ECHO_TOP}, read):
@@ -165,7 +171,8 @@ class RemoteScorer:
             "max_tokens": PARSE_MAX_TOKENS,
             "temperature": 0,
         }
-        answer = self.api.post(CHAT, payload, _chat_answer)
+        readable = functools.partial(_names_a_label, words=self.words)
+        answer = self.api.post(CHAT, payload, _chat_answer, keep=readable)
         return {"best": parse_answer(answer, self.words), "answer": answer}
 
 
@@ -195,13 +202,15 @@ def evaluate_remote(
 
     Returns:
         An :class:`EvalResult` whose ``scoring`` says how it was scored (``logprob``, ``logprob-corrected`` or
-        ``parse``); per-label ``scores`` (logprob) or the raw ``answer`` (parse) in each prediction; ``extras``
-        holds the base URL, why this scoring (``scoring_reason``), the server check, the requests sent, answers
-        read from the cache and tokens spent.
+        ``parse``); per-label ``scores`` (logprob) or the raw ``answer`` (parse) in each prediction; ``unreadable``
+        counts the answers that could not be read as a label (``predicted`` None, counted wrong, and said in a
+        warning); ``extras`` holds the base URL, why this scoring (``scoring_reason``), the server check, the
+        requests sent, answers read from the cache and tokens spent.
 
     Raises:
         PezError: bad input (uncovered label, mode, base URL, unset key variable), before any request.
-        ApiFailure: the API failed or refused mid-run; it carries the partial result.
+        ApiFailure: the API failed or refused mid-run, or none of the first answers (up to
+            :data:`UNREADABLE_STOP`) could be read as a label; it carries the partial result.
     """
     v = task.verbalizer
     gold = [v.index(e.label) for e in examples]  # every label must be covered before any request
@@ -246,6 +255,7 @@ def evaluate_remote(
             model=f"openai:{model}",
             accuracy=accuracy_of(predictions),
             n=len(predictions),
+            unreadable=sum(p["predicted"] is None for p in predictions),
             predictions=list(predictions),
             task={"template": task.template.text, "labels": list(v.labels), "words": list(v.words)},
             data=data_name,
@@ -258,6 +268,13 @@ def evaluate_remote(
         predictions.append(p)
         if callback is not None:
             callback(len(predictions), len(examples))
+        first = min(UNREADABLE_STOP, len(examples))
+        if len(predictions) == first and all(q["predicted"] is None for q in predictions):
+            raise PezError(
+                f"none of the first {first} answers could be read as a label ({', '.join(v.labels)}): the server "
+                f"sent {server_said(predictions)} ({chosen['scoring']} scoring; {chosen['reason']}): check that "
+                "--base-url serves a working model, or try --scoring parse / logprob"
+            )
 
     try:
         scoring, reason, check = choose_scoring(api, model, options.scoring, options.recheck_server)
@@ -269,7 +286,29 @@ def evaluate_remote(
         raise ApiFailure(str(e), result(False)) from e
     finally:
         api.close()
-    return result(True)
+    out = result(True)
+    if out.unreadable:
+        unread = [p for p in out.predictions if p["predicted"] is None]
+        log.warning("%d of %d answers could not be read as a label and count as wrong (the server sent %s)",
+                    out.unreadable, out.n, server_said(unread))  # fmt: skip
+    return out
+
+
+def server_said(predictions: Sequence[dict], show: int = 3) -> str:
+    """What the server answered for some predictions (or :meth:`RemoteScorer.score` outputs), in a few words: the
+    replies (parse scoring) or the log-probabilities (logprob scorings) of the first ``show`` distinct ones."""
+    seen = []
+    for p in predictions:
+        if "answer" in p:
+            what = repr(p["answer"][:40] + ("..." if len(p["answer"]) > 40 else ""))
+        else:
+            scores = p.get("scores") or []
+            values = scores.values() if isinstance(scores, dict) else scores
+            what = "log-probabilities " + "/".join(f"{x:.3g}" for x in values)
+        if what not in seen:
+            seen.append(what)
+    more = f" and {len(seen) - show} other answers" if len(seen) > show else ""
+    return ", ".join(seen[:show]) + more
 
 
 def parse_answer(answer: str, words: Sequence[str]) -> int | None:
@@ -283,6 +322,10 @@ def parse_answer(answer: str, words: Sequence[str]) -> int | None:
         if m and (best is None or (m.start(), -len(m.group())) < best[:2]):
             best = (m.start(), -len(m.group()), c)
     return None if best is None else best[2]
+
+
+def _names_a_label(answer: str, words: Sequence[str]) -> bool:
+    return parse_answer(answer, words) is not None
 
 
 def instruction_for(words: list[str]) -> str:

@@ -41,6 +41,7 @@ class ApiSelector:
         self.rounds: list[dict] = []
         self.stopped_by: str | None = None  # why the selection ended early: the budget, or an API failure
         self.sent = self.scored = 0  # requests sent and examples scored so far, for a measured per-example cost
+        self.unreadable = 0  # answers that could not be read as a label (wrong, with no margin)
 
     @property
     def n(self) -> int:
@@ -73,7 +74,8 @@ class ApiSelector:
                 self.sent, self.scored = self.sent + api.sent - sent0, self.scored + 1
             g, best = self.gold[k], out["best"]
             scores = out.get("scores")
-            margin = scores[g] - max(s for c, s in enumerate(scores) if c != g) if scores else 0.0
+            self.unreadable += best is None
+            margin = scores[g] - max(s for c, s in enumerate(scores) if c != g) if scores and best is not None else 0.0
             got.append((best == g, margin))
 
     def cost(self, prompts: Sequence[str]) -> int:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 TEST_SIZE = 200  # held-out examples scored through the API when --test-size is not given
 SYNC_SHARE = 0.5  # share of the selection budget spread over the syncs; the rest is for the end
 FINAL_ROUNDS = 8  # swap rounds at the end at most; they stop earlier after two without a better prompt
+FIRST_ANSWERS = 3  # dev examples scored before the search until one answer reads as a label (none: an error)
 
 
 def discover_with_api(
@@ -92,7 +93,7 @@ def discover_with_api(
 def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev, cfg, baseline_prompts, fluency,
                    callback, checkpoint, resume, judge, search=None, readable=False) -> ApiSearchReport:  # fmt: skip
     from pez.evaluation.local import evaluate_local
-    from pez.evaluation.remote import RemoteScorer, choose_scoring
+    from pez.evaluation.remote import RemoteScorer, choose_scoring, server_said
     from pez.evaluation.selection import ApiSelector
     from pez.objectives.lm import ClassificationObjective, LMPath, perplexity
 
@@ -110,14 +111,26 @@ def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev
             f"--api-budget {budget} cannot score one prompt on {len(api_dev)} dev examples by {scoring} "
             f"({need} requests after the server check's {api.sent}): raise it or lower --api-dev-size"
         )
-    # one real answer before the LM loads (the server check may pass on a server whose answers are not
-    # OpenAI's: it then only says "no log-probabilities"): an unreadable answer stops here, not after the search
+    # real answers before the LM loads (the server check may pass on a server whose answers are not OpenAI's,
+    # or hold nothing usable: it then only says "no log-probabilities"): until one reads as a label; a server
+    # none of whose first answers does stops here, not after the search
     try:
-        scorer.score(baseline_prompts[0] if baseline_prompts else "", api_dev[0].text)
+        first = []
+        for example in api_dev[:FIRST_ANSWERS]:
+            text = baseline_prompts[0] if baseline_prompts else ""
+            first.append(scorer.score(text, example.text))
+            if first[-1]["best"] is not None:
+                break
+        else:
+            raise PezError(
+                f"none of the first {len(first)} answers could be read as a label "
+                f"({', '.join(task.verbalizer.labels)}): the server sent {server_said(first)} "
+                f"({scoring} scoring; {reason}): check that --base-url serves a working model"
+            )
     except (KeyRefused, BudgetSpent):
         raise
     except PezError as e:
-        raise PezError(f"{e} (the first scoring request, before the search: nothing was searched)") from None
+        raise PezError(f"{e} (the first scoring requests, before the search: nothing was searched)") from None
     gold = [task.verbalizer.index(e.label) for e in api_dev]
     selector = ApiSelector(scorer, api_dev, gold, per_example=per_example)
     lm = lmtask.lm()
@@ -194,6 +207,7 @@ def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev
             "stopped_by": selector.stopped_by,
             "chosen_on_api": chose,
             "choice": _why(selector, chosen, chose, readable),
+            "unreadable": {"search": selector.unreadable},
             "requests": {"search": search_requests},
             "tokens": {"search": search_tokens},
         }
@@ -208,7 +222,11 @@ def _choose_on_api(api, opts: ApiSearchOptions, lmtask: LMTask, data, *, api_dev
 
 
 def _held_out(report: ApiSearchReport, scorer, test, task, baseline_prompts, concurrency: int) -> None:
-    """API accuracies on the held-out examples; an API failure leaves them None and says why in the report."""
+    """API accuracies on the held-out examples; an API failure, or answers none of which reads as a label, leave
+    them None and say why in the report (``api["held_out_error"]``); unreadable answers are counted
+    (``api["unreadable"]["held_out"]``) and count as wrong."""
+    from pez.evaluation.remote import server_said
+
     gold = [task.verbalizer.index(e.label) for e in test]
     prompts = list(dict.fromkeys([report.prompt, report.local_prompt, "", *baseline_prompts]))
     results: dict[str, list[dict]] = {}
@@ -227,6 +245,17 @@ def _held_out(report: ApiSearchReport, scorer, test, task, baseline_prompts, con
         report.api["held_out_error"] = str(e)
         log.warning("the held-out evaluation on the API failed: %s", e)
         return
+    unread = [d["out"] for d in done if d["best"] is None]
+    report.api["unreadable"]["held_out"] = len(unread)
+    if done and len(unread) == len(done):
+        report.api["held_out_error"] = (
+            f"none of the {len(done)} held-out answers could be read as a label: the server sent {server_said(unread)}"
+        )
+        log.warning("the held-out evaluation on the API failed: %s", report.api["held_out_error"])
+        return
+    if unread:
+        log.warning("%d of %d held-out answers could not be read as a label and count as wrong (the server sent %s)",
+                    len(unread), len(done), server_said(unread))  # fmt: skip
     for d in done:
         results.setdefault(prompts[d["prompt"]], []).append(d)
 

@@ -15,7 +15,8 @@ class EvalResult(Record):
 
     Each prediction is a dict: ``index``, ``text``, ``label`` (gold), ``predicted`` (label name or None when no
     answer could be parsed), ``correct``, and ``scores`` (per-label log-probabilities, when the model gives them)
-    or ``answer`` (the raw reply, when scored by parsing).
+    or ``answer`` (the raw reply, when scored by parsing). ``unreadable`` counts the predictions that are None
+    (answers that name no label, or log-probabilities that are not numbers): they count as wrong.
     """
 
     prompt: str
@@ -27,6 +28,7 @@ class EvalResult(Record):
     data: str = ""
     scoring: str = "logprob"  # "logprob" (label log-probability) or "parse" (constrained answer parsing)
     complete: bool = True  # False when the run stopped early (API failures, Ctrl-C): accuracy is over n so far
+    unreadable: int = 0  # answers that could not be read as a label (predicted None), among the n
     extras: dict = field(default_factory=dict)
 
 
@@ -136,6 +138,10 @@ class ApiSearchReport(TaskReport):
         )
         if a.get("stopped_by"):
             lines.append(f"the choice stopped early: {a['stopped_by']}")
+        u = a.get("unreadable") or {}
+        if u.get("search") or u.get("held_out"):
+            lines.append(f"answers that could not be read as a label (counted wrong): {u.get('search', 0)} while "
+                         f"choosing, {u.get('held_out', 0)} held-out")  # fmt: skip
         return "\n".join(lines)
 
 
