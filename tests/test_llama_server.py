@@ -84,13 +84,13 @@ def test_server_never_gets_max_tokens_zero(llama_server, tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "no-key-needed")
     example = type("E", (), {"text": "A wonderful film.", "label": "positive"})
     sent = []
-    original = httpx.Client.post
+    original = httpx.AsyncClient.post  # pez's requests run on an AsyncClient (each under its whole deadline)
 
-    def spy(self, url, *args, **kwargs):
+    async def spy(self, url, *args, **kwargs):
         sent.append(kwargs.get("json"))
-        return original(self, url, *args, **kwargs)
+        return await original(self, url, *args, **kwargs)
 
-    monkeypatch.setattr(httpx.Client, "post", spy)
+    monkeypatch.setattr(httpx.AsyncClient, "post", spy)
     result = evaluate_remote(
         PROMPT, [example], make_task(), "smollm2", ApiOptions(llama_server, KEY_ENV, tmp_path / "c.sqlite")
     )
