@@ -9,6 +9,7 @@
 import json
 import os
 import secrets
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -204,3 +205,24 @@ def test_readable_mode_on_the_page_runs_the_steps_asked_for(tmp_path):
     assert f"after {res.steps_done} steps" in line and f"then {res.steps_done} of at most 3 steps" in line
     res, path = distill_job(ctx, SENTENCE, "minilm", 2, None, 0, readable=True)  # the field left empty
     assert f"then {res.steps_done} of at most {res.config['steps']} steps" in search_status(res, path)
+
+
+def test_the_temp_folder_of_a_server_that_ended_without_cleanup_is_removed_by_the_next(tmp_path, monkeypatch):
+    """A server stopped by SIGTERM skips its exit handlers and leaves its temp folder; the next one removes the
+    folders of this user's servers that are gone, and only those."""
+    import subprocess
+    import sys
+
+    from pez.ui import app as ui_app
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"pez-ui-{gone.stdout.strip()}-abcd"
+    live = tmp_path / f"pez-ui-{os.getpid()}-efgh"
+    for folder in (dead, live):
+        (folder / "x").mkdir(parents=True)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    fresh = ui_app.private_temp.__wrapped__()  # a new server's start, without replacing this process's folder
+    try:
+        assert not dead.exists() and live.exists() and fresh.parent == tmp_path.resolve()
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)

@@ -119,13 +119,29 @@ def private_temp() -> Path:
     """This process's folder for Gradio's copies (uploads, the result files the page hands out): made once, in
     ``$GRADIO_TEMP_DIR`` or the system's temp folder, readable by this OS user only, removed when the process ends.
     ``GRADIO_TEMP_DIR`` is pointed at it before any component is made (Gradio reads it where it copies and checks
-    uploads), so no copy lands in the temp folder other servers share and none outlives the server."""
+    uploads), so no copy lands in the temp folder other servers share; the folder of a server that ended without its
+    exit handlers (SIGTERM) is removed by the next server that starts."""
     parent = os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()
     os.makedirs(parent, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="pez-ui-", dir=parent)).resolve()  # mode 0700
+    for left in Path(parent).glob("pez-ui-*-*"):  # the folders of servers that ended without their exit handlers (a
+        pid = left.name.split("-")[2]  # SIGTERM, a kill): this user's, whose process is gone
+        if pid.isdigit() and left.is_dir() and left.stat().st_uid == os.getuid() and not alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"pez-ui-{os.getpid()}-", dir=parent)).resolve()  # mode 0700
     os.environ["GRADIO_TEMP_DIR"] = str(folder)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class HandedOut:
