@@ -293,7 +293,8 @@ def test_cli_bad_input_is_one_line(tiny_llama_dir, trained, data_file, tmp_path,
          "is not a gist model"),
         (["gist", "compress", "--model", trained.out, "--instruction", "word " * 300, "--out", tmp_path / "x.pt",
           "--device", "cpu"], "shorten it"),
-        (["gist", "generate", "--model", trained.out, "--gist", data_file, "--device", "cpu"], "is not a gist file"),
+        (["gist", "generate", "--model", trained.out, "--gist", data_file, "--input", "x", "--device", "cpu"],
+         "is not a gist file"),
     ]  # fmt: skip
     for argv, message in cases:
         _one_line(*_run(capsys, *argv)[::2], message)
@@ -302,7 +303,7 @@ def test_cli_bad_input_is_one_line(tiny_llama_dir, trained, data_file, tmp_path,
     assert _run(capsys, "gist", "compress", "--model", other, "--instruction", ASK["red"], "--out",
                 tmp_path / "o.pt", "--device", "cpu")[0] == 0  # fmt: skip
     code, _, err = _run(capsys, "gist", "generate", "--model", trained.out, "--gist", tmp_path / "o.pt",
-                        "--device", "cpu")  # fmt: skip
+                        "--input", "item 1", "--device", "cpu")  # fmt: skip
     _one_line(code, err, "was made by another model")
 
 
@@ -360,3 +361,85 @@ def test_data_files_and_their_errors(tmp_path):
             read_gist_data(good)
     mixed = planted(range(3))  # 4 instructions x 3
     assert [e.instruction for e in spread(mixed, 5)] == [ASK[w] for w in COLOURS] + [ASK["red"]]
+
+
+def _copy(folder, to, change=None, **edit):
+    """A copy of a gist model folder; ``change`` names a weight matrix to replace with random values (a model
+    that differs from the original in one matrix); ``edit`` sets gist.json fields."""
+    import shutil
+    from pathlib import Path
+
+    from safetensors.torch import load_file, save_file
+
+    to = Path(shutil.copytree(folder, to))
+    if change is not None:
+        weights = load_file(to / "model.safetensors")
+        weights[change] = torch.randn_like(weights[change]) * weights[change].std()
+        save_file(weights, to / "model.safetensors", metadata={"format": "pt"})
+    if edit:
+        info = json.loads((to / "gist.json").read_text())
+        (to / "gist.json").write_text(json.dumps(info | edit))
+    return to
+
+
+MATRIX = "model.layers.0.mlp.down_proj.weight"
+
+
+def test_a_gist_file_is_refused_by_a_model_that_differs_in_one_weight_matrix(trained, tmp_path, capsys):
+    from pez.gist.model import signature, weights_fingerprint
+
+    gist = tmp_path / "red.pt"
+    gist_compress(trained.out, ASK["red"], out=gist, device="cpu")
+    assert gist_generate(trained.out, gist, "item 3", max_new_tokens=2, device="cpu") is not None
+    # the copy as it is, with its original gist.json: the weights are not the ones gist.json was written for
+    changed = _copy(trained.out, tmp_path / "changed", change=MATRIX)
+    code, _, err = _run(capsys, "gist", "generate", "--model", changed, "--gist", gist, "--input", "item 3",
+                        "--device", "cpu")  # fmt: skip
+    _one_line(code, err, "its weights are not the ones gist.json was written for")
+    # the same copy made consistent (its own fingerprint, signed): a model of its own, so the file is another's
+    info = json.loads((changed / "gist.json").read_text())
+    info["weights_sha256"] = weights_fingerprint(load_lm(str(changed), "cpu").model)
+    info["signature"] = signature(info)
+    (changed / "gist.json").write_text(json.dumps(info))
+    model = load_gist_model(changed)
+    assert model.identity()["gist_embedding_sha256"] == GistCache.load(gist).identity["gist_embedding_sha256"]
+    with pytest.raises(PezError, match="was made by another model") as e:
+        gist_generate(model, gist, "item 3", device="cpu")
+    assert "weights_sha256" in str(e.value)
+
+
+def test_an_edited_gist_json_is_refused(trained, tmp_path):
+    from pathlib import Path
+
+    k = json.loads((Path(trained.out) / "gist.json").read_text())["k"]
+    with pytest.raises(PezError, match=f"says k {k + 1} but the training run .* used {k}"):
+        load_gist_model(_copy(trained.out, tmp_path / "a", k=k + 1))
+    edited = _copy(trained.out, tmp_path / "b", k=k + 1)
+    (edited / "training.json").unlink()  # no training record to compare with: the signature still holds K
+    with pytest.raises(PezError, match="gist.json was edited after training"):
+        load_gist_model(edited)
+    with pytest.raises(PezError, match="k must be a whole number"):
+        load_gist_model(_copy(trained.out, tmp_path / "c", k="2"))
+
+
+def test_an_empty_input_is_refused_unless_the_model_learnt_rows_without_one(tiny, trained, tmp_path, capsys):
+    gist = tmp_path / "red.pt"
+    gist_compress(trained.out, ASK["red"], out=gist, device="cpu")
+    for text in ["", "   "]:
+        code, out, err = _run(capsys, "gist", "generate", "--model", trained.out, "--gist", gist, "--input", text,
+                              "--device", "cpu")  # fmt: skip
+        _one_line(code, err, "--input is empty")
+        assert out == ""
+    rows = [GistExample(ASK[w], "", w) for w in COLOURS] * 2  # instructions without inputs
+    model = gist_train(tiny, GistData(rows, rows[:2]), k=1, steps=1, out=tmp_path / "m", device="cpu")
+    assert json.loads((tmp_path / "m" / "gist.json").read_text())["rows_without_input"] == 8
+    gist_compress(model.out, ASK["red"], out=tmp_path / "m.pt", device="cpu")
+    assert isinstance(gist_generate(model.out, tmp_path / "m.pt", "", max_new_tokens=2, device="cpu"), str)
+
+
+def test_a_lora_gist_model_loads_with_its_fingerprint(tiny, tmp_path):
+    """LoRA merged into the weights before saving: the fingerprint written is the reloaded model's."""
+    report = gist_train(tiny, GistData(planted(range(4)), planted(range(4, 6))), k=1, steps=1, lora=True,
+                        lora_rank=2, out=tmp_path / "lora", device="cpu")  # fmt: skip
+    gm = load_gist_model(report.out)
+    assert gm.identity()["weights_sha256"] == gm.info["weights_sha256"]

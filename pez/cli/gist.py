@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
     g = gist.add_parser("generate", help="the gist model's output for an input after a gist file")
     g.add_argument("--model", required=True, metavar="DIR", help="the gist model the file was made with")
     g.add_argument("--gist", required=True, metavar="FILE", help="a gist file (pez gist compress)")
-    g.add_argument("--input", default="", metavar="TEXT", help="the input (may be empty)")
+    g.add_argument("--input", default="", metavar="TEXT",
+                   help="the input (empty only for a model trained on rows without one)")  # fmt: skip
     g.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="most tokens to generate (64)")
     add_device_option(g)
     g.set_defaults(run=run_generate)

@@ -5,8 +5,9 @@ NeurIPS 2023, "gist caching").
 keys and values of the prefix and gist positions only; the instruction's are dropped. ``gist_generate`` and
 ``gist_evaluate`` run inputs after them in a transformers ``DynamicCache``, with position ids that continue after
 the instruction, which is exactly what the same model computes with the instruction and gist tokens in place under
-the gist mask. A gist file records the model it came from (name, hidden size, layers, gist token id, a hash of the
-gist embedding), and is refused by any other model.
+the gist mask. A gist file records the model it came from (name, hidden size, layers, K, gist token id, a hash of
+the gist embedding and a fingerprint of every weight tensor, :func:`pez.gist.model.weights_fingerprint`), and is
+refused by any other model, a copy with one weight matrix changed included.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pez.gist.model import (
     greedy,
     load_gist_model,
     prefix_ids,
+    read_gist_info,
     run_prefix,
     score_rows,
 )
@@ -53,7 +55,7 @@ class GistCache:
         path = os.fspath(path)
         data = {
             "format": GIST_CACHE_FORMAT,
-            "version": 1,
+            "version": 2,  # 2: the identity holds K and the weights' fingerprint
             "instruction": self.instruction,
             "k": self.k,
             "n_instruction": self.n_instruction,
@@ -93,9 +95,14 @@ def _model(model, device) -> GistModel:
 
 
 def _check(cache: GistCache, gm: GistModel) -> None:
-    """The gist file must come from this model: same hidden size, layers, gist token id and gist embedding (the
-    name is only reported: a renamed folder holds the same model)."""
+    """The gist file must come from this model: same hidden size, layers, K, gist token id, gist embedding and
+    weights (the name is only reported: a renamed folder holds the same model)."""
     mine, theirs = gm.identity(), cache.identity
+    if "weights_sha256" not in theirs:
+        raise PezError(
+            "the gist file was made by an older pez, which did not record the model's weights: compress the "
+            "instruction again (`pez gist compress`)"
+        )
     diff = [k for k in mine if k != "name" and theirs.get(k) != mine[k]]
     if diff:
         what = ", ".join(f"{k} {str(theirs.get(k))[:12]} vs {str(mine[k])[:12]}" for k in diff[:2])
@@ -155,10 +162,19 @@ def gist_generate(
     """The gist model's greedy output for ``input`` after a saved gist (no instruction in the context).
 
     Raises:
-        PezError: the gist file belongs to another model, or the input does not fit the context.
+        PezError: the gist file belongs to another model, the input is empty for a model trained only on rows
+            with inputs, or the input does not fit the context.
     """
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise PezError(f"--max-new-tokens must be a positive whole number, got {max_new_tokens!r}")
+    if not isinstance(input, str):
+        raise PezError(f"the input must be text, got {type(input).__name__}")
+    info = model.info if isinstance(model, GistModel) else read_gist_info(model)
+    if not input.strip() and not info.get("rows_without_input"):
+        raise PezError(
+            "--input is empty, and every row this gist model was trained on has an input: give --input TEXT (an "
+            "instruction without an input needs a gist model trained on such rows)"
+        )
     cache = _cache(gist)  # a bad file is refused before the model loads
     gm = _model(model, device)
     _check(cache, gm)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,8 +25,13 @@ from pez.errors import PezError
 from pez.gist.mask import GIST_TOKEN, Layout, gist_mask
 from pez.models.base import LoadedModel
 
+log = logging.getLogger(__name__)
+
 GIST_FILE = "gist.json"  # written beside the weights by `pez gist train`
 GIST_FORMAT = "pez-gist-model"
+TRAINING_FILE = "training.json"  # the training run's report, beside gist.json
+SAMPLE = 8192  # values of each parameter tensor in the weights' fingerprint (evenly spaced, ends included)
+SIGNED = ("k", "gist_token", "gist_token_id", "base_vocab", "mask", "weights_sha256")  # gist.json's signed fields
 
 
 def context_length(model) -> int:
@@ -209,32 +215,54 @@ class GistModel:
         return int(self.info["base_vocab"])
 
     def identity(self) -> dict:
-        """What a gist file must match: name, hidden size, layers, gist token id, a hash of the gist embedding."""
-        return model_identity(self.lm.spec, self.model, self.token_id)
+        """What a gist file must match: name, hidden size, layers, K, gist token id, a hash of the gist embedding
+        and the fingerprint of every weight (:func:`weights_fingerprint`)."""
+        return model_identity(self.lm.spec, self.model, self.token_id, self.k)
 
 
-def model_identity(name: str, model, token_id: int) -> dict:
+def model_identity(name: str, model, token_id: int, k: int) -> dict:
     row = model.get_input_embeddings().weight[token_id].detach().float().cpu().contiguous()
     config = model.config
     return {
         "name": os.path.basename(os.path.normpath(name)) or name,
         "hidden_size": int(config.hidden_size),
         "num_layers": int(config.num_hidden_layers),
+        "k": int(k),
         "gist_token_id": int(token_id),
         "gist_embedding_sha256": hashlib.sha256(row.numpy().tobytes()).hexdigest(),
+        "weights_sha256": weights_fingerprint(model),
     }
 
 
-def load_gist_model(spec: str | os.PathLike | GistModel, device: str | torch.device | None = "cpu") -> GistModel:
-    """Load a folder written by ``pez gist train`` (a transformers folder with ``gist.json``).
+@torch.no_grad()
+def weights_fingerprint(model, sample: int = SAMPLE) -> str:
+    """sha256 of every parameter tensor's name, shape, dtype and :data:`SAMPLE` evenly spaced values (all of a
+    smaller tensor): a copy with any weight matrix replaced, retrained or rescaled differs, and a 135M-parameter
+    model is fingerprinted in milliseconds (a hash of every byte would read them all). Exact: the same weights
+    in the same dtype give the same digest on any device."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        flat = p.detach().reshape(-1)  # (N,)
+        n = flat.numel()
+        idx = torch.linspace(0, n - 1, min(n, sample), dtype=torch.float64).round().long().to(flat.device)
+        h.update(f"{name}|{tuple(p.shape)}|{p.dtype}|".encode())
+        h.update(flat[idx].float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def signature(info: dict) -> str:
+    """sha256 of gist.json's :data:`SIGNED` fields: K, the gist token, the base vocabulary, the mask and the
+    weights' fingerprint, as ``pez gist train`` wrote them (an edited field no longer matches)."""
+    text = json.dumps({k: info.get(k) for k in SIGNED}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_gist_info(spec: str | os.PathLike) -> dict:
+    """A gist model folder's ``gist.json``, checked for its format (no weights are read).
 
     Raises:
         PezError: the folder does not exist, or it is not a gist model.
     """
-    if isinstance(spec, GistModel):
-        return spec
-    from pez.models.lm import load_lm
-
     folder = Path(os.path.expanduser(os.fspath(spec)))
     if not folder.is_dir():
         raise PezError(f"no gist model folder at {spec}: train one with `pez gist train --out DIR`")
@@ -247,8 +275,63 @@ def load_gist_model(spec: str | os.PathLike | GistModel, device: str | torch.dev
         raise PezError(f"cannot read {meta} ({e}): train the gist model again") from None
     if not isinstance(info, dict) or info.get("format") != GIST_FORMAT:
         raise PezError(f"{meta} is not a pez gist model description: train the gist model again")
+    if isinstance(info.get("k"), bool) or not isinstance(info.get("k"), int) or info["k"] < 1:
+        raise PezError(f"{meta}: k must be a whole number of gist tokens, got {info.get('k')!r}: train again")
+    trained = _training_k(folder / TRAINING_FILE)
+    if trained is not None and trained != info["k"]:
+        raise PezError(
+            f"{meta} says k {info['k']} but the training run ({TRAINING_FILE}) used {trained} gist tokens: "
+            f"{GIST_FILE} was edited; put k back to {trained} (K is fixed when the model is trained)"
+        )
+    return info
+
+
+def _training_k(path: Path) -> int | None:
+    """K of the training run's report, or None when there is no readable report."""
+    try:
+        k = json.loads(path.read_text(encoding="utf-8")).get("k")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return k if isinstance(k, int) and not isinstance(k, bool) else None
+
+
+def check_weights(spec, info: dict, model) -> None:
+    """The weights must be the ones ``gist.json`` was signed for, and its signed fields as written.
+
+    Raises:
+        PezError: a weight changed since training (a copy with a matrix replaced), or a signed field was edited.
+    """
+    if "signature" not in info:  # written before pez signed gist models: nothing to check against
+        log.warning("%s: %s has no signature (an older pez wrote it): its weights cannot be checked", spec, GIST_FILE)
+        return
+    if signature(info) != info["signature"]:
+        raise PezError(
+            f"{spec}: {GIST_FILE} was edited after training (its K, gist token, vocabulary or fingerprint no longer "
+            "match its signature): restore it, or train the gist model again"
+        )
+    if weights_fingerprint(model) != info["weights_sha256"]:
+        raise PezError(
+            f"{spec}: its weights are not the ones {GIST_FILE} was written for (changed since `pez gist train`): "
+            "use the folder as training wrote it, or train the gist model again"
+        )
+
+
+def load_gist_model(spec: str | os.PathLike | GistModel, device: str | torch.device | None = "cpu") -> GistModel:
+    """Load a folder written by ``pez gist train`` (a transformers folder with ``gist.json``), checked: its K
+    against the training run's, ``gist.json`` against its signature, the weights against their fingerprint.
+
+    Raises:
+        PezError: the folder does not exist, it is not a gist model, or it is not as training left it.
+    """
+    if isinstance(spec, GistModel):
+        return spec
+    from pez.models.lm import load_lm
+
+    info = read_gist_info(spec)
+    folder = Path(os.path.expanduser(os.fspath(spec)))
     lm = load_lm(str(folder), device)
     token_id = lm.tokenizer.convert_tokens_to_ids(info.get("gist_token", GIST_TOKEN))
     if token_id != info.get("gist_token_id") or token_id >= lm.model.get_input_embeddings().weight.shape[0]:
         raise PezError(f"{spec}: its tokenizer's gist token does not match {GIST_FILE}: train the gist model again")
+    check_weights(spec, info, lm.model)
     return GistModel(lm, int(token_id), int(info["k"]), info)

@@ -36,7 +36,16 @@ from pez.gist.data import (
     spread,
 )
 from pez.gist.mask import GIST_TOKEN, Layout, gist_mask, pack
-from pez.gist.model import GIST_FILE, GIST_FORMAT, context_length, encode, prefix_ids
+from pez.gist.model import (
+    GIST_FILE,
+    GIST_FORMAT,
+    TRAINING_FILE,
+    context_length,
+    encode,
+    prefix_ids,
+    signature,
+    weights_fingerprint,
+)
 from pez.models.base import LoadedModel, resolve_device
 from pez.records.gist import GistTrainReport
 
@@ -328,7 +337,10 @@ def gist_train(
         "row": "{instruction}" + GIST_TOKEN * k + "\nInput: {input}\nOutput: {output}",
         "lora": lora,
         "instructions": sorted({e.instruction for e in parts.train}),
+        "rows_without_input": sum(not e.input for e in parts.train),
+        "weights_sha256": weights_fingerprint(final),  # a copy with a weight changed is refused at load
     }
+    info["signature"] = signature(info)  # K, the gist token and the fingerprint as written here
     (folder / GIST_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     report = GistTrainReport(
         model=lm.spec,
@@ -352,6 +364,6 @@ def gist_train(
         trainable_params=sum(p.numel() for p in params),
         history=history,
     )
-    report.save(folder / "training.json")
+    report.save(folder / TRAINING_FILE)
     ckpt.unlink(missing_ok=True)
     return report
