@@ -189,3 +189,46 @@ def test_help_shows_the_default_the_job_applies(capsys, command, field, shown):
     options = capsys.readouterr().out.split("options:")[1]  # past the usage lines
     entry = re.split(r"\n  (?=-)", options.split(f"\n  {field} ")[1])[0]
     assert re.search(r"\(default: (\S+?)\)", " ".join(entry.split())).group(1) == shown
+
+
+def help_sections(capsys, *argv) -> dict[str, list[str]]:
+    """``pez ARGV --help`` as {section title: the long flags listed under it}."""
+    import re
+
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    sections, title = {}, None
+    for line in capsys.readouterr().out.splitlines():
+        if re.match(r"^\S.*:$", line):
+            title = line[:-1]
+            sections[title] = []
+        elif title is not None:
+            sections[title] += re.findall(r"^  (--[\w-]+)", line)
+    return sections
+
+
+@pytest.mark.parametrize("command", ["invert", "discover", "compress", "invert-dataset"])
+def test_help_groups_the_method_options_by_the_method_that_reads_them(capsys, command):
+    """Each method option sits in a group whose title names exactly the --method values that read it (or, for
+    most methods, the ones that ignore it)."""
+    import dataclasses
+    import re
+
+    from pez.optim import METHODS
+
+    sections = help_sections(capsys, command)
+    vgd = "options of --method vgd (ignored by the others)"
+    assert {"--clip-weight", "--beams"} <= set(sections[vgd])
+    assert {"--steps", "--prompt-len", "--seed"} <= set(sections["options of every --method"])
+    home = {flag: title for title, flags in sections.items() for flag in flags}
+    readers = {}
+    for method, m in METHODS.items():
+        for f in dataclasses.fields(m.config_class):
+            readers.setdefault("--" + f.name.replace("_", "-"), set()).add(method)
+    for flag, methods in readers.items():
+        if len(methods) == len(METHODS):
+            assert home[flag] == "options of every --method", flag
+        else:
+            title = home[flag].split(" (")[0]
+            named = set(re.split(r", | and ", title.split("--method ")[1].removeprefix("except ")))
+            assert (set(METHODS) - named if "except" in title else named) == methods, (flag, home[flag])

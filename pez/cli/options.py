@@ -38,18 +38,50 @@ def add_config_options(parser: argparse.ArgumentParser, defaults: dict | None = 
     :func:`pez.make_config` merges them), else the dataclass defaults; the help shows the default that applies."""
     from pez.optim import METHODS
 
-    add_fields(parser, [m.config_class for m in METHODS.values()], defaults)
+    classes = [m.config_class for m in METHODS.values()]
+    for title, names in method_groups({name: m.config_class for name, m in METHODS.items()}):
+        add_fields(parser.add_argument_group(title), classes, defaults, only=names)
 
 
-def add_fields(parser, classes, defaults: dict | None = None) -> None:
-    """One option per field of the dataclasses ``classes`` (the first class to have a field wins), read by the
-    field's type: flags for booleans (``--x`` / ``--no-x``), choices for enums, ``N|all`` for ``batch_size``, words
-    for tuples. Unset options are left out of the namespace (:func:`given_fields`), so the job's defaults apply."""
+def method_groups(configs: dict[str, type]) -> list[tuple[str, set[str]]]:
+    """The config fields of ``configs`` (method name -> config dataclass) grouped by the methods that read them,
+    each group with a title that names them (or, for most methods, the ones that do not): the fields of every
+    method first, then each set of methods in the order their fields first appear."""
+    readers: dict[str, list[str]] = {}  # field -> the methods whose config has it
+    for method, cls in configs.items():
+        for f in dataclasses.fields(cls):
+            if f.init:
+                readers.setdefault(f.name, []).append(method)
+    groups: dict[tuple[str, ...], set[str]] = {}
+    for name, methods in sorted(readers.items(), key=lambda kv: len(kv[1]) < len(configs)):  # stable: every first
+        groups.setdefault(tuple(methods), set()).add(name)
+
+    def listed(methods) -> str:
+        return methods[0] if len(methods) == 1 else f"{', '.join(methods[:-1])} and {methods[-1]}"
+
+    out = []
+    for methods, names in groups.items():
+        others = [m for m in configs if m not in methods]
+        if not others:
+            title = "options of every --method"
+        elif len(methods) > len(others):
+            title = f"options of every --method except {listed(others)} (which ignore them)"
+        else:
+            title = f"options of --method {listed(methods)} (ignored by the others)"
+        out.append((title, names))
+    return out
+
+
+def add_fields(parser, classes, defaults: dict | None = None, only: set[str] | None = None) -> None:
+    """One option per field of the dataclasses ``classes`` (the first class to have a field wins; only the fields
+    named in ``only`` when given), read by the field's type: flags for booleans (``--x`` / ``--no-x``), choices
+    for enums, ``N|all`` for ``batch_size``, words for tuples. Unset options are left out of the namespace
+    (:func:`given_fields`), so the job's defaults apply."""
     seen = set()
     for cls in classes:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            if f.name in seen or not f.init:
+            if f.name in seen or not f.init or (only is not None and f.name not in only):
                 continue
             seen.add(f.name)
             flag = "--" + f.name.replace("_", "-")
