@@ -125,3 +125,80 @@ def test_a_huge_image_from_a_dataset_loader_is_downscaled_too():
 
     item = ImageItem("hf:x:train:0", lambda: Image.new("P", (6000, 3000)))
     assert item.load().size == (2048, 1024)
+
+
+HOLD = ("import sys, time; from pez.files import writer_lock\n"
+        "with writer_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)")  # fmt: skip
+
+
+@pytest.fixture
+def holder():
+    """Hold the writer lock of a path in another process (as a run writing it would); killed at the end."""
+    procs = []
+
+    def hold(path):
+        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "held"
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_symlink_to_an_output_takes_the_same_lock(capsys, holder, photos, tmp_path, tiny_clip_dir):
+    real, link = tmp_path / "sym.jsonl", tmp_path / "link.jsonl"
+    link.symlink_to(real.name)  # dangling until the first run writes sym.jsonl
+    other = holder(real)
+    argv = ["invert-dataset", str(photos), "--out", str(link), "--model", tiny_clip_dir, "--device", "cpu",
+            "--prompt-len", "3", "--steps", "2", "--no-judge", "--quiet"]  # fmt: skip
+    code, _, err = run_cli(capsys, *argv)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and lines == [f"pez: error: another pez is writing {real} (pid {other.pid}; {link} links to "
+                                   "it): wait for it to end, or give another --out"], err  # fmt: skip
+    assert not real.exists()
+
+
+def test_two_searches_on_one_checkpoint_are_refused(capsys, holder, tmp_path):
+    ck = tmp_path / "same.pt"
+    other = holder(ck)
+    argv = ["invert", "--model", "minilm", "--text", "a horse", "--prompt-len", "3", "--steps", "2",
+            "--no-judge", "--checkpoint", str(ck)]  # fmt: skip
+    code, _, err = run_cli(capsys, *argv)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and lines == [f"pez: error: another pez is writing {ck} (pid {other.pid}): wait for it to end, "
+                                   "or give another --checkpoint"], err  # fmt: skip
+    assert not ck.exists()
+
+
+UNWRITABLE = "/proc/pez-out"  # no one, root included, can create a file here
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["invert", "--model", "minilm", "--text", "a horse", "--out", UNWRITABLE + ".json"],
+        ["invert", "--model", "minilm", "--text", "a horse", "--checkpoint", UNWRITABLE + ".pt"],
+        ["invert-dataset", "{photos}", "--out", UNWRITABLE + ".jsonl"],
+        ["discover", "--out", UNWRITABLE + ".json"],
+        ["compress", "--instruction", "Answer in French.", "--out", UNWRITABLE + ".json"],
+        ["evaluate", "--prompt", "Review:", "--out", UNWRITABLE + ".json"],
+        ["compare", "--methods", "pez", "--text", "a horse", "--model", "minilm", "--out", UNWRITABLE],
+        ["evaluate-images", "{photos}/notes.txt", "--out", UNWRITABLE],
+        ["gist", "train", "--out", UNWRITABLE],
+        ["gist", "compare", "--model", "smollm2", "--out", UNWRITABLE + ".json"],
+    ],
+)
+def test_an_output_that_cannot_be_created_is_refused_before_the_work(capsys, monkeypatch, photos, argv):
+    import pez.models
+
+    def no_load(*a, **k):
+        raise AssertionError("a model was loaded before the output was checked")
+
+    monkeypatch.setattr(pez.models, "load_model", no_load)
+    monkeypatch.setattr(pez.models, "load_lm", no_load)
+    code, _, err = run_cli(capsys, *[a.format(photos=photos) for a in argv])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and UNWRITABLE in lines[0] and "cannot be written" in lines[0], err

@@ -11,6 +11,7 @@ import sys
 import typing
 
 from pez.errors import PezError
+from pez.files import check_creatable, check_folder_creatable
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -135,6 +136,7 @@ def check_output_file(path: str | None, option: str) -> None:
         raise PezError(f"{option} {path}: folder {folder} does not exist (create it first)")
     if not os.access(folder, os.W_OK):
         raise PezError(f"{option} {path}: folder {folder} is not writable")
+    check_creatable(path, option)  # what os.access cannot see: /proc, a read-only mount, root's permissions
 
 
 def _is_image(path: str) -> bool:
@@ -157,6 +159,7 @@ def check_output_dir(path: str, option: str) -> None:
         raise PezError(f"{option} {path}: folder {parent} does not exist (create it first)")
     if not os.access(parent if not os.path.exists(path) else path, os.W_OK):
         raise PezError(f"{option} {path} is not writable")
+    check_folder_creatable(path, option)
 
 
 def check_search_outputs(args: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@ already in the output (and in shards left by earlier runs). Unreadable images ar
 ``{"image": KEY, "skipped": REASON}`` and never stop the run; a rerun tries them again once they can be read.
 Keys are resolved paths (:func:`pez.images.sources.image_key`), so the same folder typed another way is not redone.
 An output holds the results of one setting: a rerun with another model, method or prompt length is refused (a
-new ``--out`` keeps both). One process writes an output at a time (:func:`writer_lock`).
+new ``--out`` keeps both). One process writes an output at a time (:func:`pez.files.writer_lock`).
 
 Scale-out goes through an existing launcher: under ``torchrun`` or ``accelerate launch`` each process takes a
 disjoint shard (accelerate's ``PartialState``: rank and world size from the launcher's environment), one device
@@ -22,13 +22,13 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from pez.errors import PezError
+from pez.files import writer_lock
 from pez.images.sources import IMAGE_SUFFIXES, ImageItem, image_key, list_images, shard
 from pez.jobs.invert import make_objective
 from pez.models import DEFAULT_CLIP, LoadedModel, load_model, resolve_device
@@ -174,57 +174,6 @@ def check_settings(rows: Sequence[dict], settings: dict, out: str) -> None:
                     f"{out} holds results made with {option} {made[name]} (this run: {option} {settings[name]}): "
                     f"give a new --out for this setting, or {option} {made[name]} to continue that run"
                 )
-
-
-@contextmanager
-def writer_lock(path: str) -> Iterator[None]:
-    """Hold ``PATH.lock`` while this process writes ``PATH``, so two runs on one output never both do every image.
-
-    The lock is the kernel's (``flock``) on a file that holds the writer's pid: it ends with its process however
-    that ends (a killed run leaves no lock behind, only a file the next run takes over).
-
-    Raises:
-        PezError: another process holds it (the message names its pid).
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock (two runs on one output there may both do an image)
-        yield
-        return
-    lock = f"{path}.lock"
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-        except OSError as e:
-            raise PezError(f"cannot write {lock} ({e.strerror}): give an --out in a writable folder") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise PezError(
-                f"another pez is writing {path} (pid {pid}): wait for it to end, or give another --out"
-            ) from None
-        except OSError as e:  # a file system without locks: go on unlocked
-            log.warning("cannot lock %s (%s): two runs on this output would both do every image", lock, e.strerror)
-            break
-        try:
-            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:  # not a file its last holder removed after we opened it
-            break
-        os.close(fd)
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        try:
-            os.unlink(lock)  # removed while still held: a waiting opener sees another inode and tries again
-        except FileNotFoundError:
-            pass
-        os.close(fd)
 
 
 def _readable(item: ImageItem) -> bool:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 
+from pez.files import writer_lock
 from pez.models.lm import load_judge
 from pez.objectives.base import Objective
 from pez.optim.budget import Budget
@@ -48,8 +50,9 @@ def optimize_each(
 
         config = PEZConfig()
     budget = budget or Budget()
-    method = method_for(config)(objective, config)
-    results = method.run(callback, checkpoint, resume, budget_seconds=budget.seconds, budget_passes=budget.passes)
+    with writer_lock(checkpoint, "--checkpoint") if checkpoint is not None else nullcontext():  # one writer
+        method = method_for(config)(objective, config)
+        results = method.run(callback, checkpoint, resume, budget_seconds=budget.seconds, budget_passes=budget.passes)
     try:
         judge_results(results, load_judge(judge, objective.vocab.embeddings.device))
     except KeyboardInterrupt:  # the search's results are kept: without the judge's perplexity
