@@ -202,3 +202,13 @@ def test_an_output_that_cannot_be_created_is_refused_before_the_work(capsys, mon
     code, _, err = run_cli(capsys, *[a.format(photos=photos) for a in argv])
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and UNWRITABLE in lines[0] and "cannot be written" in lines[0], err
+
+
+def test_loading_models_from_the_python_api_prints_nothing():
+    """No "Loading weights" bars or library notes from pez's loaders; ``PEZ_VERBOSE=1`` brings the bars back."""
+    code = "from pez.models import load_lm, load_model; load_lm('smollm2'); load_model('minilm')"
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr.strip() == "", quiet.stderr[-1000:]
+    env = {**os.environ, "PEZ_VERBOSE": "1"}
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert "Loading weights" in loud.stderr

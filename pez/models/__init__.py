@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from pez.models.base import DEFAULT_CLIP, EMBEDDED, LoadedModel, resolve_device
+from pez.models.base import DEFAULT_CLIP, EMBEDDED, LoadedModel, quiet_loading, resolve_device
 from pez.models.lm import load_lm
 from pez.models.registry import FAMILIES, Family, family_of, family_of_kind
 
@@ -28,7 +28,8 @@ def load_model(spec: str, device: str | torch.device | None = "cpu") -> LoadedMo
         PezError: unknown name or tag, or weights that cannot be had.
     """
     dev = resolve_device(device)
-    return family_of(spec).load(spec, dev)
+    with quiet_loading():
+        return family_of(spec).load(spec, dev)
 
 
 def list_models() -> list[str]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,3 +47,29 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise PezError(f"device {device} asked for, but this machine has no CUDA GPU: use --device cpu")
     return dev
+
+
+VERBOSE_ENV = "PEZ_VERBOSE"  # set (to anything but 0 or empty) to see the libraries' own loading bars and notes
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """While a model loads: transformers' progress bars ("Loading weights") and its info / warning notes off, unless
+    ``$PEZ_VERBOSE`` asks for them; the library's settings are put back afterwards (nothing global is kept)."""
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+        yield
+        return
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -9,7 +9,7 @@ import os
 import torch
 
 from pez.errors import PezError
-from pez.models.base import LoadedModel, resolve_device
+from pez.models.base import LoadedModel, quiet_loading, resolve_device
 from pez.text.lm_text import TextLM
 from pez.text.readability import Judge
 
@@ -54,7 +54,8 @@ def load_lm(spec: str, device: str | torch.device | None = "cpu") -> LoadedModel
             f"cannot load the tokenizer of {spec!r}: the folder needs its tokenizer files (tokenizer.json or "
             f"the model's vocabulary files) ({str(e).splitlines()[0][:120]})"
         ) from None
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
+    with quiet_loading():  # no "Loading weights" bar ($PEZ_VERBOSE shows it)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
     model.requires_grad_(False)
     return LoadedModel(spec, "lm", model, tokenizer)
 
