@@ -79,14 +79,15 @@ def check_creatable(path: str | os.PathLike, option: str) -> None:
         PezError: the file cannot be created or written, saying why.
     """
     path = os.fspath(path)
-    existed = os.path.lexists(path)
+    target = os.path.realpath(path)  # a symlink, dangling or not: the file it names
+    existed = os.path.exists(target)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | (0 if existed else os.O_CREAT | os.O_EXCL), 0o644)
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | (0 if existed else os.O_CREAT | os.O_EXCL), 0o644)
     except OSError as e:
         raise PezError(f"{option} {path} cannot be written ({e.strerror}): give a file in a writable folder") from None
     os.close(fd)
     if not existed:
-        os.unlink(path)
+        os.unlink(target)
 
 
 def check_folder_creatable(path: str | os.PathLike, option: str) -> None:
