@@ -186,7 +186,14 @@ def compression(data: dict) -> str:
     return head + "\n" + markdown(data)
 
 
+def readable_tasks(data: dict) -> str:
+    from bench_readable_tasks import markdown  # the benchmark's own table, beside this file
+
+    return markdown(data)
+
+
 TABLES = {
+    "readable-tasks": ("results_readable_tasks.json", readable_tasks),
     "readable": ("results_readable.json", readable),
     "compression": ("results_compression.json", compression),
     "speed-cpu": ("results_speed.json", speed),
