@@ -36,6 +36,7 @@ outcome, exit code, seconds, stderr's last 3 lines) to `benchmarks/results_bad_i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -409,7 +410,63 @@ def cases() -> list[Case]:
         add(Case(cmd, (*GCOMPARE[:3], model, *GCOMPARE[4:]), f"--model {what}"))
     add(Case(cmd, (*GCOMPARE, "--out", "img.png"), "--out an existing image"))
     add(Case(cmd, (*GCOMPARE, "--out", "missingdir/c.json"), "--out in a missing folder"))
+
+    # ------------------------------------------- issue 28: servers that answer nothing usable, or trickle; gist
+    key = ("--api-key-env", "PEZ_SURVEY_KEY")
+    nan = ("evaluate", "--prompt", "Is this review positive?", "--model", "openai:smollm2", "--base-url", "{nanurl}",
+           *key, "--limit", "4", "--quiet")  # fmt: skip
+    add(Case("evaluate", nan, "every answer NaN: one line quoting what the server sent, not accuracy 0"))
+    add(Case("discover", (*DISCOVER, "--target", "openai:smollm2", "--base-url", "{nanurl}", *key, "--api-budget",
+                          "40"), "every API answer NaN: one line before the search"))  # fmt: skip
+    trickle = ("evaluate", "--prompt", "x", "--model", "openai:smollm2", "--base-url", "{trickle}", *key, "--limit",
+               "2", "--scoring", "parse", "--timeout", "5", "--max-retries", "1", "--quiet")  # fmt: skip
+    add(Case("evaluate", trickle, "a server trickling a byte a second: cut after 2 x 5 s, one line"))
+    add(Case("discover", (*DISCOVER, "--target", "openai:smollm2", "--base-url", "{trickle}", *key, "--api-budget",
+                          "40", "--timeout", "3", "--max-retries", "0"),
+             "a server trickling a byte a second: cut after 3 s, one line before the search"))  # fmt: skip
+    add(Case("gist generate", (*GENERATE[:3], "{gistchanged}", *GENERATE[4:]),
+             "a copy of the gist model with one weight matrix changed: refused"))  # fmt: skip
+    add(Case("gist generate", (*GENERATE[:3], "{gistk}", *GENERATE[4:]), "gist.json's k edited: refused"))
+    add(Case("gist generate", (*GENERATE[:5], "--input", "", *GENERATE[7:]), "an empty --input: refused"))
     return c
+
+
+def server_fixtures(root: Path, subs: dict[str, str], stack) -> None:
+    """The servers of issue 28's cases, for as long as ``stack`` is open: tests/openai_server.py answering NaN
+    (``{nanurl}``) and tests/slow_server.py trickling a byte a second (``{trickle}``); and two altered copies of
+    the gist model (``{gistchanged}``: one weight matrix replaced; ``{gistk}``: gist.json's k edited)."""
+    sys.path.insert(0, str(HERE.parent))  # the servers are the test suite's
+    from tests.slow_server import trickling
+
+    subs["trickle"] = stack.enter_context(trickling("body", 1.0))
+    port = root / "nan-port"
+    port.unlink(missing_ok=True)
+    log = open(root / "nan-server.log", "w")  # noqa: SIM115 - closed with the stack
+    stack.callback(log.close)
+    server = [sys.executable, str(HERE.parent / "tests" / "openai_server.py"), "--port-file", str(port), "--unusable"]
+    proc = subprocess.Popen(server, stdout=log, stderr=subprocess.STDOUT, env=environment())
+    stack.callback(proc.terminate)
+    deadline = time.monotonic() + 300
+    while not port.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"the NaN server did not start: see {root / 'nan-server.log'}")
+        time.sleep(0.2)
+    subs["nanurl"] = f"http://127.0.0.1:{port.read_text().strip()}/v1"
+    gist = Path(subs["gist"])
+    changed, edited = root / "gist-changed", root / "gist-k"
+    if not changed.exists():
+        from safetensors.torch import load_file, save_file
+
+        shutil.copytree(gist, changed)
+        weights = load_file(changed / "model.safetensors")
+        name = next(n for n in sorted(weights) if n.endswith("mlp.down_proj.weight"))
+        weights[name] = weights[name].flip(0).contiguous()
+        save_file(weights, changed / "model.safetensors", metadata={"format": "pt"})
+    if not edited.exists():
+        shutil.copytree(gist, edited)
+        info = json.loads((edited / "gist.json").read_text())
+        (edited / "gist.json").write_text(json.dumps(info | {"k": info["k"] + 1}))
+    subs |= {"gistchanged": str(changed), "gistk": str(edited)}
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -420,6 +477,7 @@ def environment() -> dict[str, str]:
     offline = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
     env.update(dict.fromkeys(offline, "1"), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     env.pop("OPENAI_API_KEY", None)
+    env["PEZ_SURVEY_KEY"] = "no-key-needed"  # the local servers of issue 28's cases take any key
     return env
 
 
@@ -585,6 +643,8 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
         make_fixtures(root, subs)
     small = root / "small"
+    stack = contextlib.ExitStack()
+    server_fixtures(root, subs, stack)
     work = Path(tempfile.mkdtemp(prefix="pez-bad-run-"))
     only = set(args.only.split(",")) if args.only else None
     started = time.time()
@@ -625,6 +685,7 @@ def main() -> None:
         }
         Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
     shutil.rmtree(work, ignore_errors=True)
+    stack.close()
     text, summary = table(rows)
     print(text)
     print(f"handled {summary['total']['handled']} / tried {summary['total']['tried']}; written to {args.out}")

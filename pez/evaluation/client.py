@@ -252,12 +252,11 @@ class ApiClient:
             for f in as_completed(futures):
                 reported.add(f)
                 done(f.result())
-        except BaseException as e:
+        except BaseException:
             self._stop.set()
-            if not isinstance(e, Exception):  # Ctrl-C: requests in flight are cancelled, not waited for
-                with self._count:
-                    for future in self._inflight:
-                        future.cancel()
+            with self._count:  # the run has failed (or Ctrl-C): requests in flight are cancelled, not waited for
+                for future in self._inflight:
+                    future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             for f in futures:  # requests in flight when the run failed may still have been answered
                 if f not in reported and f.done() and not f.cancelled() and f.exception() is None:
