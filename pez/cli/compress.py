@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pez.cli.discover import add_readable_option, run_search
-from pez.cli.options import add_lm_options, add_search_options, add_task_options
+from pez.cli.options import add_budget_option, add_lm_options, add_search_options, add_task_options
 from pez.errors import PezError
 
 
@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--test-size", type=int, default=200, metavar="N", help="held-out examples for accuracy (200)")
     add_readable_option(p)
     add_search_options(p, defaults=LM_DEFAULTS)
+    add_budget_option(p)
     p.set_defaults(run=run)
 
 

@@ -9,13 +9,16 @@ import sys
 from pez.cli.options import (
     EXIT_INTERRUPTED,
     ProgressBar,
+    add_budget_option,
     add_fields,
     add_lm_options,
     add_search_options,
     add_task_options,
+    given_budget,
     given_config,
     given_fields,
     quiet_libraries,
+    stop_line,
 )
 from pez.errors import PezError
 
@@ -37,6 +40,7 @@ def add_parser(sub) -> None:
     add_fields(g, [ApiSearchOptions])  # generated from the dataclass, as the method options are
     add_readable_option(p)
     add_search_options(p, defaults=LM_DEFAULTS)
+    add_budget_option(p)
     p.set_defaults(run=run)
 
 
@@ -50,9 +54,11 @@ def add_readable_option(p) -> None:
 def run_search(job, args: argparse.Namespace, **kwargs) -> int:
     """Shared by discover and compress: progress bar, report, JSON, exit code."""
     config = given_config(args)
+    budget = given_budget(args)
     quiet_libraries()
     with ProgressBar(args.quiet) as bar:
         report = job(
+            budget=budget,
             model=args.model,
             method=args.method,
             fluency=args.fluency,
@@ -67,6 +73,9 @@ def run_search(job, args: argparse.Namespace, **kwargs) -> int:
         )
     print(report.prompt)
     print(report.summary(), file=sys.stderr)
+    stopped = stop_line((report.search or {}).get("timings", {}), budget)
+    if stopped:
+        print(stopped, file=sys.stderr)
     for line in readable_lines(report):
         print(line, file=sys.stderr)
     if args.out:

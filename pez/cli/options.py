@@ -34,6 +34,16 @@ def batch_size(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
+def patience(text: str) -> int | None:
+    """``--patience N|off``."""
+    if text == "off":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps or 'off', got {text!r}") from None
+
+
 def add_config_options(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:
     """One option per config field of every method (union); unset options keep the job's ``defaults`` (as
     :func:`pez.make_config` merges them), else the dataclass defaults; the help shows the default that applies."""
@@ -97,6 +107,8 @@ def add_fields(parser, classes, defaults: dict | None = None, only: set[str] | N
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             elif f.name == "batch_size":
                 parser.add_argument(flag, type=batch_size, metavar="N|all", **kw)
+            elif f.name == "patience":
+                parser.add_argument(flag, type=patience, metavar="N|off", **kw)
             elif typing.get_origin(kind) is tuple:
                 parser.add_argument(flag, nargs="+", metavar="WORD", **kw)
             elif isinstance(base, type) and issubclass(base, enum.Enum):
@@ -232,6 +244,35 @@ def add_search_options(p: argparse.ArgumentParser, fluency: bool = True, default
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_judge_options(p)
     add_config_options(p, defaults)
+
+
+def add_budget_option(p: argparse.ArgumentParser, what: str = "the search") -> None:
+    """``--budget-seconds S``: ``what`` returns its best prompt when the time is spent (loading included)."""
+    p.add_argument("--budget-seconds", type=float, metavar="S",
+                   help=f"seconds for {what}, loading included: the best prompt when they are spent; without "
+                        "--steps the budget (and the early stop) end the search")  # fmt: skip
+
+
+def given_budget(args: argparse.Namespace):
+    """The :class:`pez.Budget` of ``--budget-seconds`` (None without it), checked before any load."""
+    from pez.optim import Budget
+
+    seconds = getattr(args, "budget_seconds", None)
+    return None if seconds is None else Budget(seconds=seconds)
+
+
+def stop_line(timings: dict, budget=None) -> str | None:
+    """Why a search ended before its steps, on one line (None when it ran them all)."""
+    why, steps = timings.get("stopped_by"), timings.get("steps_run")
+    if why == "budget_seconds":
+        seconds = f"{budget.seconds:g} s " if budget is not None and budget.seconds is not None else ""
+        loads = timings.get("before_search_s")
+        loads = f"; loading took {loads:.1f} s of it" if loads is not None else ""
+        return f"the {seconds}budget stopped the search after {steps} steps{loads}"
+    if why == "early-stop":
+        return (f"stopped early at step {timings['stopped_at']}: no gain above --min-delta since step "
+                f"{timings['last_gain_at']} (--patience off searches every step)")  # fmt: skip
+    return None
 
 
 class ProgressBar:

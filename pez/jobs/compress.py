@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -23,7 +24,8 @@ from pez.jobs.lm import (
     task_report,
 )
 from pez.models import LoadedModel
-from pez.optim import make_config, optimize_each
+from pez.optim import Budget, make_config, optimize_each
+from pez.optim.budget import budget_steps, check_budget, remaining
 from pez.optim.config import check_whole
 from pez.optim.tracking import Progress
 from pez.records import EvalResult, TaskReport
@@ -62,16 +64,23 @@ def compress(
     is the causal LM whose perplexity of the prompt's text goes in ``readability`` (None: none). ``readable=True``
     (a keyword among ``config``): a short readable paraphrase instead (:func:`pez.jobs.discover.readable_task_search`:
     APE's paraphrases of the instruction, or ``init_text``, refined under the LM prior; ``method`` left at ``pez``);
-    the start's held-out KL goes in ``search["extras"]["readable"]``.
+    the start's held-out KL goes in ``search["extras"]["readable"]``. ``budget=pez.Budget(seconds=60)`` (a keyword):
+    the search returns its best prompt when the time is spent, the seconds counting the model load and the input
+    sampling before it (``search["timings"]["before_search_s"]``); without ``steps`` of the user's, the budget ends
+    the search, not the step count.
     """
     from pez.evaluation.local import evaluate_local
     from pez.objectives.lm import CompressionObjective, LMPath, perplexity, sample_inputs
 
+    t0 = time.perf_counter()
+    budget: Budget | None = config.pop("budget", None)  # a keyword among ``config`` (the parameter count's floor)
+    check_budget(budget)
     if not instruction or not instruction.strip():
         raise PezError("the instruction to compress is empty: pass --instruction TEXT")
     check_whole("inputs", n_inputs, allow_none=False, most=MAX_INPUTS)
     check_fluency(fluency)
     readable = bool(config.pop("readable", False))
+    config = config if readable else budget_steps(config, budget)
     check_readable(method, readable, config)
     if readable:
         ape, refine = split_readable(config)
@@ -98,11 +107,16 @@ def compress(
     obj = CompressionObjective(
         lm.model, lm.tokenizer, instruction, pools[0], tmpl, pools[1], fluency=fluency, model_name=lm.spec
     )
+    before = time.perf_counter() - t0
+    left = remaining(budget, before)  # the user's seconds count the loads
     if readable:
-        res = readable_task_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge, **config)
+        res = readable_task_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
+                                   budget=left, **config)  # fmt: skip
     else:
         check_init_fits(obj, cfg.init_text, cfg.prompt_len)
-        (res,) = optimize_each(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
+        (res,) = optimize_each(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
+                               budget=left)  # fmt: skip
+    res.timings["before_search_s"] = before
     held_out_obj = CompressionObjective(lm.model, lm.tokenizer, instruction, pools[2], tmpl, model_name=lm.spec)
     described = data or f"{len(pools[0]) + 32} inputs sampled from the model"
     split_sizes = found.described if found else {k: len(p) for k, p in zip(SPLIT_NAMES, pools)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Sequence
 
 from pez.errors import PezError
@@ -25,6 +26,7 @@ from pez.jobs.lm import (
 )
 from pez.models import LoadedModel
 from pez.optim import Budget, make_config, optimize, optimize_each
+from pez.optim.budget import budget_steps, check_budget, remaining
 from pez.optim.tracking import Progress
 from pez.records import EvalResult, PromptResult, TaskReport
 from pez.text.templates import DEFAULT_TEMPLATE
@@ -149,6 +151,7 @@ def discover(
     resume: bool = False,
     judge: str | None = "smollm2",
     readable: bool = False,
+    budget: Budget | None = None,
     **options,
 ) -> TaskReport:
     """Discover a hard prompt for a classification task on a causal LM, and report its held-out accuracy.
@@ -163,6 +166,9 @@ def discover(
             model's (:func:`pez.jobs.discover_api.discover_with_api`). Its fields may also be given as keywords.
         callback, checkpoint, resume: as in :func:`pez.optimize`.
         judge: the causal LM whose perplexity of the prompt's text goes in ``readability`` (None: none).
+        budget: e.g. ``pez.Budget(seconds=60)``: the search returns its best prompt when the time is spent
+            (``search["timings"]["stopped_by"]``), the seconds counting the data and model loads before it
+            (``before_search_s``); without ``steps`` of the user's, the budget ends the search, not the step count.
         readable: readable mode (:func:`readable_task_search`): a prompt that reads as an instruction, from APE's
             proposals or from ``init_text`` (a person's instruction, whose held-out accuracy is then reported
             beside the result's); ``method`` must be left at ``pez``.
@@ -174,10 +180,14 @@ def discover(
         a :class:`TaskReport` (an :class:`ApiSearchReport` with an API target; an :class:`ApiPlan` with
         ``dry_run``).
     """
+    t0 = time.perf_counter()
+    check_budget(budget)
     options = dict(options)
     check_fluency(fluency)
     check_readable(method, readable, options)
     api = api or ApiSearchOptions.take(options)
+    if not readable and api is None:  # an API target paces its requests by the steps: they stay
+        options = budget_steps(options, budget)
     task = LMTask.take(options, model=model, data=data, template=template, labels=labels)
     if readable:  # every option checked before any load: APE's on its config, the rest on the refinement's
         ape, refine = split_readable(options)
@@ -188,7 +198,7 @@ def discover(
             cfg = dataclasses.replace(cfg, steps=steps)
     else:
         cfg = lm_config(method, options)
-    search = _searcher(cfg, options, readable, checkpoint, resume, judge)
+    search = _searcher(cfg, options, readable, checkpoint, resume, judge, budget, t0)
     if readable and cfg.init_text:  # the person's instruction, reported beside the result
         baseline_prompts = list(dict.fromkeys([*baseline_prompts, cfg.init_text]))
     if api is not None:
@@ -200,21 +210,31 @@ def discover(
     return _discover_locally(task, search, baseline_prompts, fluency, callback)
 
 
-def _searcher(cfg, options: dict, readable: bool, checkpoint, resume, judge) -> Callable:
+def _searcher(cfg, options: dict, readable: bool, checkpoint, resume, judge, budget=None, t0=0.0) -> Callable:
     """The search of a discover run, as ``search(objective, callback) -> PromptResult``: the method's, or readable
-    mode's two stages (``options``: the fields the user gave, which readable mode sizes around)."""
+    mode's two stages (``options``: the fields the user gave, which readable mode sizes around). A ``budget`` of
+    seconds counts from ``t0`` (the job's start): the search gets what the loads before it left."""
 
     def plain(obj, callback) -> PromptResult:
         if cfg.init_text:
             check_init_fits(obj, cfg.init_text, cfg.prompt_len)
-        (res,) = optimize_each(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
+        left = remaining(budget, time.perf_counter() - t0)
+        (res,) = optimize_each(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
+                               budget=left)  # fmt: skip
         return res
 
     def readable_mode(obj, callback) -> PromptResult:
+        left = remaining(budget, time.perf_counter() - t0)
         return readable_task_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
-                                    **options)  # fmt: skip
+                                    budget=left, **options)  # fmt: skip
 
-    return readable_mode if readable else plain
+    def timed(obj, callback) -> PromptResult:
+        before = time.perf_counter() - t0
+        res = (readable_mode if readable else plain)(obj, callback)
+        res.timings["before_search_s"] = before  # data, model, objective: counted against a budget of seconds
+        return res
+
+    return timed
 
 
 def _discover_locally(task: LMTask, search, baseline_prompts, fluency, callback):

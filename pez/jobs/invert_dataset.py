@@ -30,12 +30,17 @@ import torch
 from pez.errors import PezError
 from pez.files import writer_lock
 from pez.images.sources import IMAGE_SUFFIXES, ImageItem, image_key, list_images, shard
-from pez.jobs.invert import make_objective
+from pez.jobs.folder_search import FolderSearch
 from pez.models import DEFAULT_CLIP, LoadedModel, load_model, resolve_device
-from pez.optim import make_config, optimize_each
+from pez.optim import Budget, make_config
+from pez.optim.budget import budget_steps, check_budget
 from pez.records import DatasetRun
 
 log = logging.getLogger(__name__)
+
+# The early stop of a folder run: an image whose best honest score gained no more than ``min_delta`` in
+# ``patience`` steps gives its batch slot to the next image (benchmarks/bench_stop.py, docs/defaults.md#early-stop).
+INVERT_DATASET_DEFAULTS = {"patience": 300, "min_delta": 0.001}
 
 
 def shard_state(sharded: bool | None = None, cpu: bool = False):
@@ -195,6 +200,8 @@ def invert_dataset(
     callback: Callable[[int, int], None] | None = None,
     sharded: bool | None = None,
     judge: str | None = "smollm2",
+    budget: Budget | None = None,
+    run_budget: Budget | None = None,
     **config,
 ) -> DatasetRun:
     """Invert every image of ``source`` into its own prompt, ``batch`` images at a time.
@@ -206,13 +213,22 @@ def invert_dataset(
         model: a CLIP model spec (or a loaded model) as for :func:`pez.invert`.
         batch: images optimised together (one prompt group each).
         method: optimiser name; ``**config``: its config fields (``prompt_len``, ``steps``, ``restarts``, ...).
-        callback: called with (images finished by this call, images to do) after every batch.
+        callback: called with (images finished by this call, images to do, a line: images per hour and the mean
+            honest score so far) as images finish.
         sharded: None: shard when a launcher started several processes; False: never.
         judge: the causal LM whose perplexity of each prompt goes in its ``readability`` (None: none).
+        budget: each image's, e.g. ``pez.Budget(seconds=20)`` (its batch's targets and setup counted); without
+            ``steps`` of the user's, the budget (and the early stop) end each search.
+        run_budget: the whole run's (the model load counted), shared out among the images still to do; when it
+            is spent the images not started are left for a rerun (``DatasetRun.budget_spent``).
 
     Each image's prompts start from the initial prompt a run on that image alone would (same seed), so a result
-    does not depend on the batch it was optimised in.
+    does not depend on the batch it was optimised in. With the early stop (``patience``) on PEZ, an image whose
+    prompt stopped improving leaves its slot in the batch to the next image (:mod:`pez.jobs.folder_search`).
     """
+    t0 = time.perf_counter()
+    check_budget(budget)
+    check_budget(run_budget)
     out = os.fspath(out)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise PezError(f"--batch must be a positive whole number of images, got {batch!r}")
@@ -221,7 +237,7 @@ def invert_dataset(
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise PezError(f"--out {out}: folder {folder} does not exist (create it first)")
-    cfg = make_config(method, config)
+    cfg = make_config(method, budget_steps(config, budget), INVERT_DATASET_DEFAULTS)
     if os.path.isfile(out):
         check_results_file(out)  # another kind of file is never appended to
     items = list_images(source)
@@ -231,10 +247,12 @@ def invert_dataset(
     mine = shard(items, rank, world)
     target = shard_path(out, rank, world) if world > 1 else out
     with writer_lock(target):
-        return _run(items, mine, out, target, model, batch, method, cfg, device, callback, judge, rank, world, state)
+        search = {"batch": batch, "judge": judge, "budget": budget, "run_budget": run_budget, "progress": callback,
+                  "t0": t0}  # fmt: skip
+        return _run(items, mine, out, target, model, method, cfg, device, search, rank, world, state)
 
 
-def _run(items, mine, out, target, model, batch, method, cfg, device, callback, judge, rank, world, state):
+def _run(items, mine, out, target, model, method, cfg, device, search, rank, world, state):
     rows = {image_key(k): row for k, row in read_results(out).items()}
     for s in _shards_of(out):
         for k, row in read_results(s).items():
@@ -258,10 +276,7 @@ def _run(items, mine, out, target, model, batch, method, cfg, device, callback, 
         loaded = model if isinstance(model, LoadedModel) else load_model(model, dev)
         with open(target, "a", encoding="utf-8") as f:
             try:
-                for start in range(0, len(todo), batch):
-                    _invert_batch(todo[start : start + batch], loaded, cfg, f, run, judge)
-                    if callback is not None:
-                        callback(run.done + run.skipped, len(todo))
+                FolderSearch(loaded, cfg, write=lambda rows: append_rows(f, rows), run=run, **search).search(todo)
             except KeyboardInterrupt:
                 run.interrupted = True
                 log.warning("interrupted: %d images done are saved in %s; a rerun continues", run.done, target)
@@ -274,32 +289,3 @@ def _run(items, mine, out, target, model, batch, method, cfg, device, callback, 
             run.merged = True
         state.wait_for_everyone()
     return run
-
-
-def _invert_batch(items: Sequence[ImageItem], loaded: LoadedModel, cfg, f, run: DatasetRun, judge) -> None:
-    images, keys, skipped = [], [], []
-    for it in items:
-        try:
-            images.append(it.load())
-            keys.append(it.key)
-        except PezError as e:
-            skipped.append({"image": it.key, "skipped": str(e)})
-    if skipped:
-        append_rows(f, skipped)
-        run.skipped += len(skipped)
-        run.failures += skipped
-    if not images:
-        return
-    obj = make_objective(loaded, images=images)
-    obj.set_groups(torch.eye(len(images)))  # one prompt group per image
-    results = optimize_each(obj, cfg, judge=judge)
-    interrupted = any(r.interrupted for r in results)
-    if interrupted:  # a stopped batch is not finished: nothing of it is recorded, a rerun redoes it
-        raise KeyboardInterrupt
-    rows = []
-    for key, res in zip(keys, results):
-        res.objective = {**res.objective, "targets": [f"image:{key}"]}
-        res.target_scores = [{**t, "target": f"image:{key}"} for t in res.target_scores]
-        rows.append({"image": key, **res.to_dict()})
-    append_rows(f, rows)
-    run.done += len(rows)

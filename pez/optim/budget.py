@@ -7,10 +7,13 @@ forwards. A run stops after the step past which another step of the same cost wo
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 from pez.errors import PezError
+
+log = logging.getLogger(__name__)
 
 
 def passes(counts: dict[str, int]) -> int:
@@ -63,3 +66,36 @@ class BudgetMeter:
             if limit is not None and n + c > limit:
                 return name
         return None
+
+
+UNLIMITED_STEPS = 10**12  # the ``steps`` of a search that only its budget (or the early stop) ends
+
+SLIVER_S = 1e-3  # what a budget spent before its search leaves it: one step, so the user still gets a prompt
+
+
+def budget_steps(config: dict, budget: Budget | None) -> dict:
+    """A job's config under a budget: without a ``steps`` of the user's, a seconds or passes budget (and the
+    early stop) ends the search, not the method's default step count."""
+    if budget is None or (budget.seconds is None and budget.passes is None) or "steps" in config:
+        return config
+    return {**config, "steps": UNLIMITED_STEPS}
+
+
+def remaining(budget: Budget | None, spent_s: float) -> Budget | None:
+    """What is left of ``budget`` for the search after ``spent_s`` seconds of loading (the model, the data, the
+    targets): the user's seconds count all they wait for. A budget spent before the search leaves it one step, so
+    a prompt comes back all the same (said once)."""
+    if budget is None or budget.seconds is None:
+        return budget
+    left = budget.seconds - spent_s
+    if left <= SLIVER_S:
+        log.warning("the %.3g s budget was spent before the search (loading took %.1f s): one step is run, so the "
+                    "prompt is barely searched; give a larger --budget-seconds", budget.seconds, spent_s)  # fmt: skip
+        left = SLIVER_S
+    return Budget(left, budget.passes)
+
+
+def check_budget(budget) -> None:
+    """A job's ``budget`` is a :class:`Budget` or None (checked before any load)."""
+    if budget is not None and not isinstance(budget, Budget):
+        raise PezError(f"budget must be a pez.Budget (e.g. pez.Budget(seconds=60)), got {budget!r}")

@@ -73,6 +73,7 @@ class PromptOptimizer(ABC):
     config_class: type[OptimizerConfig] = OptimizerConfig
     finished: bool = False  # set by a method whose search is over before ``steps``: the run ends ("finished")
     writes_text: bool = False  # a method that writes readable text: its prompts are decoded in sentence case
+    slots = None  # pez.optim.slots.Slots: groups that refill with new targets as they finish (a folder run)
 
     def __init__(self, objective: Objective, config: OptimizerConfig):
         self._t_created = time.perf_counter()
@@ -264,7 +265,11 @@ class PromptOptimizer(ABC):
                     callback(tracker.progress(run.done, cfg.steps, run.elapsed(), run.last_ids))
                 if checkpoint is not None and run.done % cfg.checkpoint_every == 0 and not last:
                     self._save(checkpoint, run, tracker)
-                if tracker.all_stopped:  # every group's best stopped rising (the early stop: cfg.patience)
+                if self.slots is not None:  # a folder run: groups that are done leave their slots to new targets
+                    if self.slots.sync(tracker, run.done, run.elapsed()):
+                        run.stopped_by = "finished"
+                        return
+                elif tracker.all_stopped:  # every group's best stopped rising (the early stop: cfg.patience)
                     run.stopped_by = "early-stop"
                     return
             if spent is not None:

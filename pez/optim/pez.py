@@ -39,6 +39,7 @@ class PEZ(PromptOptimizer):
 
     def init(self, ids: torch.Tensor) -> None:
         self.soft = self.E[ids].float().clone().requires_grad_(True)  # (R, L, D), fp32 on any device
+        self.parts: list[torch.Tensor] | None = None  # one (restarts, L, D) parameter per group (restartable)
         self.graph = None  # the captured step, with its outputs and the objective counts one replay adds
         self.graphed = self._can_graph()
         self._eager = 0  # eager steps run so far before the capture
@@ -55,14 +56,41 @@ class PEZ(PromptOptimizer):
         return cfg.batch_size is None or obj.max_targets <= cfg.batch_size
 
     def _step(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        ids = self.projector(self.soft)  # (R, L)
+        soft = self.soft if self.parts is None else torch.cat(self.parts)  # (R, L, D)
+        ids = self.projector(soft)  # (R, L)
         hard = self.E[ids].float().requires_grad_(True)  # (R, L, D)
         with self.autocast(cache=not self.graphed):  # a captured step may not keep autocast's cast weights
             loss, eval_loss = self.obj.loss(hard, self.group, self.cfg.batch_size, self.gen, ids)
         # straight-through: the gradient at the projected point is applied to the continuous prompt
-        (self.soft.grad,) = torch.autograd.grad(loss.sum(), hard)
+        if self.parts is None:
+            (self.soft.grad,) = torch.autograd.grad(loss.sum(), hard)
+        else:
+            (grad,) = torch.autograd.grad(loss.sum(), hard)
+            for part, g in zip(self.parts, grad.split(self.cfg.restarts)):
+                part.grad = g
         self.opt.step()
         return ids, eval_loss
+
+    # -- slots (pez.optim.slots): a group starts again on a new target ---------------------------------------
+    def split_groups(self) -> None:
+        """One AdamW parameter per group (its ``restarts`` prompts), each with its own moments and step count, so
+        that :meth:`restart_group` can start one group again as a run on its target alone starts. Call before the
+        first step; the update of every prompt is the same elementwise AdamW as with one parameter."""
+        parts = self.soft.detach().split(self.cfg.restarts)
+        self.parts = [p.clone().requires_grad_(True) for p in parts]
+        self.opt = torch.optim.AdamW(
+            self.parts, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, capturable=self.graphed
+        )
+
+    @torch.no_grad()
+    def restart_group(self, g: int, ids: torch.Tensor) -> None:
+        """Start group ``g`` again from hard ids (restarts, L): its prompt, AdamW moments and step count are reset
+        in place (a captured CUDA graph stays valid)."""
+        part = self.parts[g]
+        part.copy_(self.E[ids].float())
+        for value in self.opt.state.get(part, {}).values():
+            if isinstance(value, torch.Tensor):
+                value.zero_()
 
     def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not self.graphed:
@@ -95,7 +123,8 @@ class PEZ(PromptOptimizer):
         self.graph = (graph, ids, loss, counts)
 
     def state_dict(self) -> dict:
-        return {"soft": self.soft.detach(), "adamw": self.opt.state_dict()}
+        soft = self.soft if self.parts is None else torch.cat(self.parts)
+        return {"soft": soft.detach(), "adamw": self.opt.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():

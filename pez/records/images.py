@@ -24,6 +24,8 @@ class DatasetRun(Record):
     merged: bool = False
     interrupted: bool = False
     failures: list[dict] = field(default_factory=list)
+    mean_score: float | None = None  # the mean honest score of the images inverted by this call
+    budget_spent: bool = False  # the run's budget ended it: the images not started are left for a rerun
 
 
 @dataclass

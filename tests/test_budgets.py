@@ -1,0 +1,130 @@
+"""Seconds budgets on every search command and folder runs that move on: a budget stops discover, compress and
+invert-dataset within it (read from the recorded timings, never a timer) with a prompt and its honest score;
+an image whose prompt stopped improving leaves its batch slot to the next image, and still gets the prompt it
+gets alone; bad budgets and stop settings are one line before any model loads."""
+
+import json
+
+import pytest
+
+import pez
+from pez.cli import main
+from pez.jobs.invert_dataset import read_results
+from pez.models import load_model
+from tests.test_lm_cli import REVIEWS
+
+SLOTS = {"prompt_len": 4, "steps": 150, "sync_every": 10, "checkpoint_every": 10, "restarts": 2, "judge": None}
+
+
+@pytest.fixture(scope="module")
+def tiny_loaded(tiny_clip_dir):
+    return load_model(tiny_clip_dir, "cpu")
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "reviews.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in REVIEWS))
+    return str(path)
+
+
+def _rows(path):
+    return {k: r for k, r in read_results(path).items() if "skipped" not in r}
+
+
+def test_an_image_that_stopped_improving_leaves_its_slot_and_gets_its_own_prompt(photos, tmp_path, tiny_loaded):
+    stop = {"patience": 20, "min_delta": 0.002}
+    slots = pez.invert_dataset(str(photos), tmp_path / "s.jsonl", model=tiny_loaded, batch=2, **SLOTS, **stop)
+    alone = pez.invert_dataset(str(photos), tmp_path / "a.jsonl", model=tiny_loaded, batch=1, **SLOTS, **stop)
+    assert slots.done == alone.done == 5 and slots.skipped == 1
+    a, b = _rows(tmp_path / "s.jsonl"), _rows(tmp_path / "a.jsonl")
+    stops = set()
+    for key, row in a.items():
+        assert row["text"] == b[key]["text"], key
+        assert row["score"] == pytest.approx(b[key]["score"], abs=1e-5)
+        assert row["steps_done"] == b[key]["steps_done"] and row["timings"]["stopped_by"] == "early-stop"
+        assert row["config"]["steps"] == 150 and row["target_scores"][0]["target"] == f"image:{key}"
+        assert [h["step"] for h in row["history"]][:2] == [1, 2]  # counted from the image's own start
+        stops.add(row["steps_done"])
+    assert len(stops) > 1  # images stopped at different steps: their slots were refilled at different times
+    assert slots.mean_score == pytest.approx(sum(r["score"] for r in a.values()) / 5)
+
+
+def test_progress_shows_images_per_hour_and_the_mean_score(photos, tmp_path, tiny_loaded):
+    seen = []
+    pez.invert_dataset(str(photos), tmp_path / "p.jsonl", model=tiny_loaded, batch=2, patience=20,
+                       callback=lambda *a: seen.append(a), **{**SLOTS, "steps": 40})  # fmt: skip
+    assert [s[0] for s in seen] == sorted(s[0] for s in seen) and seen[-1][:2] == (6, 6)
+    assert "images/h" in seen[-1][2] and "mean cosine" in seen[-1][2]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_budget_per_image_stops_each_search_within_it(photos, tmp_path, tiny_loaded, batch):
+    out = tmp_path / "b.jsonl"
+    cfg = {k: v for k, v in SLOTS.items() if k != "steps"}  # without steps, the budget ends each search
+    run = pez.invert_dataset(str(photos), out, model=tiny_loaded, batch=batch, patience=None,
+                             budget=pez.Budget(seconds=1.5), **cfg)  # fmt: skip
+    assert run.done == 5
+    for row in _rows(out).values():
+        t = row["timings"]
+        assert t["stopped_by"] == "budget_seconds" and t["total_s"] <= 1.5 + 2 * t["loop_s"] / t["steps_run"]
+        assert row["text"] and -1 <= row["score"] <= 1
+
+
+def test_a_run_budget_leaves_the_images_it_could_not_start(photos, tmp_path, tiny_loaded):
+    out = tmp_path / "r.jsonl"
+    cfg = {k: v for k, v in SLOTS.items() if k != "steps"}
+    run = pez.invert_dataset(str(photos), out, model=tiny_loaded, batch=1, patience=None,
+                             run_budget=pez.Budget(seconds=2.0), **cfg)  # fmt: skip
+    assert run.budget_spent and 1 <= run.done < 5
+    again = pez.invert_dataset(str(photos), out, model=tiny_loaded, batch=2, **SLOTS, patience=20)
+    assert again.done == 5 - run.done and len(_rows(out)) == 5
+
+
+LM_FAST = ["--prompt-len", "3", "--sync-every", "2", "--eval-every", "2", "--checkpoint-every", "2",
+           "--batch-size", "4", "--device", "cpu", "--quiet", "--no-judge", "--patience", "off"]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["discover", "compress"])
+def test_a_budget_stops_the_lm_searches_within_it(command, tiny_llama_dir, reviews, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    extra = ["--instruction", "Say whether the critic liked the film."] if command == "compress" else []
+    argv = [command, "--model", tiny_llama_dir, "--data", reviews, *extra, "--out", str(out),
+            "--budget-seconds", "6", *LM_FAST]  # fmt: skip
+    code = main(argv)
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    t = report["search"]["timings"]
+    assert t["stopped_by"] == "budget_seconds" and report["config"]["steps"] > 10**9  # the budget ended it
+    assert t["before_search_s"] + t["total_s"] <= 6 + 2 * t["s_per_step"]
+    assert report["prompt"] and report["score"] is not None
+    assert "budget stopped the search" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--budget-seconds", "0"], "budget-seconds must be"),
+        (["--budget-seconds", "inf"], "budget-seconds must be"),
+        (["--budget-seconds", "nan"], "budget-seconds must be"),
+        (["--patience", "0"], "--patience must be"),
+        (["--patience", "soon"], "--patience"),
+        (["--min-delta", "-0.1"], "min-delta must be"),
+    ],
+)
+@pytest.mark.parametrize("command", ["invert-dataset", "discover", "compress", "run-budget"])
+def test_bad_budgets_and_stops_are_one_line_before_any_load(command, argv, message, tmp_path, capsys):
+    missing = str(tmp_path / "no-such-model")  # loading it would fail with another message
+    if command == "run-budget":
+        if argv[0] != "--budget-seconds":
+            pytest.skip("the run budget is a number of seconds only")
+        command, argv, message = "invert-dataset", ["--run-budget-seconds", argv[1]], "--run-budget-seconds must"
+    base = {
+        "invert-dataset": ["invert-dataset", str(tmp_path), "--out", str(tmp_path / "o.jsonl"), "--model", missing],
+        "discover": ["discover", "--model", missing],
+        "compress": ["compress", "--model", missing, "--instruction", "Be brief."],
+    }[command]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
