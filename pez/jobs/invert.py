@@ -7,8 +7,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-import torch
-
 from pez.errors import PezError
 from pez.images import load_image
 from pez.models import DEFAULT_CLIP, LoadedModel, family_of, family_of_kind, load_model, resolve_device
@@ -20,11 +18,11 @@ from pez.records import PromptResult
 # One search for one target: 4 prompts searched together reach a better honest score at every wall-clock budget
 # than one prompt does (benchmarks/bench_defaults.py, benchmarks/RESULTS.md#defaults-chosen-by-quality-per-second).
 INVERT_DEFAULTS = {"restarts": 4}
-# Readable mode (``--readable``): VGD's beam searches write a fluent first text (``vgd_searches`` of them, or as many
-# as ``vgd_share`` of a budget of seconds allows), then the readable method refines the best from its own tokens for
-# ``sweeps`` passes over its positions (or the rest of the budget) with the gradient's and the LM's proposals, scored
-# with the LM prior (benchmarks/bench_readable.py, docs/defaults.md#readable-mode).
-READABLE = {"vgd_searches": 3, "vgd_share": 0.6, "refine": {"prior_weight": 0.05}, "sweeps": 3}
+# Readable mode (``--readable``): PEZ finds the words the encoder wants (``pez_share`` of a seconds budget, or
+# ``pez_steps`` steps), then the compose method rewrites its prompt into a phrase from the words of every restart's
+# prompt, by exact edits under the LM prior, until no edit helps (``compose_steps`` rounds at most) or the budget is
+# spent (benchmarks/bench_readable.py, docs/defaults.md#readable-mode).
+READABLE = {"pez_steps": 100, "pez_share": 0.35, "compose_steps": 12, "pez": {"restarts": 4}}
 
 
 def check_targets(model, images: Sequence, texts: Sequence[str], negative_images: Sequence, negative_weight: float):
@@ -82,52 +80,39 @@ def readable_search(
     budget: Budget | None = None,
     **config,
 ) -> PromptResult:
-    """Readable mode: VGD writes a first text (:class:`pez.optim.vgd.VGD`, ``READABLE["vgd_searches"]`` beam
-    searches), then the readable method (:class:`pez.optim.readable.Readable`) refines the best from that text's own
-    tokens, ``READABLE["sweeps"]`` passes over them; ``config`` sets fields of the refinement (``prior_weight``,
-    ``top_k``, ``lm_k``, ``max_nll_rise``, ``steps``, ...). The result is the refinement's, with the VGD text and its
-    score in ``extras``; ``checkpoint`` / ``resume`` are the refinement's (VGD is deterministic for a seed and runs
-    again). A ``budget`` of seconds covers both stages: VGD searches until ``READABLE["vgd_share"]`` of it is spent
-    (as many searches as fit), the refinement gets what VGD left."""
-    searches, vgd_budget = READABLE["vgd_searches"], None
-    if budget is not None and budget.seconds is not None:
-        searches, vgd_budget = None, Budget(budget.seconds * READABLE["vgd_share"])
-    vgd = {"prompt_len": prompt_len, "seed": seed, "searches": searches, "steps": 10**9}
-    first = optimize(objective, make_config("vgd", vgd), budget=vgd_budget)
-    settings = {**READABLE["refine"], **config}
-    start = readable_start(objective, first, make_config("readable", {"prompt_len": prompt_len, **settings}))
-    n = max(1, min(prompt_len, len(objective.vocab.encode(start))))
-    refine = {"prompt_len": n, "seed": seed, "init_text": start, "steps": READABLE["sweeps"] * n}
-    cfg = make_config("readable", {**refine, **settings})
-    if budget is not None and budget.seconds is not None:
-        budget = Budget(max(1e-3, budget.seconds - first.timings["total_s"]), budget.passes)
-    res = optimize(objective, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
-                   budget=budget)  # fmt: skip
-    res.extras.update(vgd_text=first.text, vgd_score=first.score, vgd_s=first.timings["total_s"],
-                      vgd_searches=len(first.extras.get("searches", [])))  # fmt: skip
+    """Readable mode: PEZ (:class:`pez.optim.pez.PEZ`, ``READABLE["pez_steps"]`` steps at 4 restarts) finds the
+    words, then the compose method (:class:`pez.optim.compose.Compose`) rewrites its best prompt, with every
+    restart's words to draw on, into a phrase: insertions, deletions, replacements and moves of words, each text
+    scored exactly with the LM prior. ``config`` sets fields of the compose stage (``prior_weight``, ``beam``,
+    ``scored``, ``steps``, ...). A ``budget`` of seconds covers both stages: PEZ gets ``READABLE["pez_share"]`` of
+    it, compose the rest. The result is compose's, with PEZ's text and score in ``extras`` and both stages' times
+    in ``timings``; a Ctrl-C in either stage ends the run with the best readable text so far (PEZ's, if compose had
+    not started). ``checkpoint`` / ``resume`` keep both stages (``CHECKPOINT.pez`` holds the first): a resumed run
+    does not search again what it had found."""
+    seconds = budget.seconds if budget is not None else None
+    first_budget = Budget(seconds * READABLE["pez_share"]) if seconds is not None else None
+    stage1 = {**READABLE["pez"], "prompt_len": prompt_len, "seed": seed}
+    stage1["steps"] = 10**9 if seconds is not None else READABLE["pez_steps"]
+    first_ckpt = None if checkpoint is None else f"{checkpoint}.pez"
+    again = resume and first_ckpt is not None and os.path.exists(first_ckpt)
+    first = optimize(objective, make_config("pez", stage1), callback=callback, checkpoint=first_ckpt, resume=again,
+                     budget=first_budget, judge=judge)  # fmt: skip
+    if first.interrupted:  # Ctrl-C in the first stage: the run ends with PEZ's best (judged), nothing lost
+        first.extras.update(readable_stage="pez")
+        return first
+    words = " ".join(r["text"] for r in sorted(first.restarts, key=lambda r: -r["score"]))
+    settings = {"steps": READABLE["compose_steps"], **config}
+    cfg = make_config("compose", {"prompt_len": prompt_len, "seed": seed, "init_text": first.text,
+                                  "words": words, **settings})  # fmt: skip
+    rest = None
+    if seconds is not None:
+        rest = Budget(max(1e-3, seconds - first.timings["total_s"]), budget.passes)
+    res = optimize(objective, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge, budget=rest)
+    res.extras.update(pez_text=first.text, pez_score=first.score, pez_s=first.timings["total_s"],
+                      pez_steps=first.steps_done)  # fmt: skip
+    res.timings.update(pez_s=first.timings["total_s"], compose_s=res.timings["total_s"])
     res.timings["total_s"] += first.timings["total_s"]
     return res
-
-
-@torch.no_grad()
-def readable_start(objective: Objective, first: PromptResult, cfg) -> str:
-    """The text readable mode refines: of VGD's best-scoring text and each search's own pick, the one of best
-    score + prior, as the refinement measures it (``cfg``: its ``prior`` and ``prior_weight``) on the text it will
-    start from. More searches find a text of higher score; the prior keeps the start readable."""
-    texts = list(dict.fromkeys([first.text] + [p["text"] for p in first.extras.get("searches", []) if p["text"]]))
-    if len(texts) == 1:
-        return texts[0]
-    vocab = objective.vocab
-    ids = [vocab.encode(t)[: vocab.max_len] for t in texts]
-    loss = objective.eval_loss_ids(ids, torch.zeros(len(ids), dtype=torch.long, device=vocab.embeddings.device))
-    if cfg.prior_weight > 0:
-        from pez.models.lm import load_text_lm
-        from pez.objectives.prior import mean_nll
-
-        shown = [vocab.sentence_case(vocab.decode(i)) for i in ids]  # what the refinement's prior reads
-        nll = mean_nll(load_text_lm(cfg.prior, vocab.embeddings.device), shown)
-        loss = loss.float().cpu() + cfg.prior_weight * torch.tensor(nll)
-    return texts[int(loss.argmin())]
 
 
 def invert(
@@ -145,6 +130,7 @@ def invert(
     resume: bool = False,
     judge: str | None = "smollm2",
     readable: bool = False,
+    budget: Budget | None = None,
     **config,
 ) -> PromptResult:
     """Find a readable hard prompt whose features match images and/or texts under a model.
@@ -159,14 +145,18 @@ def invert(
         negative_weight: weight of each negative target relative to a positive one.
         callback, checkpoint, resume: as in :func:`pez.optimize`.
         judge: the causal LM whose perplexity of the prompt's text goes in ``readability`` (None: none).
-        readable: readable mode (:func:`readable_search`): a prompt that reads as text; it picks its own methods,
-            so ``method`` must be left at ``pez``.
+        readable: readable mode (:func:`readable_search`): a prompt that reads as text; it picks its own methods
+            (PEZ, then compose), so ``method`` must be left at ``pez``; ``config`` then sets the compose stage.
+        budget: seconds (and passes) the search may use, e.g. ``pez.Budget(seconds=10)``: the best prompt found
+            in that time, the method's setup counted; ``timings["stopped_by"]`` says when the budget stopped it.
         **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``; ``restarts``
             defaults to 4 here (:data:`INVERT_DEFAULTS`).
     """
     if readable and method != "pez":
-        raise PezError(f"--readable picks its own methods (VGD, then the readable method): leave out --method {method}")
-    cfg = make_config("readable" if readable else method, config, None if readable else INVERT_DEFAULTS)
+        raise PezError(f"--readable picks its own methods (PEZ, then compose): leave out --method {method}")
+    if budget is not None and not isinstance(budget, Budget):
+        raise PezError(f"budget must be a pez.Budget (e.g. pez.Budget(seconds=10)), got {budget!r}")
+    cfg = make_config("compose" if readable else method, config, None if readable else INVERT_DEFAULTS)
     t0 = time.perf_counter()
     images, negative_images = check_targets(model, images, texts, negative_images, negative_weight)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, resolve_device(device))
@@ -174,8 +164,9 @@ def invert(
     obj = _objective(loaded, images, texts, negative_images, negative_texts, negative_weight)
     t2 = time.perf_counter()
     if readable:
-        res = readable_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge, **config)
+        res = readable_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
+                              budget=budget, **config)  # fmt: skip
     else:
-        res = optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge)
+        res = optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge, budget=budget)
     res.timings.update(model_load_s=t1 - t0, targets_s=t2 - t1)  # where the time before the search went
     return res

@@ -48,9 +48,10 @@ class PriorObjective:
 
     graph_safe = False  # the prior runs on the host's decoded text: a PEZ step is never captured with it
 
-    def __init__(self, base, prior: TextLM, weight: float):
+    def __init__(self, base, prior: TextLM, weight: float, end: str = ""):
         check_prior_weight(weight)
         self.base, self.prior, self.weight = base, prior, float(weight)
+        self.end = end  # read after each text (a full stop: a text that stops mid-phrase reads worse)
         self.vocab = base.vocab
         self.n_groups = base.n_groups
         self.score_name = base.score_name
@@ -68,7 +69,7 @@ class PriorObjective:
     def prior_term(self, ids) -> torch.Tensor:
         """``weight * nll`` of each prompt's decoded text, shape (N,), on the base objective's device."""
         rows = ids.tolist() if isinstance(ids, torch.Tensor) else [list(r) for r in ids]
-        texts = [self.vocab.sentence_case(self.vocab.decode([t for t in r if t >= 0])) for r in rows]  # as shown
+        texts = [self.vocab.sentence_case(self.vocab.decode([t for t in r if t >= 0])) + self.end for r in rows]
         return self.weight * torch.tensor(self.nll(texts), device=self.vocab.embeddings.device)
 
     def loss(self, embeds, group, batch_size, generator, ids=None):
@@ -108,7 +109,7 @@ class PriorObjective:
                 return -float(self.base.eval_loss_ids([ids], group)[0])
 
             res.extras.update(search_score=res.score, prior=self.prior.name, prior_weight=self.weight,
-                              prior_nll=self.nll([res.text])[0])  # fmt: skip
+                              prior_nll=self.nll([res.text + self.end])[0])  # fmt: skip
             res.score = score(res.text_ids)
             res.internal_score = score(res.ids)
             for r in res.restarts:

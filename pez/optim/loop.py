@@ -82,7 +82,7 @@ class PromptOptimizer(ABC):
             from pez.objectives.prior import PriorObjective
 
             prior = load_text_lm(config.prior, objective.vocab.embeddings.device)
-            objective = PriorObjective(objective, prior, config.prior_weight)
+            objective = PriorObjective(objective, prior, config.prior_weight, getattr(config, "prior_end", ""))
         self.obj = objective
         self.cfg = config
         vocab = objective.vocab

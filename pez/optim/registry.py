@@ -5,6 +5,7 @@ from __future__ import annotations
 from pez.errors import PezError
 from pez.optim.ape import APE
 from pez.optim.autoprompt import AutoPrompt
+from pez.optim.compose import Compose
 from pez.optim.config import OptimizerConfig
 from pez.optim.fluent import FluentPrompt
 from pez.optim.gcg import GCG
@@ -17,7 +18,8 @@ from pez.optim.soft import SoftPrompt
 from pez.optim.vgd import VGD
 
 METHODS: dict[str, type[PromptOptimizer]] = {
-    cls.name: cls for cls in (PEZ, HotFlip, AutoPrompt, GCG, FluentPrompt, SoftPrompt, RandomSearch, VGD, Readable, APE)
+    cls.name: cls
+    for cls in (PEZ, HotFlip, AutoPrompt, GCG, FluentPrompt, SoftPrompt, RandomSearch, VGD, Readable, Compose, APE)
 }
 
 
