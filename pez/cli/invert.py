@@ -10,11 +10,14 @@ import time
 from pez.cli.options import (
     EXIT_INTERRUPTED,
     ProgressBar,
+    add_budget_option,
     add_device_option,
     add_search_options,
     add_target_options,
+    given_budget,
     given_config,
     quiet_libraries,
+    stop_line,
 )
 
 
@@ -29,6 +32,7 @@ def add_parser(sub) -> None:
     what = "readable mode: VGD's fluent text refined by gradient and LM swaps under the LM prior"
     p.add_argument("--readable", action=argparse.BooleanOptionalAction, default=False, help=what)
     add_search_options(p, fluency=False, defaults=INVERT_DEFAULTS)
+    add_budget_option(p)
     p.set_defaults(run=run)
 
 
@@ -41,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     imports = time.perf_counter() - t0
     config = given_config(args)
+    budget = given_budget(args)
     quiet_libraries()
     with ProgressBar(args.quiet) as bar:
         res = pez.invert(
@@ -57,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             judge=args.judge,
             readable=args.readable,
+            budget=budget,
             **config,
         )
     print(res.text)
@@ -65,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     print(readability_line(res.readability), file=sys.stderr)
     if not args.quiet:
         print(time_split(res.timings, startup, imports), file=sys.stderr)
+    stopped = stop_line(res.timings, budget)
+    if stopped:
+        print(stopped, file=sys.stderr)
     if args.out:
         res.save(args.out)
     if res.interrupted:

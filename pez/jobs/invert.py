@@ -156,6 +156,10 @@ def invert(
         raise PezError(f"--readable picks its own methods (PEZ, then compose): leave out --method {method}")
     if budget is not None and not isinstance(budget, Budget):
         raise PezError(f"budget must be a pez.Budget (e.g. pez.Budget(seconds=10)), got {budget!r}")
+    if not readable:
+        from pez.optim.budget import budget_steps
+
+        config = budget_steps(config, budget)
     cfg = make_config("compose" if readable else method, config, None if readable else INVERT_DEFAULTS)
     t0 = time.perf_counter()
     images, negative_images = check_targets(model, images, texts, negative_images, negative_weight)
