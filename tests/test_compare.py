@@ -80,7 +80,7 @@ def test_fluent_schedule_follows_a_pass_budget(planted):
 
 # -- the harness ---------------------------------------------------------------------------------------------------
 def test_every_method_gets_the_same_step_budget_and_all_files(two_groups, tmp_path):
-    methods = list(METHODS)
+    methods = [m for m in METHODS if m not in ("ape", "compose")]  # an LM task; a text to rewrite
     cfg = {"prompt_len": 4, "sync_every": 2, "lr": 0.05}
     res = compare(two_groups, methods, seeds=2, budget_steps=4, config=cfg, overrides=FAST)
     assert [(r.method, r.seed) for r in res.runs] == [(m, s) for m in methods for s in (0, 1)]

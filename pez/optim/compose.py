@@ -52,8 +52,6 @@ class ComposeConfig(CandidateConfig):
     prior_weight: float = config_field(0.08, "weight of the prior's mean NLL per token beside the loss")
     prior_end: str = config_field(".", "what the prior reads after each text ('' for nothing)")
     steps: int = config_field(12, "edit rounds at most (the search ends sooner when no edit helps)")
-    sync_every: int = config_field(1, "steps between host syncs: progress, honest re-scoring of improved prompts")
-    checkpoint_every: int = config_field(1, "steps between checkpoints (a multiple of sync_every)")
 
     def __post_init__(self):
         super().__post_init__()
