@@ -12,6 +12,7 @@ from pez.images import load_image
 from pez.models import DEFAULT_CLIP, LoadedModel, family_of, family_of_kind, load_model, resolve_device
 from pez.objectives.base import Objective, check_negative_weight
 from pez.optim import Budget, make_config, optimize
+from pez.optim.budget import SLIVER_S, budget_steps, check_budget
 from pez.optim.tracking import Progress
 from pez.records import PromptResult
 
@@ -92,7 +93,7 @@ def readable_search(
     seconds = budget.seconds if budget is not None else None
     first_budget = Budget(seconds * READABLE["pez_share"]) if seconds is not None else None
     stage1 = {**READABLE["pez"], "prompt_len": prompt_len, "seed": seed}
-    stage1["steps"] = 10**9 if seconds is not None else READABLE["pez_steps"]
+    stage1 = budget_steps(stage1, first_budget) if seconds is not None else {**stage1, "steps": READABLE["pez_steps"]}
     first_ckpt = None if checkpoint is None else f"{checkpoint}.pez"
     again = resume and first_ckpt is not None and os.path.exists(first_ckpt)
     first = optimize(objective, make_config("pez", stage1), callback=callback, checkpoint=first_ckpt, resume=again,
@@ -106,7 +107,7 @@ def readable_search(
                                   "words": words, **settings})  # fmt: skip
     rest = None
     if seconds is not None:
-        rest = Budget(max(1e-3, seconds - first.timings["total_s"]), budget.passes)
+        rest = Budget(max(SLIVER_S, seconds - first.timings["total_s"]), budget.passes)
     res = optimize(objective, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge, budget=rest)
     res.extras.update(pez_text=first.text, pez_score=first.score, pez_s=first.timings["total_s"],
                       pez_steps=first.steps_done)  # fmt: skip
@@ -154,11 +155,8 @@ def invert(
     """
     if readable and method != "pez":
         raise PezError(f"--readable picks its own methods (PEZ, then compose): leave out --method {method}")
-    if budget is not None and not isinstance(budget, Budget):
-        raise PezError(f"budget must be a pez.Budget (e.g. pez.Budget(seconds=10)), got {budget!r}")
+    check_budget(budget)
     if not readable:
-        from pez.optim.budget import budget_steps
-
         config = budget_steps(config, budget)
     cfg = make_config("compose" if readable else method, config, None if readable else INVERT_DEFAULTS)
     t0 = time.perf_counter()
