@@ -71,19 +71,65 @@ def test_a_budget_per_image_stops_each_search_within_it(photos, tmp_path, tiny_l
         assert row["text"] and -1 <= row["score"] <= 1
 
 
-@pytest.mark.xfail(
-    reason="on a quiet machine all 5 images finish inside the run budget: "
-    "the run budget is not yet enforced on the batch=1 path (open, issue 30)",
-    strict=False,
-)
-def test_a_run_budget_leaves_the_images_it_could_not_start(photos, tmp_path, tiny_loaded):
+class StepClock:
+    """A clock that only the search's steps move, one second each (everything else takes no time): a run's
+    timings, and so where its budgets stop it, do not depend on the machine's speed."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def step_clock(monkeypatch):
+    import pez.jobs.folder_search
+    import pez.jobs.invert_dataset
+    import pez.optim.loop
+    from pez.optim.pez import PEZ
+
+    clock, step = StepClock(), PEZ.step
+
+    def timed_step(self, i):
+        out = step(self, i)
+        clock.now += 1.0
+        return out
+
+    monkeypatch.setattr(PEZ, "step", timed_step)
+    for module in (pez.optim.loop, pez.jobs.folder_search, pez.jobs.invert_dataset):
+        monkeypatch.setattr(module, "time", clock)
+    return clock
+
+
+# (the run's seconds, the images it does): each image costs at least one step (one second); an image is not
+# started when what is left of the run's budget cannot pay for that, so the run ends within its budget
+@pytest.mark.parametrize("seconds, done", [(1.5, 1), (3.5, 3), (12, 5)])
+def test_a_run_budget_leaves_the_images_it_could_not_start(photos, tmp_path, tiny_loaded, step_clock, seconds, done):
     out = tmp_path / "r.jsonl"
     cfg = {k: v for k, v in SLOTS.items() if k != "steps"}
     run = pez.invert_dataset(str(photos), out, model=tiny_loaded, batch=1, patience=None,
-                             run_budget=pez.Budget(seconds=0.5), **cfg)  # fmt: skip
-    assert run.budget_spent and 1 <= run.done < 5
-    again = pez.invert_dataset(str(photos), out, model=tiny_loaded, batch=2, **SLOTS, patience=20)
-    assert again.done == 5 - run.done and len(_rows(out)) == 5
+                             run_budget=pez.Budget(seconds=seconds), **cfg)  # fmt: skip
+    rows = _rows(out)
+    assert run.done == len(rows) == done and run.budget_spent == (done < 5)
+    assert step_clock.now <= seconds  # the whole run, by its recorded timings: within the budget
+    assert sum(r["timings"]["total_s"] for r in rows.values()) == step_clock.now
+    for row in rows.values():
+        assert row["timings"]["stopped_by"] == "budget_seconds" and row["steps_done"] >= 1 and row["text"]
+    if done < 5:  # the images left are done by a rerun
+        again = pez.invert_dataset(str(photos), out, model=tiny_loaded, batch=2, **SLOTS, patience=20)
+        assert again.done == 5 - done and len(_rows(out)) == 5
+
+
+def test_a_run_budget_ends_a_folder_run_in_slots_within_it(photos, tmp_path, tiny_loaded, step_clock):
+    # 2 slots, a sync every 10 steps (10 s): each image's share of the 25 s ends it at its first sync; at step 20
+    # the next sync would overrun the run's budget, so the images under way end and the fifth is not started
+    out = tmp_path / "s.jsonl"
+    run = pez.invert_dataset(str(photos), out, model=tiny_loaded, batch=2, run_budget=pez.Budget(seconds=25),
+                             **{**SLOTS, "patience": 20})  # fmt: skip
+    rows = _rows(out)
+    assert run.budget_spent and run.done == len(rows) == 4 and step_clock.now <= 25
+    assert all(r["timings"]["stopped_by"] == "budget_seconds" and r["steps_done"] == 10 for r in rows.values())
 
 
 LM_FAST = ["--prompt-len", "3", "--sync-every", "2", "--eval-every", "2", "--checkpoint-every", "2",

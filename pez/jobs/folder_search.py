@@ -5,7 +5,9 @@ whose prompt stopped improving leaves its slot to the next image, so the batch s
 
 Budgets: ``budget`` is each image's (its batch's objective and setup counted), ``run_budget`` the whole run's
 (the model load counted), shared out among the images still to do; when it is spent, the images not started are
-left for a rerun and the ones under way keep their best prompt so far.
+left for a rerun and the ones under way keep their best prompt so far. A batch is not started when what is left
+of the run's budget cannot pay for its least (its images and objective, its method's setup and one step, as the
+last batch's recorded timings give them): it would overrun the budget.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class FolderSearch:
     t0: float = field(default_factory=time.perf_counter)
     scores: list[float] = field(default_factory=list)
     to_do: int = 0
+    least_s: float = 0.0  # the least a batch costs (loads, setup, one step), as the last batch's timings say
 
     def search(self, todo: Sequence[ImageItem]) -> None:
         """Search every image of ``todo``; raises KeyboardInterrupt when stopped (what is done stays written)."""
@@ -71,9 +74,11 @@ class FolderSearch:
             self._slots(iter(todo))
         else:
             for start in range(0, len(todo), self.batch):
-                if self._left() is not None and self._left() <= 0:
+                left = self._left()
+                if left is not None and (left <= 0 or left < self.least_s):
                     self.run.budget_spent = True
-                    log.warning("the run's budget is spent: %d images are left for a rerun", len(todo) - start)
+                    log.warning("the run's budget is spent (%.3g s left, a batch takes at least %.3g s): %d images "
+                                "are left for a rerun", max(left, 0.0), self.least_s, len(todo) - start)  # fmt: skip
                     return
                 self._batch(todo[start : start + self.batch], len(todo) - start)
 
@@ -85,11 +90,12 @@ class FolderSearch:
         return self.run_budget.seconds - (time.perf_counter() - self.t0)
 
     def _image_seconds(self, share: float) -> float | None:
-        """Each image's seconds: its own budget, or ``share`` of what is left of the run's, whichever is less."""
+        """Each image's seconds: its own budget, or ``share`` of what is left of the run's (at least the least a
+        batch costs, when that is left), whichever is less."""
         own = self.budget.seconds if self.budget is not None else None
         left = self._left()
         if left is not None:
-            left = max(left * share, 1e-3)
+            left = max(min(max(left * share, self.least_s), left), 1e-3)
         return min((s for s in (own, left) if s is not None), default=None)
 
     # -- rows ------------------------------------------------------------------------------------------------
@@ -137,9 +143,13 @@ class FolderSearch:
         obj.set_groups(torch.eye(len(loaded)))  # one prompt group per image
         seconds = self._image_seconds(len(items) / still)
         budget = remaining(Budget(seconds), time.perf_counter() - t_batch) if seconds is not None else None
+        before = time.perf_counter() - t_batch
         results = optimize_each(obj, self.cfg, budget=budget, judge=None)
         if any(r.interrupted for r in results):  # a stopped batch is not finished: a rerun redoes it
             raise KeyboardInterrupt
+        t = results[0].timings
+        step_s = t["loop_s"] / t["steps_run"] if t.get("steps_run") else 0.0
+        self.least_s = before + t["setup_s"] + step_s
         self._record([(key, res) for (key, _), res in zip(loaded, results)], obj.vocab.embeddings.device)
 
     # -- slots that refill -----------------------------------------------------------------------------------
