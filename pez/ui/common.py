@@ -16,6 +16,7 @@ import gradio as gr
 
 from pez.errors import PezError
 from pez.models import DEFAULT_CLIP, EMBEDDED
+from pez.optim.budget import Budget
 from pez.ui.estimate import PaceBook
 from pez.ui.live import JobRunner, Limits, check_memory
 from pez.ui.runs import RunStore
@@ -199,6 +200,33 @@ def real_number(value, name: str, minimum: float = 0.0, strict: bool = False) ->
     if not math.isfinite(number) or number < minimum or (strict and number == minimum):
         raise PezError(f"{name} must be a number {'>' if strict else '>='} {minimum:g}, got {value!r}")
     return number
+
+
+BUDGET_FIELD = "Seconds budget"
+BUDGET_LABEL = "Seconds budget (0 or empty: none)"
+
+
+def seconds_budget(value, limits) -> Budget | None:
+    """The Seconds budget field of a search tab as the job's ``budget``: empty or 0 is none; else a positive, finite
+    number of seconds, at most ``limits.budget_seconds`` (one line naming the field otherwise)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise PezError(f"{BUDGET_FIELD} must be a number of seconds (0 or empty: none), got {value!r}") from None
+    if number == 0:
+        return None
+    if not (math.isfinite(number) and number > 0):
+        raise PezError(f"{BUDGET_FIELD} must be a positive, finite number of seconds (0 or empty: none), got {value!r}")
+    if number > limits.budget_seconds:
+        raise PezError(f"{BUDGET_FIELD} must be at most {limits.budget_seconds:g} seconds, got {number:g}")
+    return Budget(seconds=number)
+
+
+def budget_note(timings: dict) -> str:
+    """What a finished search's status adds when its seconds budget ended it ("" otherwise)."""
+    return "; the seconds budget stopped the search" if timings.get("stopped_by") == "budget_seconds" else ""
 
 
 def lines(text: str | None) -> list[str]:

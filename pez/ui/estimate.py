@@ -58,17 +58,31 @@ class PaceBook:
                 self._paces[key] = float(seconds_per_step)
 
 
-def tell_estimate(job, paces: PaceBook, key: Hashable, steps: int | None, probe: Callable[[], float] | None) -> bool:
+def budget_line(seconds: float) -> str:
+    """The estimate of a search that its seconds budget ends first."""
+    return f"Estimate: at most about {duration(seconds)} (the seconds budget ends the search)."
+
+
+def tell_estimate(job, paces: PaceBook, key: Hashable, steps: int | None, probe: Callable[[], float] | None,
+                  budget_s: float | None = None) -> bool:  # fmt: skip
     """Tell ``job`` how long its ``steps`` steps will take (None: a search that sizes itself, whose pace is
     recorded per run): from the pace of an earlier run with ``key``, else from ``probe()`` (seconds per step of a
     :data:`PROBE_STEPS`-step probe; None: no probe, no estimate). Stop pressed during the probe ends the job
-    before the search. Whether an estimate was told."""
+    before the search. With a seconds budget (``budget_s``) the estimate is at most the budget, and no probe is
+    run (the budget bounds the search already, and a probe would be time the user waits for). Whether an estimate
+    was told."""
     if job is None:
         return False
     known = paces.get(key)
     if known is not None:
         seconds = known * (steps or 1)
+        if budget_s is not None and budget_s < seconds:
+            job.tell_estimate(budget_line(budget_s), budget_s)
+            return True
         job.tell_estimate(estimate_line(seconds, steps, "measured by an earlier run with the same settings"), seconds)
+        return True
+    if budget_s is not None:
+        job.tell_estimate(budget_line(budget_s), budget_s)
         return True
     if probe is None:
         return False
@@ -80,11 +94,11 @@ def tell_estimate(job, paces: PaceBook, key: Hashable, steps: int | None, probe:
     return True
 
 
-def invert_estimated(ctx, job, key: Hashable, model: str, readable: bool, search: dict, callback, **run):
-    """``pez.invert(model=model, **run)`` for a page's ``job``, with its time estimate told first
+def invert_estimated(ctx, job, key: Hashable, model: str, readable: bool, search: dict, callback, budget=None, **run):
+    """``pez.invert(model=model, budget=budget, **run)`` for a page's ``job``, with its time estimate told first
     (:func:`tell_estimate`; a probe loads the model once for both); the search's pace is recorded under ``key``
     for the next run. ``search``: steps and restarts (readable mode: the refinement's steps when not None, else it
-    sizes its own search; no restarts)."""
+    sizes its own search; no restarts). ``budget``: a :class:`pez.Budget` of seconds (None: none)."""
     import pez
 
     loaded, extra = model, {}
@@ -98,9 +112,11 @@ def invert_estimated(ctx, job, key: Hashable, model: str, readable: bool, search
         extra.update(model_load_s=t1 - t0, probe_s=time.perf_counter() - t1)
         return res.timings["s_per_step"]
 
-    tell_estimate(job, ctx.paces, key, None if readable else search["steps"], None if readable else probe)
+    budget_s = budget.seconds if budget is not None else None
+    tell_estimate(job, ctx.paces, key, None if readable else search["steps"], None if readable else probe, budget_s)
     asked = {"steps": search["steps"]} if search["steps"] is not None else {}  # readable: the refinement's steps
-    res = pez.invert(**run, model=loaded, callback=callback, readable=readable, **(asked if readable else search))
+    res = pez.invert(**run, model=loaded, callback=callback, readable=readable, budget=budget,
+                     **(asked if readable else search))  # fmt: skip
     res.timings.update(extra)  # the model loaded before the probe: its time, not the search's
     ctx.paces.record(key, res.timings["total_s"] if readable else res.timings["s_per_step"])
     return res

@@ -11,6 +11,7 @@ from pez.jobs.invert import INVERT_DEFAULTS
 from pez.models import DEFAULT_CLIP
 from pez.optim import METHODS
 from pez.ui.common import (
+    BUDGET_LABEL,
     OFFLINE_CLIP,
     Context,
     Number,
@@ -20,6 +21,7 @@ from pez.ui.common import (
     model_note,
     one_line_errors,
     search_sizes,
+    seconds_budget,
     session_key,
     user_of,
 )
@@ -60,21 +62,25 @@ def invert_images(
     readable=False,
     job=None,
     user=None,
+    budget_seconds=None,
 ):
-    """Run ``pez.invert`` as ``pez invert IMAGE ... [--text T] [--negative-image F] [--negative-text T]`` does;
-    save it in ``user``'s runs; (result, path). With the page's ``job``, its time estimate is told before the search
-    starts."""
+    """Run ``pez.invert`` as ``pez invert IMAGE ... [--text T] [--negative-image F] [--negative-text T]
+    [--budget-seconds S]`` does; save it in ``user``'s runs; (result, path). With the page's ``job``, its time
+    estimate is told before the search starts. ``budget_seconds``: the Seconds budget field (empty or 0: none)."""
     images = file_paths(images, "images", ctx.options)
     negative_images = file_paths(negative_images, "negative images", ctx.options)
     if not images and not lines(texts):
         raise PezError("no target images: upload one or more images (or give target texts)")
     search, prompt_len, seed, model = search_sizes(ctx, steps, restarts, prompt_len, seed, model, readable)
+    budget = seconds_budget(budget_seconds, ctx.limits)
     readable = bool(readable)
     method = "pez" if readable else method or "pez"  # readable mode picks its own methods
     sized = search["steps"] if readable else None  # readable mode: its refinement's steps (None: it sizes its own)
     key = ("invert", model, method, readable, sized, prompt_len, search["restarts"], len(images), ctx.options.device)
+    if readable and budget is not None:  # readable mode's pace is its whole run's time, which the budget bounds
+        key += (budget.seconds,)
     res = invert_estimated(
-        ctx, job, key, model, readable, search, callback, images=images, texts=lines(texts),
+        ctx, job, key, model, readable, search, callback, budget, images=images, texts=lines(texts),
         negative_images=negative_images, negative_texts=lines(negative_texts), method=method,
         device=ctx.options.device, prompt_len=prompt_len, seed=seed,
     )  # fmt: skip
@@ -101,6 +107,7 @@ def build_image_tab(ctx: Context) -> None:
                 with gr.Row():
                     prompt_len = Slider(1, 32, value=16, step=1, label="Prompt length (tokens)")
                     steps = Number(default_steps, label="Steps", precision=0)
+                    budget = Number(0, label=BUDGET_LABEL, elem_id="image-budget")
                 with gr.Row():
                     restarts = Number(INVERT_DEFAULTS["restarts"], label="Restarts", precision=0)
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
@@ -121,15 +128,18 @@ def build_image_tab(ctx: Context) -> None:
 
         images.change(pictures, images, shown, api_visibility="private", queue=False)
         inputs = [images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed]
+        inputs += [budget]
 
         @one_line_errors
         def run_page(images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed,
-                     readable, request: gr.Request):  # fmt: skip
+                     budget, readable, request: gr.Request):  # fmt: skip
             values = (images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed)
             user = user_of(request)
             job = ctx.runner.start(
                 session_key(request, "image"),
-                lambda job: invert_images(ctx, *values, callback=job.callback, readable=readable, job=job, user=user),
+                lambda job: invert_images(
+                    ctx, *values, callback=job.callback, readable=readable, job=job, user=user, budget_seconds=budget
+                ),
                 "invert",
                 user,
             )
@@ -150,11 +160,14 @@ def build_image_tab(ctx: Context) -> None:
             restarts: int,
             method: str,
             seed: int,
+            budget_seconds: float,
             request: gr.Request,
         ):
             values = (images, texts, negative_images, negative_texts, model, prompt_len, steps, restarts, method, seed)
             user = user_of(request)
-            res, path = ctx.runner.run(lambda job: invert_images(ctx, *values, user=user), "invert", user)
+            budget = budget_seconds
+            res, path = ctx.runner.run(lambda job: invert_images(ctx, *values, user=user, budget_seconds=budget),
+                                       "invert", user)  # fmt: skip
             return res.text, res.score, str(path)
 
         run.click(run_page, [*inputs, readable], panel.outputs, api_visibility="private", **ctx.job_events())

@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from pez.errors import PezError
-from pez.ui.common import Context, session_key, user_of
+from pez.ui.common import Context, budget_note, session_key, user_of
 from pez.ui.live import Job
 
 
@@ -87,13 +87,15 @@ def score_plot(points: Sequence[tuple[int, float]]):
 
 
 def search_status(res, path) -> str:
-    """One line about a finished search: score, steps, time, re-tokenisation, interruption, where it is saved."""
+    """One line about a finished search: score, steps, time, re-tokenisation, interruption, its seconds budget
+    ending it, where it is saved."""
     t = res.timings
     line = f"{res.score_name} {res.score:.4f} after {res.steps_done} steps in {t.get('total_s', 0.0):.1f} s"
     if res.retokenized:
         line += f"; the optimised ids scored {res.internal_score:.4f} before re-tokenisation"
     if res.interrupted:
         line += "; stopped: the best prompt so far"
+    line += budget_note(t)
     return f"{line}{readable_note(res)}. Saved in the runs folder as `{Path(path).name}`."
 
 

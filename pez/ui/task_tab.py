@@ -14,15 +14,18 @@ from pez.errors import PezError
 from pez.optim import METHODS
 from pez.text.templates import DEFAULT_TEMPLATE
 from pez.ui.common import (
+    BUDGET_LABEL,
     Context,
     Number,
     Slider,
     bounded,
+    budget_note,
     file_paths,
     lines,
     model_spec,
     one_line_errors,
     real_number,
+    seconds_budget,
     session_key,
     user_of,
 )
@@ -55,9 +58,10 @@ def discover_task(
     user=None,
     readable=False,
     init_text=None,
+    budget_seconds=None,
 ):
     """Run ``pez.discover`` as ``pez discover`` does with the same options; save the report in ``user``'s runs;
-    (report, path).
+    (report, path). ``budget_seconds``: the Seconds budget field (empty or 0: none), ``--budget-seconds``.
 
     With a ``callback`` (the page, which shows the best prompt and its dev score live) the dev set is scored at
     every sync point (``eval_every`` = ``sync_every``; the CLI's ``--eval-every``) instead of every 50 steps, so
@@ -86,6 +90,7 @@ def discover_task(
     }
     dev_size = bounded(dev_size, "Dev examples", 1, limits.examples)
     test_size = bounded(test_size, "Held-out examples", 1, limits.examples)
+    budget = seconds_budget(budget_seconds, limits)
     model = model_spec(model)
     tokens = sizes["prompt_len"] + EXAMPLE_TOKENS
     check_memory(model, sizes["batch_size"], tokens, ctx.options.device, "Examples per step", sizes["batch_size"])
@@ -93,6 +98,8 @@ def discover_task(
         sizes["eval_every"] = lm_config("readable" if readable else method, {}).sync_every
     key = ("discover", model, spec, method, readable, sizes["prompt_len"], sizes["batch_size"], dev_size, fluency,
            ctx.options.device)  # fmt: skip
+    if readable and budget is not None:  # readable mode's pace is its whole run's time, which the budget bounds
+        key += (budget.seconds,)
     extra = {}
     if readable:  # readable mode sizes its own search (pez.jobs.discover.READABLE_TASK): the steps go unused
         sizes.pop("steps")
@@ -105,7 +112,8 @@ def discover_task(
                                   test_size, fluency, ctx.options.device)  # fmt: skip
         return pace
 
-    tell_estimate(job, ctx.paces, key, None if readable else sizes["steps"], None if readable else probe)
+    budget_s = budget.seconds if budget is not None else None
+    tell_estimate(job, ctx.paces, key, None if readable else sizes["steps"], None if readable else probe, budget_s)
     report = pez.discover(
         model=loaded,
         data=spec,
@@ -118,6 +126,7 @@ def discover_task(
         test_size=test_size,
         device=ctx.options.device,
         callback=callback,
+        budget=budget,
         **sizes,
         **extra,
     )
@@ -173,6 +182,16 @@ def accuracy_table(report) -> str:
     return head + "\n".join(rows) + ("\n\n" + "; ".join(notes) + "." if notes else "")
 
 
+def task_done(report, path) -> tuple:
+    """The prompt, its honest dev score and the status line of a finished task search."""
+    status = f"Held-out accuracy on {report.n_test} examples. Saved in the runs folder as `{path.name}`."
+    if report.interrupted:
+        status = "Stopped: the best prompt so far. " + status
+    elif budget_note(report.search.get("timings", {})):
+        status = "The seconds budget stopped the search. " + status
+    return report.prompt, round(report.score, 4), status
+
+
 def build_task_tab(ctx: Context) -> None:
     with gr.Tab("Task prompt (LM)", id="task", elem_id="task-tab"):
         gr.Markdown(
@@ -195,6 +214,7 @@ def build_task_tab(ctx: Context) -> None:
                     prompt_len = Slider(1, 32, value=10, step=1, label="Prompt length (tokens)")
                     steps = Number(100, label="Steps", precision=0)
                     seed = Number(0, label="Seed", precision=0)
+                    budget = Number(0, label=BUDGET_LABEL, elem_id="task-budget")
                 with gr.Accordion("More options", open=False):
                     with gr.Row():
                         method = gr.Dropdown(list(METHODS), value="pez", label="Method")
@@ -216,15 +236,16 @@ def build_task_tab(ctx: Context) -> None:
         api = gr.Button(visible=False)
 
         inputs = [data, data_file, template, labels, baselines, model, prompt_len, steps, seed, method, batch_size]
-        inputs += [dev_size, test_size, fluency, readable, init_text]
+        inputs += [dev_size, test_size, fluency, readable, init_text, budget]
 
         @one_line_errors
         def run_page(data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method,
-                     batch_size, dev_size, test_size, fluency, readable, init_text, request: gr.Request):  # fmt: skip
+                     batch_size, dev_size, test_size, fluency, readable, init_text, budget,
+                     request: gr.Request):  # fmt: skip
             values = (data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method)
             values += (batch_size, dev_size, test_size, fluency)
             user = user_of(request)
-            mode = {"readable": readable, "init_text": init_text}
+            mode = {"readable": readable, "init_text": init_text, "budget_seconds": budget}
             job = ctx.runner.start(
                 session_key(request, "task"),
                 lambda job: discover_task(ctx, *values, callback=job.callback, job=job, user=user, **mode),
@@ -237,10 +258,7 @@ def build_task_tab(ctx: Context) -> None:
             if job.error:
                 raise PezError(job.error)
             report, path = job.result
-            status = f"Held-out accuracy on {report.n_test} examples. Saved in the runs folder as `{path.name}`."
-            if report.interrupted:
-                status = "Stopped: the best prompt so far. " + status
-            done = (report.prompt, round(report.score, 4), status, score_plot(job.points), str(path))
+            done = (*task_done(report, path), score_plot(job.points), str(path))
             yield (*done, report.accuracy, accuracy_table(report))
 
         def stop_page(request: gr.Request):
@@ -264,12 +282,13 @@ def build_task_tab(ctx: Context) -> None:
             fluency: float,
             readable: bool,
             init_text: str,
+            budget_seconds: float,
             request: gr.Request,
         ):
             values = (data, data_file, template, labels, baseline_prompts, model, prompt_len, steps, seed, method)
             values += (batch_size, dev_size, test_size, fluency)
             user = user_of(request)
-            mode = {"readable": readable, "init_text": init_text}
+            mode = {"readable": readable, "init_text": init_text, "budget_seconds": budget_seconds}
             report, path = ctx.runner.run(lambda job: discover_task(ctx, *values, user=user, **mode), "discover", user)
             return report.prompt, report.accuracy, accuracy_table(report), str(path)
 

@@ -9,6 +9,7 @@ from pez.errors import PezError
 from pez.jobs.invert import INVERT_DEFAULTS
 from pez.optim import METHODS
 from pez.ui.common import (
+    BUDGET_LABEL,
     OFFLINE_CLIP,
     Context,
     Number,
@@ -17,6 +18,7 @@ from pez.ui.common import (
     model_note,
     one_line_errors,
     search_sizes,
+    seconds_budget,
     session_key,
     user_of,
 )
@@ -27,22 +29,26 @@ TEXT_MODELS = ["minilm", OFFLINE_CLIP, "ViT-L-14/openai", "ViT-H-14/laion2b_s32b
 
 
 def distill(ctx: Context, text, model, prompt_len, steps, seed, restarts=INVERT_DEFAULTS["restarts"], method="pez",
-            callback=None, readable=False, job=None, user=None):  # fmt: skip
-    """Run ``pez.invert`` on one text target, as ``pez invert --text TEXT`` does; save it in ``user``'s runs;
-    (result, path). With the page's ``job``, its time estimate is told before the search starts."""
+            callback=None, readable=False, job=None, user=None, budget_seconds=None):  # fmt: skip
+    """Run ``pez.invert`` on one text target, as ``pez invert --text TEXT [--budget-seconds S]`` does; save it in
+    ``user``'s runs; (result, path). With the page's ``job``, its time estimate is told before the search starts.
+    ``budget_seconds``: the Seconds budget field (empty or 0: none)."""
     limits = ctx.limits
     text = bounded_text(text, "Text to distil", limits.text_chars)
     if not text:
         raise PezError("the text to distil is empty: type a sentence or a long prompt")
     search, prompt_len, seed, model = search_sizes(ctx, steps, restarts, prompt_len, seed, model, readable)
+    budget = seconds_budget(budget_seconds, limits)
     readable = bool(readable)
     method = "pez" if readable else method or "pez"  # readable mode picks its own methods
     # readable mode: the steps are its refinement's (None: it sizes its own, pez.jobs.invert.READABLE); no restarts
     sized = search["steps"] if readable else None
     key = ("distill", model, method, readable, sized, prompt_len, search["restarts"], ctx.options.device)
+    if readable and budget is not None:  # readable mode's pace is its whole run's time, which the budget bounds
+        key += (budget.seconds,)
     res = invert_estimated(
-        ctx, job, key, model, readable, search, callback, texts=[text], method=method, device=ctx.options.device,
-        prompt_len=prompt_len, seed=seed,
+        ctx, job, key, model, readable, search, callback, budget, texts=[text], method=method,
+        device=ctx.options.device, prompt_len=prompt_len, seed=seed,
     )  # fmt: skip
     return res, ctx.store_for(user).save(res, "distill")
 
@@ -60,6 +66,7 @@ def build_text_tab(ctx: Context) -> None:
                     prompt_len = Slider(1, 32, value=8, step=1, label="Prompt length (tokens)")
                     steps = Number(300, label="Steps", precision=0)
                     seed = Number(0, label="Seed", precision=0)
+                    budget = Number(0, label=BUDGET_LABEL, elem_id="text-budget")
                 with gr.Accordion("More options", open=False):
                     restarts = Number(
                         INVERT_DEFAULTS["restarts"], label="Restarts (prompts searched together)", precision=0
@@ -77,12 +84,14 @@ def build_text_tab(ctx: Context) -> None:
         model.change(model_note, model, note, api_visibility="private", queue=False)
 
         @one_line_errors
-        def run_page(text, model, prompt_len, steps, seed, restarts, method, readable, request: gr.Request):
+        def run_page(text, model, prompt_len, steps, seed, budget, restarts, method, readable, request: gr.Request):
             values = (text, model, prompt_len, steps, seed, restarts, method)
             user = user_of(request)
             job = ctx.runner.start(
                 session_key(request, "text"),
-                lambda job: distill(ctx, *values, job.callback, readable=readable, job=job, user=user),
+                lambda job: distill(
+                    ctx, *values, job.callback, readable=readable, job=job, user=user, budget_seconds=budget
+                ),
                 "distill",
                 user,
             )
@@ -92,14 +101,16 @@ def build_text_tab(ctx: Context) -> None:
             return stop_search(ctx, request, "text")
 
         @one_line_errors
-        def api_distill(text: str, model: str, prompt_len: int, steps: int, seed: int, request: gr.Request):
+        def api_distill(text: str, model: str, prompt_len: int, steps: int, seed: int, budget_seconds: float,
+                        request: gr.Request):  # fmt: skip
             user = user_of(request)
+            sizes = (text, model, prompt_len, steps, seed)
             res, path = ctx.runner.run(
-                lambda job: distill(ctx, text, model, prompt_len, steps, seed, user=user), "distill", user
+                lambda job: distill(ctx, *sizes, user=user, budget_seconds=budget_seconds), "distill", user
             )
             return res.text, res.score, str(path)
 
-        inputs = [text, model, prompt_len, steps, seed]
+        inputs = [text, model, prompt_len, steps, seed, budget]
         page = [*inputs, restarts, method, readable]
         run.click(run_page, page, panel.outputs, api_visibility="private", **ctx.job_events())
         stop.click(stop_page, None, panel.status, queue=False, api_visibility="private")
