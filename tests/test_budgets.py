@@ -132,6 +132,41 @@ def test_a_run_budget_ends_a_folder_run_in_slots_within_it(photos, tmp_path, tin
     assert all(r["timings"]["stopped_by"] == "budget_seconds" and r["steps_done"] == 10 for r in rows.values())
 
 
+def test_a_budget_spent_by_the_methods_setup_says_so_and_returns_a_prompt(tiny, tiny_clip_dir, tiny_llama_dir,
+                                                                          tmp_path, monkeypatch, caplog):  # fmt: skip
+    import pez.optim.loop
+    from pez.optim.vgd import VGD, VGDConfig
+    from tests.conftest import PLANTED
+
+    clock, rank = StepClock(), VGD.rank_first_words
+
+    def slow_rank(self):  # VGD's first-word ranking takes 10 s of the clock, everything else none
+        clock.now += 10.0
+        return rank(self)
+
+    monkeypatch.setattr(VGD, "rank_first_words", slow_rank)
+    monkeypatch.setattr(pez.optim.loop, "time", clock)
+    said = "the 5 s budget was spent before the search; one step is run"
+    fast = {"proposer": tiny_llama_dir, "beams": 4, "candidates": 5, "prompt_len": 6}
+    obj = pez.CLIPObjective(*tiny, texts=[PLANTED])
+    caplog.set_level("WARNING", logger="pez")
+    res = pez.optimize(obj, VGDConfig(**fast, steps=10**6), budget=pez.Budget(seconds=5))
+    assert said in caplog.text and "took 10 s" in caplog.text
+    assert res.steps_done == 1 and res.timings["stopped_by"] == "budget_seconds" and res.timings["setup_s"] == 10
+    assert res.text and -1 <= res.score <= 1
+    caplog.clear()
+    cmp = pez.compare(obj, ["vgd"], 1, budget_seconds=5, overrides={"vgd": fast}, judge=None)
+    assert said in caplog.text and cmp.runs[0].results[0].text and cmp.runs[0].results[0].steps_done == 1
+    caplog.clear()
+    out = tmp_path / "vgd.json"
+    argv = ["invert", "--model", tiny_clip_dir, "--text", PLANTED, "--method", "vgd", "--proposer", tiny_llama_dir,
+            "--beams", "4", "--candidates", "5", "--prompt-len", "6", "--budget-seconds", "5", "--device", "cpu",
+            "--no-judge", "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0 and said in caplog.text
+    row = json.loads(out.read_text())
+    assert row["text"] and row["steps_done"] == 1 and row["timings"]["stopped_by"] == "budget_seconds"
+
+
 LM_FAST = ["--prompt-len", "3", "--sync-every", "2", "--eval-every", "2", "--checkpoint-every", "2",
            "--batch-size", "4", "--device", "cpu", "--quiet", "--no-judge", "--patience", "off"]  # fmt: skip
 
