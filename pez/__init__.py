@@ -93,6 +93,9 @@ _EXPORTS = {
     "ApiSearchReport": "pez.records",
     "ApiPlan": "pez.records",
     "PezError": "pez.errors",
+    # Ctrl-C and SIGTERM reach the calling program (pez.interrupts)
+    "Interrupted": "pez.interrupts",
+    "on_signal": "pez.interrupts",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -100,9 +103,15 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 def __getattr__(name: str):
     # No public name is also the name of a submodule of pez, so importing a submodule never rebinds one; and the
-    # value is cached here, so a name is the same object on every use.
+    # value is cached here, so a name is the same object on every use. The functions that run jobs are exported
+    # wrapped: a Ctrl-C or SIGTERM they took reaches the caller (pez.interrupts); pez's own code calls them from
+    # their modules, and the command line runs under on_signal("return").
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        from pez.interrupts import PUBLIC, reaches_caller
+
+        if name in PUBLIC:
+            value = reaches_caller(value)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'pez' has no attribute {name!r}")

@@ -179,7 +179,7 @@ def test_sigint_stops_between_steps_and_resumes_exactly(tiny, tmp_path):
             os.kill(os.getpid(), signal.SIGINT)  # as a user's Ctrl-C: the loop finishes its step, then stops
 
     ck = tmp_path / "run.ckpt"
-    cut = pez.optimize(obj, cfg, callback=ctrl_c_at_25, checkpoint=ck)
+    cut = pez.optimize(obj, cfg, callback=ctrl_c_at_25, checkpoint=ck, on_signal="return")  # kept, no raise
     assert cut.interrupted and cut.steps_done == 25
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
     resumed = pez.optimize(obj, cfg, checkpoint=ck, resume=True)

@@ -37,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     # pez's own warnings are shown; other libraries' log lines would repeat what pez's one-line errors say
     logging.basicConfig(level=logging.CRITICAL, format="%(levelname)s: %(message)s")
     logging.getLogger("pez").setLevel(logging.WARNING)
+    from pez.interrupts import on_signal
+
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        with on_signal("return"):  # a Ctrl-C or SIGTERM ends the job with its result: printed and saved here
+            return args.run(args)
     except PezError as e:
         print(f"pez: error: {e}", file=sys.stderr)
         return EXIT_USAGE

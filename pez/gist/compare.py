@@ -70,7 +70,7 @@ def eval_groups(examples: Sequence[GistExample], seen: set[str], split: str | No
 def _hard_prompt(lm: LoadedModel, instruction: str, train: Sequence[GistExample], k: int, steps: int, batch: int,
                  device, seed: int) -> tuple[str, float]:  # fmt: skip
     """``pez.compress`` on the training rows (as ``text``: body and output without the leading line break)."""
-    import pez
+    from pez.jobs.compress import compress  # pez's own call: an interrupted search comes back as a result
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "rows.jsonl")
@@ -79,7 +79,7 @@ def _hard_prompt(lm: LoadedModel, instruction: str, train: Sequence[GistExample]
                 text = (e.body() + (" " + e.output if e.output else "")).lstrip("\n")
                 f.write(json.dumps({"text": text, "label": "row"}) + "\n")
         t0 = time.perf_counter()
-        report = pez.compress(
+        report = compress(
             instruction,
             model=lm,
             data=path,

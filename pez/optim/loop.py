@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 
 from pez.errors import PezError
+from pez.interrupts import note
 from pez.objectives.base import Objective
 from pez.optim.budget import Budget, BudgetMeter, passes
 from pez.optim.checkpoint import load_checkpoint, save_checkpoint
@@ -44,6 +45,7 @@ def deferred_sigint():
     asked = []
 
     def handler(signum, frame):
+        note(signum)  # taken from the caller: a public call passes it on after the search (pez.interrupts)
         if asked:
             raise KeyboardInterrupt
         asked.append(signum)
