@@ -9,6 +9,7 @@ L + 2 positions the end-of-text feature depends on are run.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -51,7 +52,9 @@ class HFClipTextPath(nn.Module):
         from transformers.masking_utils import create_causal_mask
 
         h = self.text.embeddings(inputs_embeds=x.to(self.token_embedding.dtype))  # + position embeddings
-        mask = create_causal_mask(config=self.text.config, inputs_embeds=h, attention_mask=None, past_key_values=None)
+        params = inspect.signature(create_causal_mask).parameters  # transformers 5.x says "cache": no deprecation note
+        no_cache = {"cache" if "cache" in params else "past_key_values": None}
+        mask = create_causal_mask(config=self.text.config, inputs_embeds=h, attention_mask=None, **no_cache)
         h = self.text.encoder(inputs_embeds=h, attention_mask=mask, is_causal=True).last_hidden_state  # (N, S, D)
         pooled = self.text.final_layer_norm(h[torch.arange(h.shape[0], device=h.device), eot_pos])  # (N, D)
         return self.proj(pooled) if self.proj is not None else pooled

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from pez.errors import PezError
+from pez.objectives.lm.path import cache_of
 from pez.optim.config import CandidateConfig, check_positive, config_field
 from pez.optim.loop import PromptOptimizer
 
@@ -165,7 +166,7 @@ class APE(PromptOptimizer):
         with self.autocast():
             out = model(x, use_cache=True, **self.last_only)
         self.obj.counts["forward"] += 1
-        cache = out.get("cache", out.get("past_key_values"))
+        cache = cache_of(out)  # not out.get("past_key_values"): a deprecation note in 5.x
         logits = out.logits[:, -1, : self.n_vocab].float().expand(n, -1)
         if cache is not None:
             cache = copy.deepcopy(cache)

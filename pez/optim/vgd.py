@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from pez.errors import PezError
+from pez.objectives.lm.path import cache_of
 from pez.optim.config import CandidateConfig, check_nonnegative, check_positive, config_field
 from pez.optim.loop import PromptOptimizer
 
@@ -248,7 +249,7 @@ class VGD(PromptOptimizer):
             with self.autocast():
                 out = model(x, use_cache=True, **self.last_only)
             self.obj.counts["forward"] += 1
-            cache = out.get("cache", out.get("past_key_values"))
+            cache = cache_of(out)  # not out.get("past_key_values"): a deprecation note in 5.x
             self._prefix[r] = (key, x, cache, out.logits[:, -1, : self.n_vocab].float().log_softmax(-1))
         _, x, cache, first = self._prefix[r]
         if not beams[0]:  # a new search: one beam, nothing generated yet

@@ -12,6 +12,7 @@ is repeated for the N rows, which then run after it.
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import math
 from collections.abc import Sequence
@@ -58,13 +59,14 @@ class LMPath:
         self.max_positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 4096)
         self.prefix_ids = list(self.tok.prefix_ids) + list(before_ids)
         self.shared_prompt = True
+        self.cache_kw = cache_kwarg(self.body)  # the modern name where the model takes it: no deprecation notes
         self._prefix_cache = None
         self.prefix_logp = None  # (V,) next-token log-probs after the prefix: scores the prompt's first token
         if self.prefix_ids:
             with torch.no_grad():
                 ids = torch.tensor([self.prefix_ids], device=self.device)
                 out = self.body(input_ids=ids, use_cache=True)
-                self._prefix_cache = out.past_key_values
+                self._prefix_cache = cache_of(out)
                 self.prefix_logp = self.log_softmax(self.logits(out.last_hidden_state[0, -1:]))[0]
             self.shared_prompt = _shareable(self._prefix_cache)  # else found out at the first shared run
 
@@ -124,7 +126,9 @@ class LMPath:
         mask = torch.cat([keep.new_ones(n, self.n_prefix + length), keep], 1).repeat(r, 1)  # (RN, P+L+M)
         pos = torch.arange(self.n_prefix, self.n_prefix + length + m, device=self.device).expand(r * n, -1)
         cache = self._prefix_copy(r * n)
-        out = self.body(inputs_embeds=x, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=False)
+        out = self.body(
+            inputs_embeds=x, attention_mask=mask, position_ids=pos, **{self.cache_kw: cache}, use_cache=False
+        )
         return out.last_hidden_state
 
     def _run_shared(self, prompt: torch.Tensor, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor | None:
@@ -136,10 +140,10 @@ class LMPath:
             inputs_embeds=prompt.to(self.E.dtype),
             attention_mask=keep.new_ones(r, start),
             position_ids=pos,
-            past_key_values=self._prefix_copy(r),
+            **{self.cache_kw: self._prefix_copy(r)},
             use_cache=True,
         )
-        cache = out.past_key_values  # keys and values of prefix + prompt, (R, heads, P+L, d) per layer
+        cache = cache_of(out)  # keys and values of prefix + prompt, (R, heads, P+L, d) per layer
         if not _shareable(cache):
             logger.info("a %s cannot be shared across rows: each row runs its prompt again", type(cache).__name__)
             self.shared_prompt = False
@@ -148,7 +152,9 @@ class LMPath:
         mask = torch.cat([keep.new_ones(n, start), keep], 1).repeat(r, 1)  # (RN, P+L+M)
         pos = torch.arange(start, start + m, device=self.device).expand(r * n, -1)  # (RN, M)
         x = self.E[ids].repeat(r, 1, 1)  # (RN, M, D)
-        rest = self.body(inputs_embeds=x, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=False)
+        rest = self.body(
+            inputs_embeds=x, attention_mask=mask, position_ids=pos, **{self.cache_kw: cache}, use_cache=False
+        )
         return torch.cat([out.last_hidden_state.repeat_interleave(n, 0), rest.last_hidden_state], 1)
 
     def prompt_nll(self, hidden: torch.Tensor, ids: torch.Tensor, n_rows: int) -> torch.Tensor:
@@ -167,6 +173,19 @@ class LMPath:
             nll = nll - self.prefix_logp[ids[:, 0]]
             count += 1
         return nll / max(count, 1)
+
+
+def cache_kwarg(model) -> str:
+    """The name a model's forward takes its key/value cache by: ``cache`` (transformers 5.x, where the old
+    ``past_key_values`` prints a deprecation note at every run) or ``past_key_values`` (4.x)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def cache_of(out):
+    """The key/value cache a forward returned: ``out.cache`` (transformers 5.x; reading ``past_key_values`` there
+    prints a deprecation note) or ``out.past_key_values`` (4.x)."""
+    found = getattr(out, "cache", None)
+    return found if found is not None else out.past_key_values
 
 
 def _shareable(cache) -> bool:
@@ -190,9 +209,10 @@ def sample_inputs(model, tokenizer, n: int, max_new_tokens: int = 24, seed: int 
     ids = torch.full((n, 1), start, device=device)
     past = None
     out = []
+    kw = cache_kwarg(model)
     for _ in range(max_new_tokens):
-        res = model(input_ids=ids[:, -1:] if past is not None else ids, past_key_values=past, use_cache=True)
-        past = res.past_key_values
+        res = model(input_ids=ids[:, -1:] if past is not None else ids, **{kw: past}, use_cache=True)
+        past = cache_of(res)
         probs = F.softmax(res.logits[:, -1].float(), -1)
         nxt = torch.multinomial(probs, 1, generator=gen)
         ids = torch.cat([ids, nxt], 1)

@@ -1,0 +1,73 @@
+"""A normal pez run shows pez's own lines on stderr, not the libraries' deprecation notes: pez's own calls use the
+current names (transformers 5.x's ``cache``), and the notes a library's own code triggers (peft) are filtered
+around those calls only, and shown again with PEZ_VERBOSE=1."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import pez
+
+NOTES = ("deprecat", "FutureWarning")
+
+
+def pez_cli(*argv, verbose: bool = False) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PEZ_VERBOSE", "PYTHONWARNINGS")}
+    env["PYTHONPATH"] = str(pathlib.Path(pez.__file__).parents[1])  # the pez under test
+    if verbose:
+        env["PEZ_VERBOSE"] = "1"
+    cmd = [sys.executable, "-m", "pez", *map(str, argv)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def notes(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if any(n.lower() in line.lower() for n in NOTES)]
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "reviews.jsonl"
+    rows = [("A wonderful, moving film.", "positive"), ("Dull and lifeless.", "negative")] * 3
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    return path
+
+
+FAST = ["--prompt-len", "3", "--steps", "2", "--sync-every", "1", "--batch-size", "4", "--device", "cpu"]
+
+
+def test_invert_discover_and_compress_print_no_deprecation_notes(tiny_llama_dir, reviews):
+    runs = {
+        "invert": ["invert", "--model", "minilm", "--text", "a cat", "--prompt-len", "4", "--steps", "5",
+                   "--device", "cpu"],
+        "discover": ["discover", "--model", tiny_llama_dir, "--data", reviews, "--test-data", reviews, *FAST],
+        "discover --method ape": ["discover", "--model", tiny_llama_dir, "--data", reviews, "--test-data", reviews,
+                                  "--method", "ape", "--steps", "1", "--device", "cpu"],
+        "compress": ["compress", "--model", tiny_llama_dir, "--instruction", "Say whether the critic liked it.",
+                     "--data", reviews, "--labels", "negative,positive", "--template", "{prompt} {text} It was",
+                     *FAST],
+    }  # fmt: skip
+    found = {}
+    for name, argv in runs.items():
+        proc = pez_cli(*argv)
+        assert proc.returncode == 0, proc.stderr
+        found[name] = notes(proc.stderr)
+    assert found == {name: [] for name in runs}
+
+
+def test_peft_notes_are_filtered_unless_pez_verbose(tiny_llama_dir, reviews, tmp_path):
+    """Prefix tuning's own forward passes ``past_key_values`` and peft reads ``is_gradient_checkpointing``: those
+    exact notes are off in a normal run, and PEZ_VERBOSE=1 shows them."""
+    argv = ["compare", "--model", tiny_llama_dir, "--data", reviews, "--methods", "random", "--seeds", "1",
+            "--budget-steps", "1", "--peft", "prefix-tuning", "--labels", "negative,positive",
+            "--template", "{prompt} {text} It was", "--device", "cpu", "--no-judge",
+            "--out", tmp_path / "c.json"]  # fmt: skip
+    quiet = pez_cli(*argv)
+    assert quiet.returncode == 0, quiet.stderr
+    assert notes(quiet.stderr) == []
+    loud = pez_cli(*argv, verbose=True)
+    assert loud.returncode == 0, loud.stderr
+    assert any("is_gradient_checkpointing" in line for line in notes(loud.stderr)), loud.stderr
