@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from pez.gist.model import PrefixState, prefix_ids, run_prefix, score_rows
+from pez.models.base import peft_model
 
 
 @dataclass
@@ -79,8 +80,6 @@ def distill_prompt_tuning(
         rows: token ids of the training rows (body and output), which follow the instruction.
         k: number of virtual tokens.
     """
-    import peft
-
     device = model.get_input_embeddings().weight.device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     prefix = prefix_ids(tokenizer)
@@ -89,7 +88,7 @@ def distill_prompt_tuning(
         teachers = [score_rows(model, teacher_state, [r], pad)[0][0] for r in rows]  # each (M_i, V)
     with torch.random.fork_rng(devices=[]):  # PEFT draws its initial vectors from the global generator
         torch.manual_seed(seed)
-        tuned = peft.get_peft_model(copy.deepcopy(model), peft_config(k, instruction, tokenizer))
+        tuned = peft_model(copy.deepcopy(model), peft_config(k, instruction, tokenizer))
     trainable = [p for p in tuned.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=lr)
     gen = torch.Generator().manual_seed(seed)

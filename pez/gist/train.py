@@ -46,7 +46,7 @@ from pez.gist.model import (
     signature,
     weights_fingerprint,
 )
-from pez.models.base import LoadedModel, resolve_device
+from pez.models.base import LoadedModel, peft_model, resolve_device
 from pez.records.gist import GistTrainReport
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ def _wrap_lora(model, token_id: int, rank: int):
         trainable_token_indices=[token_id],
         task_type=peft.TaskType.CAUSAL_LM,
     )
-    return peft.get_peft_model(model, config)
+    return peft_model(model, config)
 
 
 def gist_train(

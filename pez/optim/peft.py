@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from pez.errors import PezError
+from pez.models.base import peft_model, quiet_deprecations
 from pez.objectives.lm.labels import answer_rows, gather_spots, sum_spots
 from pez.records import ContinuousResult
 from pez.text.templates import Task
@@ -66,7 +67,8 @@ class PeftScorer:
         rows, m = batch.rows, max(len(r) for r in batch.rows)
         ids = torch.tensor([r + [self.pad] * (m - len(r)) for r in rows], device=self.device)
         mask = torch.tensor([[1] * len(r) + [0] * (m - len(r)) for r in rows], device=self.device)
-        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -m:]  # virtual positions dropped
+        with quiet_deprecations():  # prefix tuning's own forward passes `past_key_values`
+            logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -m:]  # virtual positions dropped
         row, pos = (torch.tensor(x, device=self.device) for x in zip(*batch.keys))
         logp = F.log_softmax(logits[row, pos].float(), -1)  # (S, V)
         return sum_spots(logp[None], batch)[0]  # (B, C)
@@ -103,12 +105,10 @@ def tune_continuous(
     The model is copied, so the caller's model is left as it was. Training stops after ``steps`` or when
     ``budget_seconds`` (wall-clock, training only) are spent, whichever comes first.
     """
-    import peft
-
     lr = PEFT_METHODS[method][1] if lr is None and method in PEFT_METHODS else lr
     config = _peft_config(method, num_virtual_tokens, model)
     torch.manual_seed(seed)  # PEFT initialises its vectors from the global generator
-    tuned = peft.get_peft_model(copy.deepcopy(model), config)
+    tuned = peft_model(copy.deepcopy(model), config)  # without peft's own deprecation notes
     trainable = [p for p in tuned.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=lr)
     score = PeftScorer(tuned, tokenizer, task)
