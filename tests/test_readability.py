@@ -12,7 +12,7 @@ from pez.errors import PezError
 from pez.models.base import LoadedModel
 from pez.models.lm import load_judge, load_text_lm
 from pez.text.lm_text import TextLM
-from pez.text.readability import Judge, Readability, readability, word_stats
+from pez.text.readability import Judge, Readability, ends_mid_phrase, readability, word_stats
 
 SENTENCES = [
     "A man is riding a horse on the beach at sunset.",
@@ -169,3 +169,25 @@ def test_bad_chunk_and_start(smollm2):
     lm = TextLM(smollm2)
     assert "chunk must be positive" in one_line_error(lambda: lm.token_logprobs(["a"], chunk=0))
     assert "outside the vocabulary" in one_line_error(lambda: TextLM(smollm2, start_id=10**9))
+
+
+@pytest.mark.parametrize(
+    "text, mid",
+    [
+        ("A man rides a horse at sunset", False),
+        ("Woman reading a book.", False),
+        ("dusk man riding beach sun horse on sunset", False),
+        ("A woman reading a book by", True),  # a preposition
+        ("a quiet library with the", True),  # an article
+        ("reading a book of her", True),  # a possessive
+        ("dogs running and", True),  # a conjunction
+        ("the snow is", True),  # an auxiliary
+        ("a horse,", True),  # a comma
+        ("the man -", True),
+        ("", False),
+    ],
+)
+def test_ends_mid_phrase(text, mid):
+    assert ends_mid_phrase(text) is mid
+    assert readability(text).ends_mid_phrase is mid  # and it is in every result's record
+    assert Readability.from_dict(readability(text).to_dict()).ends_mid_phrase is mid

@@ -140,7 +140,7 @@ class Compose(PromptOptimizer):
         it (one batched pass over the n + 1 prefixes)."""
         vocab, lm = self.obj.vocab, self.obj.prior
         prefixes = [vocab.sentence_case(vocab.decode(list(text[:i]))) for i in range(len(text) + 1)]
-        logits = lm.next_logits([" " + p if p else "" for p in prefixes])  # (n + 1, V_lm)
+        logits = lm.next_logits_along([" " + p if p else "" for p in prefixes])  # (n + 1, V_lm)
         out = []
         for order in logits.topk(min(logits.shape[-1], 8 * self.cfg.lm_k), dim=-1).indices.tolist():
             found = list(dict.fromkeys(w for w in map(self._as_word, order) if w is not None))
@@ -160,7 +160,8 @@ class Compose(PromptOptimizer):
             if i == n:
                 break
             kinds["delete"].add(text[:i] + text[i + 1 :])
-            kinds["replace"].update(text[:i] + (t,) + text[i + 1 :] for t in unused + lm + self.connectors)
+            swaps = self.connectors if text[i] in self.connectors else unused + lm  # a word's kind is kept
+            kinds["replace"].update(text[:i] + (t,) + text[i + 1 :] for t in swaps)
             for j in range(n):
                 if j != i:
                     moved = list(text)

@@ -156,6 +156,19 @@ class TextLM:
         logits, _, lengths = self._run(self.encode(texts))
         return logits[torch.arange(len(lengths)), torch.tensor(lengths) - 1]  # (N, V)
 
+    @torch.no_grad()
+    def next_logits_along(self, prefixes: Sequence[str]) -> torch.Tensor:
+        """:meth:`next_logits` of growing prefixes of one text (each a prefix of the next, the last the whole text),
+        read from ONE forward pass of the last: a causal LM's logits after a prefix do not depend on what follows.
+        Where the tokenizer splits a prefix otherwise than inside the whole text, every prefix is run, as
+        :meth:`next_logits` does. Shape (N, V)."""
+        ids = self.encode(prefixes)
+        whole = ids[-1] if ids else []
+        if not whole or any(row != whole[: len(row)] for row in ids):
+            return self.next_logits(prefixes)
+        logits, _, _ = self._run([whole])
+        return logits[0, torch.tensor([len(row) for row in ids])]  # position k reads the start token + k tokens
+
     def _forward(self, rows: list[list[int]]) -> list[torch.Tensor]:
         """One right-padded forward pass over ``rows`` (B token lists, none empty); their log-probs on the CPU."""
         logits, inp, lengths = self._run(rows)

@@ -24,6 +24,15 @@ from dataclasses import asdict, dataclass
 from pez.text.lm_text import TextLM
 
 DICTIONARY_ZIPF = 3.0  # wordfreq's Zipf scale: log10(occurrences per billion words)
+# Words a phrase does not end on: articles, determiners, prepositions, conjunctions, possessives, auxiliaries.
+FUNCTION_WORDS = frozenset(
+    """a an the this that these those some any each every no either neither both all my your his her its our their
+    whose of in on at by for with to from into onto over under above below across through about around between
+    among near along toward towards behind beyond upon within without during after before since until than via
+    per like as and or but nor so yet if because while although though whereas whether is are was were be been
+    being am do does did has have had will would shall should can could may might must""".split()
+)
+MID_PHRASE_END = ",;:-"  # a text that ends on one of these stops mid-phrase too
 
 
 @dataclass
@@ -37,6 +46,7 @@ class Readability:
         repeated_share: share of the words that repeat an earlier word of the same text (0.0 for no words).
         words: number of words.
         judge_is_prior: the judge is also the LM prior that steered the search (it flatters the text).
+        ends_mid_phrase: the text stops in the middle of a phrase (:func:`ends_mid_phrase`).
     """
 
     perplexity: float | None
@@ -45,6 +55,7 @@ class Readability:
     repeated_share: float
     words: int
     judge_is_prior: bool = False
+    ends_mid_phrase: bool = False
 
     def __post_init__(self):
         if self.perplexity is not None and not math.isfinite(self.perplexity):
@@ -65,6 +76,7 @@ class Readability:
             repeated_share=float(data["repeated_share"]),
             words=int(data["words"]),
             judge_is_prior=bool(data.get("judge_is_prior", False)),
+            ends_mid_phrase=bool(data.get("ends_mid_phrase", False)),
         )
 
 
@@ -91,6 +103,17 @@ def word_stats(text: str) -> tuple[float, float, int]:
     common = sum(wordfreq.zipf_frequency(w, "en") >= DICTIONARY_ZIPF for w in words)
     repeated = len(words) - len(set(words))  # every occurrence after a word's first is a repeat
     return common / len(words), repeated / len(words), len(words)
+
+
+def ends_mid_phrase(text: str) -> bool:
+    """Whether ``text`` stops in the middle of a phrase: its last word is a function word (:data:`FUNCTION_WORDS`:
+    an article, determiner, preposition, conjunction, possessive or auxiliary: "... riding a", "... by her") or it
+    ends on one of :data:`MID_PHRASE_END` ("... horse,"). A text with no words does not (there is no phrase)."""
+    stripped = text.rstrip()
+    if stripped and stripped[-1] in MID_PHRASE_END:
+        return True
+    words = words_of(stripped)
+    return bool(words) and words[-1] in FUNCTION_WORDS
 
 
 class Judge:
@@ -126,7 +149,7 @@ class Judge:
 
 def _with_stats(text: str, perplexity: float | None, judge: str | None, is_prior: bool = False) -> Readability:
     share, repeated, n = word_stats(text)
-    return Readability(perplexity, judge, share, repeated, n, is_prior)
+    return Readability(perplexity, judge, share, repeated, n, is_prior, ends_mid_phrase(text))
 
 
 def readability(text: str, judge: Judge | None = None, prior: str | None = None) -> Readability:
