@@ -160,8 +160,7 @@ class Compose(PromptOptimizer):
             if i == n:
                 break
             kinds["delete"].add(text[:i] + text[i + 1 :])
-            swaps = self.connectors if text[i] in self.connectors else unused + lm  # a word's kind is kept
-            kinds["replace"].update(text[:i] + (t,) + text[i + 1 :] for t in swaps)
+            kinds["replace"].update(text[:i] + (t,) + text[i + 1 :] for t in unused + lm + self.connectors)
             for j in range(n):
                 if j != i:
                     moved = list(text)
