@@ -9,6 +9,7 @@ L + 2 positions the end-of-text feature depends on are run.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 
@@ -23,6 +24,13 @@ from pez.text.tokenizers import HFClipTokenizer
 def _features(out) -> torch.Tensor:
     """``get_*_features`` gives a tensor (transformers 4) or an output whose ``pooler_output`` it is (5)."""
     return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+@functools.cache
+def _mask_cache_kwarg(create_causal_mask) -> str:
+    """The cache argument's name of transformers' ``create_causal_mask``: ``cache`` in 5.x (no deprecation note),
+    ``past_key_values`` before; read once, not at every forward."""
+    return "cache" if "cache" in inspect.signature(create_causal_mask).parameters else "past_key_values"
 
 
 class HFClipTextPath(nn.Module):
@@ -52,8 +60,7 @@ class HFClipTextPath(nn.Module):
         from transformers.masking_utils import create_causal_mask
 
         h = self.text.embeddings(inputs_embeds=x.to(self.token_embedding.dtype))  # + position embeddings
-        params = inspect.signature(create_causal_mask).parameters  # transformers 5.x says "cache": no deprecation note
-        no_cache = {"cache" if "cache" in params else "past_key_values": None}
+        no_cache = {_mask_cache_kwarg(create_causal_mask): None}
         mask = create_causal_mask(config=self.text.config, inputs_embeds=h, attention_mask=None, **no_cache)
         h = self.text.encoder(inputs_embeds=h, attention_mask=mask, is_causal=True).last_hidden_state  # (N, S, D)
         pooled = self.text.final_layer_norm(h[torch.arange(h.shape[0], device=h.device), eot_pos])  # (N, D)

@@ -137,7 +137,7 @@ class Compose(PromptOptimizer):
     @torch.no_grad()
     def lm_words(self, text: tuple[int, ...]) -> list[list[int]]:
         """For each place 0..n of ``text``, up to ``lm_k`` encoder words the prior proposes after the words before
-        it (one batched pass over the n + 1 prefixes)."""
+        it (the logits after every prefix read from one forward of the whole text, TextLM.next_logits_along)."""
         vocab, lm = self.obj.vocab, self.obj.prior
         prefixes = [vocab.sentence_case(vocab.decode(list(text[:i]))) for i in range(len(text) + 1)]
         logits = lm.next_logits_along([" " + p if p else "" for p in prefixes])  # (n + 1, V_lm)
