@@ -55,7 +55,7 @@ def call(http: httpx.Client, api: str, body: str) -> tuple[str, object]:
 
 def distill(http: httpx.Client, steps="2", seed="0") -> dict:
     """Run the text tab's API as a script would; the result file's FileData (path and URL)."""
-    event, data = call(http, "distill", f'{{"data": [{json.dumps(SENTENCE)}, "minilm", 4, {steps}, {seed}]}}')
+    event, data = call(http, "distill", f'{{"data": [{json.dumps(SENTENCE)}, "minilm", 4, {steps}, {seed}, 0]}}')
     assert event == "complete", data
     return data[2]
 
@@ -99,7 +99,7 @@ def test_an_upload_goes_back_only_to_its_uploader_and_cannot_be_passed_as_anothe
     folder, rest = os.path.split(os.path.dirname(path))
     for written in (path, f"{folder}/./{rest}/{os.path.basename(path)}", f"{folder}/{rest}/../{rest}/ann.png"):
         image = {"path": written, "meta": {"_type": "gradio.FileData"}}
-        body = json.dumps({"data": [[image], "", [], "", "ViT-B-32/random", 4, 2, 1, "pez", 0]})
+        body = json.dumps({"data": [[image], "", [], "", "ViT-B-32/random", 4, 2, 1, "pez", 0, 0]})
         for kind in ({"content-type": "application/json"}, {}):  # FastAPI reads a body without a type as JSON
             r = http["bo"].post("gradio_api/call/invert", content=body, headers=kind)
             assert r.status_code == 403, written  # bo cannot have the server read ann's upload for him
@@ -166,7 +166,7 @@ def test_without_auth_a_left_file_is_refused_and_a_handed_one_served(tmp_path):
 )
 def test_a_non_finite_field_through_the_raw_api_is_one_message_naming_it(served, steps, seed, message):
     _, http = served
-    event, data = call(http["ann"], "distill", f'{{"data": [{json.dumps(SENTENCE)}, "minilm", 4, {steps}, {seed}]}}')
+    event, data = call(http["ann"], "distill", f'{{"data": [{json.dumps(SENTENCE)}, "minilm", 4, {steps}, {seed}, 0]}}')
     assert event == "error" and data["error"] is not None and message in data["error"], data
     assert "\n" not in data["error"].strip()
     assert distill(http["ann"])["path"]  # still serving
@@ -175,13 +175,14 @@ def test_a_non_finite_field_through_the_raw_api_is_one_message_naming_it(served,
 def test_every_number_field_of_the_api_names_itself_when_non_finite(served):
     _, http = served
     task = ["movie-reviews", None, "{prompt} {text} It was", "negative,positive", "", "smollm2", 3, 1, 0, "pez", 4,
-            4, 8, 0.0, False, ""]  # fmt: skip
+            4, 8, 0.0, False, "", 0]  # fmt: skip
     compare = [SENTENCE, [], "minilm", "", None, "", "", ["pez"], 1, 3, "steps", 4]
     cases = [
         ("discover", task, 10, "Examples per step must be a whole number from 1 to 256"),
         ("discover", task, 13, "the fluency weight must be a number >= 0"),
         ("compare", compare, 8, "Seeds must be a whole number from 1 to 20"),
         ("compare", compare, 9, "Budget per run (steps) must be a whole number from 1 to 100000"),
+        ("discover", task, 16, "Seconds budget must be a positive, finite number of seconds"),
     ]
     for api, data, index, message in cases:
         sent = json.dumps({"data": [*data[:index], "__X__", *data[index + 1 :]]}).replace('"__X__"', "Infinity")
