@@ -157,19 +157,40 @@ def defaults(data: dict) -> str:
 
 
 def readable(data: dict) -> str:
+    if "reference_s" not in data:  # the older format (one budget for every method)
+        return None
     t = data["targets"]
     own = f"median {t['ppl_median']:.0f}, geometric mean {t['ppl_geomean']:.0f} ({t['n']} sentences)"
-    seconds = f"{data['seconds']:g} s per prompt (setup and loop)"
-    out = [f"Judge: {data['judge']}; the targets' own perplexity: {own}; {seconds}.\n"]
+    out = [f"Judge: {data['judge']}; the targets' own perplexity: {own}. T: plain PEZ's seconds per prompt as "
+           f"`make demo` runs it (300 steps, 4 restarts), measured in the same run; budgeted methods get "
+           f"{', '.join(f'{x:g}' for x in data['scales'])} x T (setup counted).\n"]  # fmt: skip
     for length, summary in data["summary"].items():
-        out.append(f"**{length} tokens** (minilm):\n")
-        out.append("| method | cosine (mean ± std) | perplexity median | geo. mean | dictionary words | s/prompt |")
-        out.append("|---|---:|---:|---:|---:|---:|")
+        out.append(f"**{length} tokens** (minilm), T = {data['reference_s'][length]:.2f} s:\n")
+        head = "| method | cosine (mean ± std) | perplexity median | geo. mean | dictionary words | ends mid-phrase"
+        out.append(head + " | s/prompt (median) |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|")
         for name, s in summary.items():
             flag = " (judge proposed it)" if s.get("judge_is_prior") else ""
+            sec = "" if s.get("seconds_median") is None else f"{s['seconds_median']:.1f}"
             out.append(
                 f"| {name}{flag} | {s['cosine_mean']:.4f} ± {s['cosine_std']:.4f} | {s['ppl_median'] or 0:,.0f} | "
-                f"{s['ppl_geomean'] or 0:,.0f} | {s['dictionary_share']:.0%} | {s['seconds_per_prompt']:.1f} |"
+                f"{s['ppl_geomean'] or 0:,.0f} | {s['dictionary_share']:.0%} | {s['mid_phrase_share']:.0%} | {sec} |"
+            )
+        aim = data["aim"][length]
+        if "fidelity_met" in aim:
+            out.append(
+                f"\nThe aim (readable mode at 1 x T): cosine {aim['readable_cosine']:.4f} against plain PEZ's "
+                f"{aim['pez_cosine']:.4f} (within 0.02: {'met' if aim['fidelity_met'] else 'not met'}); median "
+                f"perplexity {aim['readable_ppl_median']:.0f} against the person's {aim['person_ppl_median']:.0f} "
+                f"({'met' if aim['perplexity_met'] else 'not met'}); ends mid-phrase "
+                f"{aim['readable_mid_phrase_share']:.0%} (at most 1 in 12: "
+                f"{'met' if aim['mid_phrase_met'] else 'not met'})."
+            )
+        if "time_met" in aim:
+            out.append(
+                f"Readable mode at its own defaults: {aim['readable_default_s_median']:.1f} s per prompt (median) "
+                f"against T = {aim['pez_s_median']:.1f} s ({'met' if aim['time_met'] else 'not met'}), cosine "
+                f"{aim['readable_default_cosine']:.4f}, median perplexity {aim['readable_default_ppl_median']:.0f}."
             )
         out.append("")
     return "\n".join(out).rstrip()

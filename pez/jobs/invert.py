@@ -23,7 +23,7 @@ INVERT_DEFAULTS = {"restarts": 4}
 # ``pez_steps`` steps), then the compose method rewrites its prompt into a phrase from the words of every restart's
 # prompt, by exact edits under the LM prior, until no edit helps (``compose_steps`` rounds at most) or the budget is
 # spent (benchmarks/bench_readable.py, docs/defaults.md#readable-mode).
-READABLE = {"pez_steps": 100, "pez_share": 0.35, "compose_steps": 12, "pez": {"restarts": 4}}
+READABLE = {"pez_steps": 60, "pez_share": 0.2, "compose_steps": 12, "pez": {"restarts": 4}}
 
 
 def check_targets(model, images: Sequence, texts: Sequence[str], negative_images: Sequence, negative_weight: float):

@@ -7,7 +7,7 @@ of whole-word encoder tokens, at most ``prompt_len``); a step builds every text 
 
 - **delete** a word;
 - **insert** a word: one of the ``words`` (the content to compose from, e.g. PEZ's prompts, not yet in the text),
-  a connector (:data:`CONNECTORS`: articles, prepositions, conjunctions, possessives, a comma), or one of the
+  a connector (:data:`CONNECTORS`: the commonest articles, prepositions and conjunctions, a comma), or one of the
   ``lm_k`` words the prior LM proposes after the text before that place;
 - **replace** a word by any of those;
 - **move** a word to another place (reordering).
@@ -34,11 +34,10 @@ from pez.optim.config import CandidateConfig, check_positive, config_field
 from pez.optim.loop import PromptOptimizer
 
 PAD = -1
-# The words between content words: articles, determiners, prepositions, conjunctions, possessives, auxiliaries.
-CONNECTORS = (
-    "a an the of in on at with and by for to from near under over through into across his her their its is are "
-    "while as , ."
-).split()
+# The commonest words between content words (articles, prepositions, a conjunction, an auxiliary, punctuation); the
+# rarer ones (an, his, through, are, ...) come from the prior LM's proposals where they fit (``lm_k``): a longer list
+# here multiplies the texts the encoder scores each round for few more accepted edits (docs/algorithms.md#compose).
+CONNECTORS = "a the of in on at with and by to is ,".split()
 
 
 @dataclass

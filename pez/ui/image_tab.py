@@ -112,7 +112,7 @@ def build_image_tab(ctx: Context) -> None:
                     restarts = Number(INVERT_DEFAULTS["restarts"], label="Restarts", precision=0)
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
                     seed = Number(0, label="Seed", precision=0)
-                readable = gr.Checkbox(False, label="Readable (reads as text: VGD, then gradient and LM swaps)")
+                readable = gr.Checkbox(False, label="Readable (reads as text: PEZ, then compose)")
                 steps_follow_readable(readable, steps, default_steps)
                 with gr.Row():
                     run = gr.Button("Find a prompt", variant="primary")

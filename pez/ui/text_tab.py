@@ -72,7 +72,7 @@ def build_text_tab(ctx: Context) -> None:
                         INVERT_DEFAULTS["restarts"], label="Restarts (prompts searched together)", precision=0
                     )
                     method = gr.Dropdown(list(METHODS), value="pez", label="Method")
-                readable = gr.Checkbox(False, label="Readable (reads as text: VGD, then gradient and LM swaps)")
+                readable = gr.Checkbox(False, label="Readable (reads as text: PEZ, then compose)")
                 steps_follow_readable(readable, steps, 300)
                 with gr.Row():
                     run = gr.Button("Distil", variant="primary", elem_id="text-run")
