@@ -71,3 +71,20 @@ def test_peft_notes_are_filtered_unless_pez_verbose(tiny_llama_dir, reviews, tmp
     loud = pez_cli(*argv, verbose=True)
     assert loud.returncode == 0, loud.stderr
     assert any("is_gradient_checkpointing" in line for line in notes(loud.stderr)), loud.stderr
+
+
+def test_the_progress_bar_rate_counts_only_steps_it_saw_run(capsys):
+    """The bar is made at a search's first report (step 10 of make demo's run), after those steps ran: it showed
+    10 steps in no time ("441505.68step/s"). It starts at the first report's count and rates what follows."""
+    import re
+    import time
+
+    from pez.cli.options import ProgressBar
+
+    with ProgressBar(quiet=False) as bar:
+        bar(10, 300)
+        time.sleep(0.2)
+        bar(20, 300)
+        assert bar.bar.n == 20
+    rates = [float(r) for r in re.findall(r"([0-9.]+)step/s", capsys.readouterr().err)]
+    assert rates and max(rates) < 10 / 0.2 * 1.5, rates  # 10 steps in 0.2 s: 50 step/s, not 20 (or 10 in no time)

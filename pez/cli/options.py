@@ -276,7 +276,8 @@ def stop_line(timings: dict, budget=None) -> str | None:
 
 
 class ProgressBar:
-    """The one progress bar of the commands: a tqdm bar on stderr, created at the first update. Called with a
+    """The one progress bar of the commands: a tqdm bar on stderr, created at the first update and starting at its
+    count (its rate is of the steps it saw run, not of those done before it was made). Called with a
     :class:`pez.Progress` (a search: steps, best prompt so far) or with ``(done, total)`` (items of a job, with an
     optional ``postfix`` text); ``per_hour`` shows the items per hour."""
 
@@ -287,10 +288,11 @@ class ProgressBar:
         if self.quiet:
             return
         done, total = (p.step, p.steps) if total is None else (p, total)
-        if self.bar is None:
+        if self.bar is None:  # made at the first report, after its steps ran: it starts there and rates what follows
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, dynamic_ncols=True, file=sys.stderr)
+            self.bar = tqdm(total=total, initial=done, desc=self.desc, unit=self.unit, dynamic_ncols=True,
+                            file=sys.stderr)  # fmt: skip
         self.bar.total = total
         self.bar.update(done - self.bar.n)
         if postfix is not None:
