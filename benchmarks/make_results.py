@@ -213,7 +213,24 @@ def readable_tasks(data: dict) -> str:
     return markdown(data)
 
 
+def bad_inputs(data: dict) -> str:
+    kinds = ["handled", "accepted", "traceback", "other", "timeout"]
+    head = (f"{data['started']}, {data['seconds'] / 60:.0f} min on {data['machine']['cpus']} CPU cores"
+            f"{'' if data['complete'] else ' (cut short: not every case ran)'}.\n")  # fmt: skip
+    out = [head, "| command | tried | " + " | ".join(kinds) + " |", "|---|" + "---:|" * (len(kinds) + 1)]
+    rows = {**data["summary"]["by_command"], "**total**": data["summary"]["total"]}
+    out += [f"| {cmd} | {v['tried']} | " + " | ".join(str(v[k]) for k in kinds) + " |" for cmd, v in rows.items()]
+    misses = [c for c in data["cases"] if c["outcome"] != "handled"]
+    if misses:
+        out.append("\nNot handled:\n")
+        for c in misses:
+            last = (c.get("stderr_tail") or [""])[-1][:100].replace("|", "/")
+            out.append(f"- `{c['command']}` ({c['outcome']}, exit {c['exit_code']}): {c['expect']}; stderr: {last}")
+    return "\n".join(out)
+
+
 TABLES = {
+    "bad-inputs": ("results_bad_inputs.json", bad_inputs),
     "readable-tasks": ("results_readable_tasks.json", readable_tasks),
     "readable": ("results_readable.json", readable),
     "compression": ("results_compression.json", compression),

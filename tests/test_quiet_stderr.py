@@ -88,3 +88,35 @@ def test_the_progress_bar_rate_counts_only_steps_it_saw_run(capsys):
         assert bar.bar.n == 20
     rates = [float(r) for r in re.findall(r"([0-9.]+)step/s", capsys.readouterr().err)]
     assert rates and max(rates) < 10 / 0.2 * 1.5, rates  # 10 steps in 0.2 s: 50 step/s, not 20 (or 10 in no time)
+
+
+def test_a_search_in_stages_shows_a_bar_per_stage(capsys):
+    """Readable mode's compose stage reported into PEZ's finished bar (60/60 while compose ran, its rounds not
+    shown): each stage now gets its own bar, named after it, counting from its own first report."""
+    import re
+
+    from pez.cli.options import ProgressBar
+    from pez.optim.tracking import Progress
+
+    with ProgressBar(quiet=False) as bar:
+        for step in (10, 60):
+            bar(Progress(step, 60, 0.8, "man beach horse", 1.0, stage="PEZ"))
+        for step in (1, 2):
+            bar(Progress(step, 12, 0.9, "A man on a horse", 2.0, stage="compose"))
+        assert bar.bar.desc == "pez compose" and bar.bar.n == 2 and bar.bar.total == 12
+    err = capsys.readouterr().err
+    assert re.search(r"pez PEZ: 100%.*60/60", err) and re.search(r"pez compose: .*2/12", err), err
+
+
+def test_readable_mode_marks_its_progress_with_its_stage_and_times_both(minilm):
+    from pez.cli.invert import time_split
+    from pez.jobs.invert import readable_search
+
+    seen = []
+    obj = pez.make_objective(minilm, texts=["A man is riding a horse on the beach."])
+    res = readable_search(obj, 4, 0, callback=lambda p: seen.append(p.stage), steps=2)
+    assert set(seen) == {"PEZ", "compose"} and seen == sorted(seen, key=lambda stage: stage == "compose")
+    t = res.timings
+    assert t["total_s"] == pytest.approx(t["pez_s"] + t["compose_s"])
+    line = time_split(t, None, 0.0)
+    assert f"PEZ {t['pez_steps']} steps" in line and f"compose {t['steps_run']} rounds" in line, line

@@ -108,7 +108,8 @@ def process_age() -> float | None:
 def time_split(t: dict, startup: float | None, imports: float) -> str:
     """Where the run's time went, on one line: start-up and imports, model load, targets, set-up, search."""
     first = f"start-up {startup + imports:.1f} s" if startup is not None else f"imports {imports:.1f} s"
-    return (
-        f"time: {first}, model {t.get('model_load_s', 0):.1f} s, targets {t.get('targets_s', 0):.1f} s, "
-        f"set-up {t['setup_s']:.1f} s, search {t['loop_s']:.1f} s ({t['steps_run']} steps)"
-    )
+    search = f"set-up {t['setup_s']:.1f} s, search {t['loop_s']:.1f} s ({t['steps_run']} steps)"
+    if "pez_s" in t:  # readable mode: both stages, each with its own set-up
+        search = (f"search {t['pez_s'] + t['compose_s']:.1f} s (PEZ {t['pez_steps']} steps {t['pez_s']:.1f} s, then "
+                  f"compose {t['steps_run']} rounds {t['compose_s']:.1f} s)")  # fmt: skip
+    return f"time: {first}, model {t.get('model_load_s', 0):.1f} s, targets {t.get('targets_s', 0):.1f} s, {search}"

@@ -278,21 +278,28 @@ def stop_line(timings: dict, budget=None) -> str | None:
 class ProgressBar:
     """The one progress bar of the commands: a tqdm bar on stderr, created at the first update and starting at its
     count (its rate is of the steps it saw run, not of those done before it was made). Called with a
-    :class:`pez.Progress` (a search: steps, best prompt so far) or with ``(done, total)`` (items of a job, with an
-    optional ``postfix`` text); ``per_hour`` shows the items per hour."""
+    :class:`pez.Progress` (a search: steps, best prompt so far; a search run in stages gets a bar per stage, named
+    after it) or with ``(done, total)`` (items of a job, with an optional ``postfix`` text); ``per_hour`` shows the
+    items per hour."""
 
     def __init__(self, quiet: bool, desc: str = "pez", unit: str = "step", per_hour: str | None = None):
         self.quiet, self.desc, self.unit, self.per_hour, self.bar = quiet, desc, unit, per_hour, None
+        self.stage = None
 
     def __call__(self, p, total: int | None = None, postfix: str | None = None) -> None:
         if self.quiet:
             return
         done, total = (p.step, p.steps) if total is None else (p, total)
+        stage = getattr(p, "stage", None)
+        if self.bar is not None and stage != self.stage:  # a search's next stage (readable mode): a bar of its own
+            self.bar.close()
+            self.bar = None
         if self.bar is None:  # made at the first report, after its steps ran: it starts there and rates what follows
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=done, desc=self.desc, unit=self.unit, dynamic_ncols=True,
-                            file=sys.stderr)  # fmt: skip
+            self.stage = stage
+            desc = f"{self.desc} {stage}" if stage else self.desc
+            self.bar = tqdm(total=total, initial=done, desc=desc, unit=self.unit, dynamic_ncols=True, file=sys.stderr)
         self.bar.total = total
         self.bar.update(done - self.bar.n)
         if postfix is not None:

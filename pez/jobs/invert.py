@@ -13,7 +13,7 @@ from pez.models import DEFAULT_CLIP, LoadedModel, family_of, family_of_kind, loa
 from pez.objectives.base import Objective, check_negative_weight
 from pez.optim import Budget, make_config, optimize
 from pez.optim.budget import SLIVER_S, budget_steps, check_budget
-from pez.optim.tracking import Progress
+from pez.optim.tracking import Progress, staged
 from pez.records import PromptResult
 
 # One search for one target: 4 prompts searched together reach a better honest score at every wall-clock budget
@@ -96,8 +96,8 @@ def readable_search(
     stage1 = budget_steps(stage1, first_budget) if seconds is not None else {**stage1, "steps": READABLE["pez_steps"]}
     first_ckpt = None if checkpoint is None else f"{checkpoint}.pez"
     again = resume and first_ckpt is not None and os.path.exists(first_ckpt)
-    first = optimize(objective, make_config("pez", stage1), callback=callback, checkpoint=first_ckpt, resume=again,
-                     budget=first_budget, judge=judge)  # fmt: skip
+    first = optimize(objective, make_config("pez", stage1), callback=staged(callback, "PEZ"), checkpoint=first_ckpt,
+                     resume=again, budget=first_budget, judge=judge)  # fmt: skip
     if first.interrupted:  # Ctrl-C in the first stage: the run ends with PEZ's best (judged), nothing lost
         first.extras.update(readable_stage="pez")
         return first
@@ -108,10 +108,11 @@ def readable_search(
     rest = None
     if seconds is not None:
         rest = Budget(max(SLIVER_S, seconds - first.timings["total_s"]), budget.passes)
-    res = optimize(objective, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge, budget=rest)
+    res = optimize(objective, cfg, callback=staged(callback, "compose"), checkpoint=checkpoint, resume=resume,
+                   judge=judge, budget=rest)  # fmt: skip
     res.extras.update(pez_text=first.text, pez_score=first.score, pez_s=first.timings["total_s"],
                       pez_steps=first.steps_done)  # fmt: skip
-    res.timings.update(pez_s=first.timings["total_s"], compose_s=res.timings["total_s"])
+    res.timings.update(pez_s=first.timings["total_s"], compose_s=res.timings["total_s"], pez_steps=first.steps_done)
     res.timings["total_s"] += first.timings["total_s"]
     return res
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -28,6 +28,14 @@ class Progress:
     best_text: str
     elapsed: float
     ids: torch.Tensor | None = None  # the hard ids every prompt evaluated at the latest step, (R, L), on the device
+    stage: str | None = None  # the stage of a search run in stages (readable mode: "PEZ", then "compose")
+
+
+def staged(callback: Callable[[Progress], None] | None, stage: str) -> Callable[[Progress], None] | None:
+    """``callback`` with every :class:`Progress` it receives marked as being from ``stage``."""
+    if callback is None:
+        return None
+    return lambda p: callback(replace(p, stage=stage))
 
 
 class Tracker:
