@@ -97,3 +97,15 @@ def test_compose_needs_a_text_and_a_prior(obj):
         pez.optimize(obj, pez.make_config("compose", {"prompt_len": 4}))
     with pytest.raises(pez.PezError, match="prior-weight > 0"):
         pez.make_config("compose", {"prior_weight": 0.0})
+
+
+def test_a_prompt_shorter_than_asked_is_said_on_the_command_line(obj):
+    """--prompt-len is compose's most: it may stop with fewer words (the old readable mode gave 6 tokens for
+    --prompt-len 200 without a word). The command line says how many of those asked it returned, and why."""
+    from pez.cli.invert import short_line
+
+    res = pez.optimize(obj, pez.make_config("compose", {"prompt_len": 8, "init_text": "dogs snowy", "steps": 1}))
+    got = len(res.text_ids)
+    assert got < 8 and short_line(res).startswith(f"{got} of the 8 tokens asked: compose stops adding words")
+    full = pez.optimize(obj, pez.make_config("pez", {"prompt_len": 4, "steps": 2}))
+    assert short_line(full) is None

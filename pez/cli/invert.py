@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     stopped = stop_line(res.timings, budget)
     if stopped:
         print(stopped, file=sys.stderr)
+    short = short_line(res)
+    if short:
+        print(short, file=sys.stderr)
     if args.out:
         res.save(args.out)
     if res.interrupted:
@@ -81,6 +84,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted after step {res.steps_done}: best prompt so far{where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def short_line(res) -> str | None:
+    """Why a method that writes its own length (compose, readable mode) returned fewer tokens than asked (None when
+    it did not)."""
+    asked, got = res.config.get("prompt_len"), len(res.text_ids)
+    if res.method != "compose" or not asked or got >= asked:
+        return None
+    return (
+        f"{got} of the {asked} tokens asked: compose stops adding words when no word raises score + prior "
+        f"(--prompt-len is its most, not its length)"
+    )
 
 
 def readability_line(r: dict) -> str:
