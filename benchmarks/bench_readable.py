@@ -402,7 +402,7 @@ def main() -> None:
                                                   r["method"] == "pez-demo")  # fmt: skip
             print(f"T at {length} tokens: {reference[length]:.2f} s (plain PEZ, make demo's settings, median)")
             for i, (t, obj) in enumerate(zip(targets, objs)):
-                for name in names[1:] if names[0] == "pez-demo" else [n for n in names if n != "pez-demo"]:
+                for name in [n for n in names if n != "pez-demo"]:  # pez-demo ran first, above
                     budgeted = METHODS[name][2]
                     scales = ([1.0] if name in ONE_SCALE else args.scales) if budgeted else [None]
                     for scale in scales:
