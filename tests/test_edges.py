@@ -28,6 +28,9 @@ def run_cli(capsys, *argv):
         (["--seed", "99999999999999999999999"], "seed must be"),
         (["--seed", "-1"], "seed must be"),
         (["--checkpoint", "{tmp}/same.json", "--out", "{tmp}/same.json"], "same file"),
+        (["--blocklist", ""], "--blocklist has an empty entry"),
+        (["--prompt-len", "2", "--init-text", "a horse on the beach at sunset"], "more than --prompt-len 2"),
+        (["--readable", "--prompt-len", "2", "--init-text", "a horse on the beach"], "more than --prompt-len"),
     ],
 )
 def test_invert_refuses_at_once(capsys, tmp_path, argv, message):
@@ -486,3 +489,25 @@ def test_more_survey_cases_are_one_line(capsys, tmp_path):
     _one_line(*run_cli(capsys, *disc, "--batch-size", "99999999999999999999")[::2], "at most 65,536")
     gist = ["gist", "train", "--model", "smollm2", "--steps", "1", "--out", str(tmp_path / "g"), "--lora-rank", "8"]
     _one_line(*run_cli(capsys, *gist)[::2], "add --lora")
+
+
+@pytest.mark.parametrize(
+    "job, model, loader",
+    [("invert", "minilm", "pez.jobs.invert.load_model"), ("compress", "smollm2", "pez.jobs.lm.load_lm")],
+)
+def test_a_garbage_resume_checkpoint_is_refused_before_any_model_loads(
+    capsys, monkeypatch, tmp_path, job, model, loader
+):
+    """A checkpoint that cannot be read is known before a model loads: one line at once, not after the setup."""
+    ck = tmp_path / "g.ckpt"
+    ck.write_bytes(os.urandom(2048))
+
+    def no_load(*a, **k):
+        raise AssertionError("the model loaded before the checkpoint was read")
+
+    monkeypatch.setattr(loader, no_load)
+    task = ["--text", "a horse"] if job == "invert" else ["--instruction", "Say if the review is good."]
+    code, _, err = run_cli(capsys, job, "--model", model, *task, "--device", "cpu", "--steps", "1",
+                           "--checkpoint", str(ck), "--resume")  # fmt: skip
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "not a pez checkpoint" in lines[0], err

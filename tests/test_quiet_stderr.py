@@ -120,3 +120,16 @@ def test_readable_mode_marks_its_progress_with_its_stage_and_times_both(minilm):
     assert t["total_s"] == pytest.approx(t["pez_s"] + t["compose_s"])
     line = time_split(t, None, 0.0)
     assert f"PEZ {t['pez_steps']} steps" in line and f"compose {t['steps_run']} rounds" in line, line
+
+
+def test_a_pipeline_that_cannot_load_says_pez_line_only(capfd):
+    """diffusers' own "Couldn't connect to the Hub ... Will try to load from local cache." notes stay off: the user
+    reads pez's one line, which says the same."""
+    import torch
+
+    from pez.generation.pipelines import load_pipeline
+
+    capfd.readouterr()
+    with pytest.raises(pez.PezError, match="cannot load pipeline 'nosuch/pipe'"):
+        load_pipeline("nosuch/pipe", torch.device("cpu"))
+    assert capfd.readouterr().err == ""

@@ -180,8 +180,10 @@ def check_search_outputs(args: argparse.Namespace) -> None:
     check_output_file(args.checkpoint, "--checkpoint")
     if args.out and args.checkpoint and os.path.abspath(args.out) == os.path.abspath(args.checkpoint):
         raise PezError("--out and --checkpoint are the same file: the result would overwrite the checkpoint")
-    if args.resume and args.checkpoint and not os.path.exists(args.checkpoint):
-        raise PezError(f"nothing to resume: checkpoint {args.checkpoint} does not exist")
+    if args.resume and args.checkpoint:
+        from pez.optim.checkpoint import read_checkpoint
+
+        read_checkpoint(args.checkpoint)  # a missing or unreadable file is known before a model loads
 
 
 def add_target_options(p: argparse.ArgumentParser) -> None:

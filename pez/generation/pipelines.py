@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from pez.errors import PezError
+from pez.quiet import quiet_loading
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def load_pipeline(spec: str, device: torch.device):
         raise PezError(f"no pipeline folder at {spec}")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     try:
-        pipe = DiffusionPipeline.from_pretrained(os.path.expanduser(spec), dtype=dtype)
+        with quiet_loading():
+            pipe = DiffusionPipeline.from_pretrained(os.path.expanduser(spec), dtype=dtype)
     except Exception as e:  # the hub and the loaders raise many types; each means the pipeline cannot be had
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         where = "its folder is not a diffusers pipeline" if local else "it needs network access to the hub"

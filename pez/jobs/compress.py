@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from pez.errors import PezError
-from pez.jobs.discover import READABLE_TASK, check_init_fits, check_readable, readable_task_search, split_readable
+from pez.jobs.discover import READABLE_TASK, check_readable, readable_task_search, split_readable
 from pez.jobs.lm import (
     DEFAULT_LM,
     LM_DEFAULTS,
@@ -24,6 +24,7 @@ from pez.jobs.lm import (
     task_report,
 )
 from pez.models import LoadedModel
+from pez.objectives.base import check_init_fits
 from pez.optim import Budget, make_config, optimize_each
 from pez.optim.budget import budget_steps, check_budget, remaining
 from pez.optim.config import check_whole

@@ -25,6 +25,7 @@ from pez.jobs.lm import (
     task_report,
 )
 from pez.models import LoadedModel
+from pez.objectives.base import check_init_fits
 from pez.optim import Budget, make_config, optimize, optimize_each
 from pez.optim.budget import budget_steps, check_budget, remaining
 from pez.optim.tracking import Progress
@@ -67,14 +68,6 @@ def split_readable(options: dict) -> tuple[dict, dict]:
     ape = {k: v for k, v in options.items() if k in shared}
     refine = {k: v for k, v in options.items() if k not in ape_only}
     return ape, refine
-
-
-def check_init_fits(objective, text: str | None, prompt_len: int) -> None:
-    """The init text's tokens (as the objective reads it where the prompt goes) fit ``prompt_len``."""
-    n = len(objective.vocab.encode(text)) if text else 0
-    if n > prompt_len:
-        raise PezError(f"--init-text is {n} tokens under this model, more than --prompt-len {prompt_len}: raise "
-                       f"--prompt-len or shorten the text")  # fmt: skip
 
 
 def readable_task_search(

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pez.errors import PezError
 from pez.images import load_image
 from pez.models import DEFAULT_CLIP, LoadedModel, family_of, family_of_kind, load_model, resolve_device
-from pez.objectives.base import Objective, check_negative_weight
+from pez.objectives.base import Objective, check_init_fits, check_negative_weight
 from pez.optim import Budget, make_config, optimize
 from pez.optim.budget import SLIVER_S, budget_steps, check_budget
 from pez.optim.tracking import Progress, staged
@@ -165,6 +165,7 @@ def invert(
     loaded = model if isinstance(model, LoadedModel) else load_model(model, resolve_device(device))
     t1 = time.perf_counter()
     obj = _objective(loaded, images, texts, negative_images, negative_texts, negative_weight)
+    check_init_fits(obj, cfg.init_text, cfg.prompt_len)
     t2 = time.perf_counter()
     if readable:
         res = readable_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,

@@ -34,6 +34,7 @@ from pez.jobs.folder_search import FolderSearch
 from pez.models import DEFAULT_CLIP, LoadedModel, load_model, resolve_device
 from pez.optim import Budget, make_config
 from pez.optim.budget import budget_steps, check_budget
+from pez.optim.config import MAX_BATCH
 from pez.records import DatasetRun
 
 log = logging.getLogger(__name__)
@@ -230,8 +231,8 @@ def invert_dataset(
     check_budget(budget)
     check_budget(run_budget)
     out = os.fspath(out)
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise PezError(f"--batch must be a positive whole number of images, got {batch!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise PezError(f"--batch must be a whole number of images from 1 to {MAX_BATCH:,}, got {batch!r}")
     if os.path.splitext(out)[1].lower() in IMAGE_SUFFIXES:
         raise PezError(f"--out {out} is an image file name: give the results JSONL file to write (e.g. results.jsonl)")
     folder = os.path.dirname(os.path.abspath(out))

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import torch
 
-from pez.models.base import DEFAULT_CLIP, EMBEDDED, LoadedModel, quiet_loading, resolve_device
+from pez.models.base import DEFAULT_CLIP, EMBEDDED, LoadedModel, resolve_device
 from pez.models.lm import load_lm
 from pez.models.registry import FAMILIES, Family, family_of, family_of_kind
+from pez.quiet import quiet_loading
 
 
 def load_model(spec: str, device: str | torch.device | None = "cpu") -> LoadedModel:

@@ -9,7 +9,8 @@ import os
 import torch
 
 from pez.errors import PezError
-from pez.models.base import LoadedModel, quiet_loading, resolve_device
+from pez.models.base import LoadedModel, resolve_device
+from pez.quiet import quiet_loading
 from pez.text.lm_text import TextLM
 from pez.text.readability import Judge
 

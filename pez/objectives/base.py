@@ -201,6 +201,14 @@ def check_negative_weight(weight: float) -> None:
         )
 
 
+def check_init_fits(objective, text: str | None, prompt_len: int) -> None:
+    """The init text's tokens (as the objective reads it where the prompt goes) fit ``prompt_len``."""
+    n = len(objective.vocab.encode(text)) if text else 0
+    if n > prompt_len:
+        raise PezError(f"--init-text is {n} tokens under this model, more than --prompt-len {prompt_len}: raise "
+                       f"--prompt-len or shorten the text")  # fmt: skip
+
+
 def target_weights(n_pos: int, n_neg: int, negative_weight: float) -> torch.Tensor:
     """One group's weights, shape (1, n_pos + n_neg): +1 for each positive, -negative_weight for each negative."""
     check_negative_weight(negative_weight)

@@ -36,11 +36,11 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
         raise PezError(f"cannot write checkpoint {path}: {why}") from None
 
 
-def load_checkpoint(path: str | os.PathLike, device: torch.device, method: str, config: dict, objective: dict) -> dict:
-    """Read a checkpoint and check that it belongs to this method, config and objective.
+def read_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict:
+    """Read a checkpoint file without checking what made it (the CLI calls this before any model loads).
 
     Raises:
-        PezError: a missing, truncated or foreign file, or one made with other options or targets.
+        PezError: a missing, truncated or foreign file, in one line.
     """
     if path is None or not os.path.exists(path):
         raise PezError(f"nothing to resume: checkpoint {path} does not exist")
@@ -54,6 +54,16 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device, method: str, 
         ) from None
     if not isinstance(state, dict) or not {"method", "config", "objective"} <= set(state):
         raise PezError(f"checkpoint {path} is not a pez checkpoint: delete it to start over, or give another")
+    return state
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device, method: str, config: dict, objective: dict) -> dict:
+    """Read a checkpoint and check that it belongs to this method, config and objective.
+
+    Raises:
+        PezError: a missing, truncated or foreign file, or one made with other options or targets.
+    """
+    state = read_checkpoint(path, device)
     if state.get("method") != method:
         raise PezError(f"checkpoint {path} was made by method {state.get('method')!r}, not {method!r}")
     for k, v in state["config"].items():

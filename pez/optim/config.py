@@ -65,7 +65,9 @@ class OptimizerConfig:
     restarts: int = config_field(1, "independent prompts optimised together in one batch; the best is returned")
     seed: int = config_field(0, "seed of the run's torch.Generator (initial prompt, target sampling)")
     batch_size: int | None = config_field(1, "targets drawn per prompt per step for the gradient (None: all)")
-    init_text: str | None = config_field(None, "start from this text instead of random tokens")
+    init_text: str | None = config_field(
+        None, "start from this text (at most prompt-len tokens) instead of random tokens"
+    )
     ascii_only: bool = config_field(True, "allow only tokens whose text is printable ASCII")
     whole_words: bool = config_field(True, "allow only tokens that are whole words, so the text re-tokenises the same")
     blocklist: tuple[str, ...] = config_field((), "never use tokens containing any of these (case-insensitive)")
@@ -82,6 +84,8 @@ class OptimizerConfig:
 
     def __post_init__(self):
         self.blocklist = tuple(self.blocklist)
+        if any(not isinstance(b, str) or not b.strip() for b in self.blocklist):
+            raise PezError("--blocklist has an empty entry, which every token contains: give the words to block")
         check_positive(self, "prompt_len", "steps", "restarts", "sync_every", "eval_every", "checkpoint_every")
         check_positive(self, "batch_size")
         for name in ("restarts", "batch_size"):  # a batch that large is out of any machine's memory

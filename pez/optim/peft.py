@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from pez.errors import PezError
-from pez.models.base import peft_model, quiet_deprecations
+from pez.models.base import peft_model
 from pez.objectives.lm.labels import answer_rows, gather_spots, sum_spots
+from pez.quiet import quiet_deprecations
 from pez.records import ContinuousResult
 from pez.text.templates import Task
 
