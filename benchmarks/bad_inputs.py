@@ -14,7 +14,8 @@ process group is killed (a web page that starts serving counts as not handled). 
 or `smollm2`, 1-2 steps, `--quiet`), so one that is wrongly accepted ends fast. Cases run round-robin over the
 commands, and the JSON is rewritten after each, so a run cut short still covers every command. Outcomes:
 
-- `handled`: exit 2 and stderr's non-empty lines are one `pez: error: ...` line, or argparse's usage (possibly
+- `handled`: exit 2 and stderr's non-empty lines are one `pez: error: ...` line (after nothing but pez's own
+  `pez: warning: ...` lines of what it tried, e.g. a server's retries), or argparse's usage (possibly
   wrapped) followed by one `pez ...: error: ...` line; no traceback. A case marked `ok_if_accepted` (accepting it
   is right, e.g. a cap larger than the data) also counts exit 0 as handled (when it names a text, only if stderr
   says it, e.g. a warning).
@@ -515,7 +516,8 @@ def classify(code: int | None, err: str, ok_if_accepted: bool | str) -> str:
             return "handled"
         return "accepted"
     if code == 2 and lines:
-        if len(lines) == 1 and lines[0].startswith("pez: error: "):
+        # one error line, after only pez's own warnings of what it tried (a server's retries): nothing else
+        if lines[-1].startswith("pez: error: ") and all(line.startswith("pez: warning: ") for line in lines[:-1]):
             return "handled"
         usage = lines[0].startswith("usage: ") and all(line[:1].isspace() for line in lines[1:-1])
         if usage and len(lines) >= 2 and ERROR_LINE.match(lines[-1]):

@@ -133,3 +133,12 @@ def test_a_pipeline_that_cannot_load_says_pez_line_only(capfd):
     with pytest.raises(pez.PezError, match="cannot load pipeline 'nosuch/pipe'"):
         load_pipeline("nosuch/pipe", torch.device("cpu"))
     assert capfd.readouterr().err == ""
+
+
+def test_pez_warnings_read_as_pez_lines():
+    """A warning pez gives on the command line reads like its errors: ``pez: warning: ...``, not ``WARNING: ...``."""
+    proc = pez_cli("invert", "--model", "minilm", "--text", "horse " * 400, "--prompt-len", "2", "--steps", "2",
+                   "--restarts", "1", "--no-judge", "--quiet", "--device", "cpu")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "longer than the encoder reads" in line]
+    assert len(lines) == 1 and lines[0].startswith("pez: warning: a target text is longer"), proc.stderr

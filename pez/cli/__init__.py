@@ -32,10 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class PezLines(logging.Formatter):
+    """A log line as pez says it: ``pez: warning: ...``, like its ``pez: error: ...`` lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"pez: {record.levelname.lower()}: {record.getMessage()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
     # pez's own warnings are shown; other libraries' log lines would repeat what pez's one-line errors say
-    logging.basicConfig(level=logging.CRITICAL, format="%(levelname)s: %(message)s")
+    lines = logging.StreamHandler()
+    lines.setFormatter(PezLines())
+    logging.basicConfig(level=logging.CRITICAL, handlers=[lines])  # (a no-op where the root has handlers)
     logging.getLogger("pez").setLevel(logging.WARNING)
     from pez.interrupts import on_signal
 
