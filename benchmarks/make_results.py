@@ -229,7 +229,40 @@ def bad_inputs(data: dict) -> str:
     return "\n".join(out)
 
 
+def time_quality(data: dict) -> str:
+    s = data["settings"]
+    head = (f"{s['model']}, {s['prompt_len']} tokens, {len(data['targets'])} planted targets x "
+            f"{len(data['targets'][0]['pez'])} pez seeds; pez {s['pez']} under a {s['pez_seconds']:g} s budget; "
+            f"{data['machine']['cpus']} CPU cores, {data['machine']['device']}.\n")  # fmt: skip
+    out = [head, "| reference steps | its honest score (mean) | its seconds (mean) | pez reached it | pez seconds "
+           "(median) | ratio median (min-max) |", "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in data["summary"]:
+        ratio = "-" if r["ratio_median"] is None else (
+            f"{r['ratio_median']:.1f}x ({r['ratio_min']:.1f}-{r['ratio_max']:.1f})")  # fmt: skip
+        secs = "-" if r["pez_seconds_median"] is None else f"{r['pez_seconds_median']:.1f}"
+        out.append(f"| {r['ref_steps']} | {r['ref_score_mean']:.4f} | {r['ref_seconds_mean']:.0f} | "
+                   f"{r['pez_reached']}/{r['pez_runs']} | {secs} | {ratio} |")  # fmt: skip
+    return "\n".join(out)
+
+
+def stop(data: dict) -> str:
+    out = []
+    for task, entry in data["tasks"].items():
+        c = entry["config"]
+        out.append(f"**{task}** ({c.get('prompt_len', '?')} tokens, {c['steps']} steps, {len(entry['runs'])} runs):\n")
+        out.append("| patience | min delta | loss mean | loss max | time saved | seconds saved | runs stopped |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|")
+        for r in entry["summary"]:
+            out.append(f"| {r['patience']} | {r['min_delta']} | {r['loss_mean']:.4f} | {r['loss_max']:.4f} | "
+                       f"{r['time_saved_share']:.0%} | {r['seconds_saved_mean']:.1f} | "
+                       f"{r['stopped_runs']}/{r['runs']} |")  # fmt: skip
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
 TABLES = {
+    "time-quality": ("results_time_quality.json", time_quality),
+    "stop": ("results_stop.json", stop),
     "bad-inputs": ("results_bad_inputs.json", bad_inputs),
     "readable-tasks": ("results_readable_tasks.json", readable_tasks),
     "readable": ("results_readable.json", readable),
