@@ -1,0 +1,26 @@
+"""benchmarks/bench_time_quality.py's reading of the runs: the time a curve reaches a level, and a run that never
+reaches it counted as infinitely slow (ratio 0), never left out of the median."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_time_quality as bench  # noqa: E402
+
+
+def test_time_to_is_the_first_point_at_or_above_the_level():
+    curve = [(1.0, 0.80), (2.5, 0.90), (4.0, 0.95)]
+    assert bench.time_to(curve, 0.90) == 2.5 and bench.time_to(curve, 0.85) == 2.5
+    assert bench.time_to(curve, 0.96) is None
+
+
+def test_runs_that_never_reach_the_reference_count_as_ratio_zero():
+    ref = [{"steps": 1000, "seconds": 100.0, "score": 0.9}]
+    runs = [{"curve": [(5.0, 0.91)]}, {"curve": [(10.0, 0.95)]}, {"curve": [(3.0, 0.5)]}]
+    (row,) = bench.summarise([{"reference": ref, "pez": runs}], [1000])
+    assert row["pez_reached"] == 2 and row["pez_runs"] == 3
+    assert row["ratio_median"] == 10.0 and row["ratio_min"] == 0.0 and row["ratio_max"] == 20.0
+    assert row["pez_seconds_median"] == 10.0
+    (none,) = bench.summarise([{"reference": ref, "pez": runs[2:]}], [1000])
+    assert none["pez_seconds_median"] is None and none["ratio_median"] == 0.0
