@@ -137,3 +137,15 @@ from pez.generation.offline import hf_clip_tokenizer, tiny_sd_pipeline  # noqa: 
 @pytest.fixture(scope="session")
 def tiny_pipeline_dir(tmp_path_factory):
     return tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd"))
+
+
+def kept_budget(timings: dict, seconds: float, before: float = 0.0) -> bool:
+    """A search stopped by its seconds budget kept it, by its recorded timings: the loading before the search
+    (``before``), the method's setup and the loop within ``seconds`` plus the one step of slack the loop's rule
+    allows (it stops after the step past which another would overrun); or, when loading and setup alone spent the
+    budget (a slow machine), exactly the one step the rule still runs so that a prompt comes back."""
+    if timings["stopped_by"] != "budget_seconds":
+        return False
+    if before + timings["setup_s"] >= seconds:
+        return timings["steps_run"] == 1
+    return before + timings["total_s"] <= seconds + 2 * timings["loop_s"] / timings["steps_run"]

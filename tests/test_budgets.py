@@ -11,6 +11,7 @@ import pez
 from pez.cli import main
 from pez.jobs.invert_dataset import read_results
 from pez.models import load_model
+from tests.conftest import kept_budget
 from tests.test_lm_cli import REVIEWS
 
 SLOTS = {"prompt_len": 4, "steps": 150, "sync_every": 10, "checkpoint_every": 10, "restarts": 2, "judge": None}
@@ -67,7 +68,7 @@ def test_a_budget_per_image_stops_each_search_within_it(photos, tmp_path, tiny_l
     assert run.done == 5
     for row in _rows(out).values():
         t = row["timings"]
-        assert t["stopped_by"] == "budget_seconds" and t["total_s"] <= 1.5 + 2 * t["loop_s"] / t["steps_run"]
+        assert kept_budget(t, 1.5)
         assert row["text"] and -1 <= row["score"] <= 1
 
 
@@ -182,8 +183,7 @@ def test_a_budget_stops_the_lm_searches_within_it(command, tiny_llama_dir, revie
     assert code == 0, err
     report = json.loads(out.read_text())
     t = report["search"]["timings"]
-    assert t["stopped_by"] == "budget_seconds" and report["config"]["steps"] > 10**9  # the budget ended it
-    assert t["before_search_s"] + t["total_s"] <= 6 + 2 * t["s_per_step"]
+    assert kept_budget(t, 6, before=t["before_search_s"]) and report["config"]["steps"] > 10**9  # the budget ended it
     assert report["prompt"] and report["score"] is not None
     assert "budget stopped the search" in err
 
