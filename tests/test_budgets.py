@@ -214,3 +214,24 @@ def test_bad_budgets_and_stops_are_one_line_before_any_load(command, argv, messa
     assert main(base + argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("readable", [False, True])
+def test_invert_counts_the_model_load_against_its_seconds_budget(monkeypatch, minilm, readable):
+    """What a user of ``pez invert --budget-seconds`` waits for includes loading the model and the targets, as in
+    discover and compress: a slow load leaves the search what is left, recorded as ``before_search_s``."""
+    import time
+
+    import pez.jobs.invert
+
+    def slow_load(*args, **kwargs):  # the embedded minilm, loaded in 2 s
+        time.sleep(2.0)
+        return minilm
+
+    monkeypatch.setattr(pez.jobs.invert, "load_model", slow_load)
+    res = pez.invert(texts=["a red car parked on a quiet street"], model="minilm", device="cpu", prompt_len=4,
+                     judge=None, readable=readable, budget=pez.Budget(seconds=4))  # fmt: skip
+    t = res.timings
+    assert t["before_search_s"] >= 2.0 and t["model_load_s"] >= 2.0
+    assert kept_budget(t, 4, before=t["before_search_s"]), t
+    assert res.text and -1 <= res.score <= 1

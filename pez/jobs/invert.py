@@ -12,7 +12,7 @@ from pez.images import load_image
 from pez.models import DEFAULT_CLIP, LoadedModel, family_of, family_of_kind, load_model, resolve_device
 from pez.objectives.base import Objective, check_init_fits, check_negative_weight
 from pez.optim import Budget, make_config, optimize
-from pez.optim.budget import SLIVER_S, budget_steps, check_budget
+from pez.optim.budget import SLIVER_S, budget_steps, check_budget, remaining
 from pez.optim.tracking import Progress, staged
 from pez.records import PromptResult
 
@@ -150,7 +150,9 @@ def invert(
         readable: readable mode (:func:`readable_search`): a prompt that reads as text; it picks its own methods
             (PEZ, then compose), so ``method`` must be left at ``pez``; ``config`` then sets the compose stage.
         budget: seconds (and passes) the search may use, e.g. ``pez.Budget(seconds=10)``: the best prompt found
-            in that time, the method's setup counted; ``timings["stopped_by"]`` says when the budget stopped it.
+            in that time, loading the model and the targets and the method's setup counted
+            (``timings["before_search_s"]``, ``timings["setup_s"]``); ``timings["stopped_by"]`` says when the
+            budget stopped it.
         **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``; ``restarts``
             defaults to 4 here (:data:`INVERT_DEFAULTS`).
     """
@@ -167,10 +169,11 @@ def invert(
     obj = _objective(loaded, images, texts, negative_images, negative_texts, negative_weight)
     check_init_fits(obj, cfg.init_text, cfg.prompt_len)
     t2 = time.perf_counter()
+    budget = remaining(budget, t2 - t0)  # the user's seconds count the model's and the targets' loading
     if readable:
         res = readable_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
                               budget=budget, **config)  # fmt: skip
     else:
         res = optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge, budget=budget)
-    res.timings.update(model_load_s=t1 - t0, targets_s=t2 - t1)  # where the time before the search went
+    res.timings.update(model_load_s=t1 - t0, targets_s=t2 - t1, before_search_s=t2 - t0)  # where it went
     return res
