@@ -147,12 +147,12 @@ def test_a_budget_spent_by_the_methods_setup_says_so_and_returns_a_prompt(tiny, 
 
     monkeypatch.setattr(VGD, "rank_first_words", slow_rank)
     monkeypatch.setattr(pez.optim.loop, "time", clock)
-    said = "the 5 s budget was spent before the search; one step is run"
+    said = "the budget left it: one step is run so that a prompt comes back, barely searched"
     fast = {"proposer": tiny_llama_dir, "beams": 4, "candidates": 5, "prompt_len": 6}
     obj = pez.CLIPObjective(*tiny, texts=[PLANTED])
     caplog.set_level("WARNING", logger="pez")
     res = pez.optimize(obj, VGDConfig(**fast, steps=10**6), budget=pez.Budget(seconds=5))
-    assert said in caplog.text and "took 10 s" in caplog.text
+    assert said in caplog.text and "took 10 s, more than the 5 s" in caplog.text
     assert res.steps_done == 1 and res.timings["stopped_by"] == "budget_seconds" and res.timings["setup_s"] == 10
     assert res.text and -1 <= res.score <= 1
     caplog.clear()
@@ -235,3 +235,21 @@ def test_invert_counts_the_model_load_against_its_seconds_budget(monkeypatch, mi
     assert t["before_search_s"] >= 2.0 and t["model_load_s"] >= 2.0
     assert kept_budget(t, 4, before=t["before_search_s"]), t
     assert res.text and -1 <= res.score <= 1
+
+
+def test_a_budget_spent_by_loading_is_said_once(monkeypatch, minilm, caplog):
+    import time
+
+    import pez.jobs.invert
+
+    def slow_load(*args, **kwargs):
+        time.sleep(1.2)
+        return minilm
+
+    monkeypatch.setattr(pez.jobs.invert, "load_model", slow_load)
+    caplog.set_level("WARNING", logger="pez")
+    res = pez.invert(texts=["a dog"], model="minilm", device="cpu", prompt_len=4, judge=None,
+                     budget=pez.Budget(seconds=1))  # fmt: skip
+    assert res.steps_done == 1 and res.timings["stopped_by"] == "budget_seconds" and res.text
+    said = [r.getMessage() for r in caplog.records if "budget" in r.getMessage()]
+    assert len(said) == 1 and "loading took" in said[0], said

@@ -51,10 +51,10 @@ class BudgetMeter:
         self.setup_s = setup_s
         self.prev = (seconds0 + setup_s, passes0)
         self.setup_spent = seconds is not None and seconds0 + setup_s >= seconds
-        if self.setup_spent:  # the run still gets its one step: a prompt comes back, said to be barely searched
+        if self.setup_spent and seconds > SLIVER_S:  # one step all the same (a sliver: remaining() said so)
             log.warning("the method's set-up (its vocabulary masks, initial prompt, VGD's first-word ranking) took "
-                        "%.3g s: the %.3g s budget was spent before the search; one step is run so that a prompt "
-                        "comes back, barely searched; give a larger --budget-seconds", setup_s, seconds)  # fmt: skip
+                        "%.3g s, more than the %.3g s the budget left it: one step is run so that a prompt comes "
+                        "back, barely searched; give a larger --budget-seconds", setup_s, seconds)  # fmt: skip
 
     def fraction(self, seconds: float, passes: int) -> float:
         """The share of the budgets used, 0 to 1 (0 without budgets); ``seconds`` of loop time."""
