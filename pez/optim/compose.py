@@ -125,12 +125,10 @@ class Compose(PromptOptimizer):
 
     # -- proposals ---------------------------------------------------------------------------------------------
     def _as_word(self, lm_token: int) -> int | None:
+        """The encoder's allowed single token for an LM token that is one word, or None."""
         if lm_token not in self._lm_words:
-            piece = self.obj.prior.tokenizer.decode([lm_token])
-            word = piece.strip()
-            enc = self.obj.vocab.encode(word) if word.isalpha() else []
-            ok = len(enc) == 1 and enc[0] in self.allowed_ids
-            self._lm_words[lm_token] = enc[0] if ok else None
+            found = self.obj.vocab.word_id(self.obj.prior.tokenizer.decode([lm_token]))
+            self._lm_words[lm_token] = found if found in self.allowed_ids else None
         return self._lm_words[lm_token]
 
     @torch.no_grad()

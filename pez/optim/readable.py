@@ -84,10 +84,7 @@ class Readable(CandidateSearch):
     def _as_word(self, lm_token: int) -> int | None:
         """The encoder's single whole-word token for an LM token that is a whole word, or None."""
         if lm_token not in self._words:
-            piece = self.proposer.tokenizer.decode([lm_token])
-            word = piece.strip()
-            enc = self.obj.vocab.encode(word) if word.isalpha() and piece[:1].isspace() else []
-            self._words[lm_token] = enc[0] if len(enc) == 1 else None
+            self._words[lm_token] = self.obj.vocab.word_id(self.proposer.tokenizer.decode([lm_token]), True)
         return self._words[lm_token]
 
     @torch.no_grad()

@@ -149,6 +149,16 @@ class Vocabulary:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(ids)
 
+    def word_id(self, piece: str, starts_word: bool = False) -> int | None:
+        """This vocabulary's single token for another tokenizer's ``piece`` that is one alphabetic word (another
+        model's token mapped here, e.g. an LM's proposal), or None; ``starts_word``: the piece must begin with a
+        space (a whole word, not the end of one)."""
+        word = piece.strip()
+        if not word.isalpha() or (starts_word and not piece[:1].isspace()):
+            return None
+        ids = self.encode(word)
+        return ids[0] if len(ids) == 1 else None
+
     @functools.cached_property
     def ignores_case(self) -> bool:
         """Whether the tokenizer lowercases what it reads (CLIP, uncased BERT): then a text's casing is free."""
