@@ -28,6 +28,8 @@ def test_invert_minilm_writes_result(capsys, tmp_path):
     assert len(data["ids"]) == 4 and data["config"]["steps"] == 20 and data["seed"] == 1
     assert data["model"] == "minilm" and len(data["history"]) == 20
     assert data["config"]["restarts"] == 4  # invert's default, chosen by quality per second (INVERT_DEFAULTS)
+    # the early stop is on by default (benchmarks/bench_stop.py): no gain above 0.01 in 300 steps ends the search
+    assert (data["config"]["patience"], data["config"]["min_delta"]) == (300, 0.01)
     assert f"cosine {data['score']:.4f}" in err
     assert "time:" not in err  # --quiet
 

@@ -17,8 +17,10 @@ from pez.optim.tracking import Progress, staged
 from pez.records import PromptResult
 
 # One search for one target: 4 prompts searched together reach a better honest score at every wall-clock budget
-# than one prompt does (benchmarks/bench_defaults.py, benchmarks/RESULTS.md#defaults-chosen-by-quality-per-second).
-INVERT_DEFAULTS = {"restarts": 4}
+# than one prompt does (benchmarks/bench_defaults.py, benchmarks/RESULTS.md#defaults-chosen-by-quality-per-second);
+# the early stop ends it when its best honest score gained no more than 0.01 in 300 steps: 0.0015 of score lost on
+# average for 20-42% of the time saved (benchmarks/bench_stop.py, docs/defaults.md#early-stop).
+INVERT_DEFAULTS = {"restarts": 4, "patience": 300, "min_delta": 0.01}
 # Readable mode (``--readable``): PEZ finds the words the encoder wants (``pez_share`` of a seconds budget, or
 # ``pez_steps`` steps), then the compose method rewrites its prompt into a phrase from the words of every restart's
 # prompt, by exact edits under the LM prior, until no edit helps (``compose_steps`` rounds at most) or the budget is
@@ -154,7 +156,7 @@ def invert(
             (``timings["before_search_s"]``, ``timings["setup_s"]``); ``timings["stopped_by"]`` says when the
             budget stopped it.
         **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``; ``restarts``
-            defaults to 4 here (:data:`INVERT_DEFAULTS`).
+            defaults to 4 here and the early stop is on (:data:`INVERT_DEFAULTS`; ``patience=None``: off).
     """
     if readable and method != "pez":
         raise PezError(f"--readable picks its own methods (PEZ, then compose): leave out --method {method}")

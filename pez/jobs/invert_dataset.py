@@ -39,9 +39,9 @@ from pez.records import DatasetRun
 
 log = logging.getLogger(__name__)
 
-# The early stop of a folder run: an image whose best honest score gained no more than ``min_delta`` in
+# The early stop of a folder run, invert's: an image whose best honest score gained no more than ``min_delta`` in
 # ``patience`` steps gives its batch slot to the next image (benchmarks/bench_stop.py, docs/defaults.md#early-stop).
-INVERT_DATASET_DEFAULTS = {"patience": 300, "min_delta": 0.001}
+INVERT_DATASET_DEFAULTS = {"patience": 300, "min_delta": 0.01}
 
 
 def shard_state(sharded: bool | None = None, cpu: bool = False):
