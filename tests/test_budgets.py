@@ -216,19 +216,24 @@ def test_bad_budgets_and_stops_are_one_line_before_any_load(command, argv, messa
     assert message in err and len(err.splitlines()) == 1, err
 
 
-@pytest.mark.parametrize("readable", [False, True])
-def test_invert_counts_the_model_load_against_its_seconds_budget(monkeypatch, minilm, readable):
-    """What a user of ``pez invert --budget-seconds`` waits for includes loading the model and the targets, as in
-    discover and compress: a slow load leaves the search what is left, recorded as ``before_search_s``."""
+def _load_slowly(monkeypatch, loaded, seconds: float) -> None:
+    """``pez invert`` loads ``loaded`` (the embedded minilm) in ``seconds``."""
     import time
 
     import pez.jobs.invert
 
-    def slow_load(*args, **kwargs):  # the embedded minilm, loaded in 2 s
-        time.sleep(2.0)
-        return minilm
+    def slow_load(*args, **kwargs):
+        time.sleep(seconds)
+        return loaded
 
     monkeypatch.setattr(pez.jobs.invert, "load_model", slow_load)
+
+
+@pytest.mark.parametrize("readable", [False, True])
+def test_invert_counts_the_model_load_against_its_seconds_budget(monkeypatch, minilm, readable):
+    """What a user of ``pez invert --budget-seconds`` waits for includes loading the model and the targets, as in
+    discover and compress: a slow load leaves the search what is left, recorded as ``before_search_s``."""
+    _load_slowly(monkeypatch, minilm, 2.0)
     res = pez.invert(texts=["a red car parked on a quiet street"], model="minilm", device="cpu", prompt_len=4,
                      judge=None, readable=readable, budget=pez.Budget(seconds=4))  # fmt: skip
     t = res.timings
@@ -238,15 +243,7 @@ def test_invert_counts_the_model_load_against_its_seconds_budget(monkeypatch, mi
 
 
 def test_a_budget_spent_by_loading_is_said_once(monkeypatch, minilm, caplog):
-    import time
-
-    import pez.jobs.invert
-
-    def slow_load(*args, **kwargs):
-        time.sleep(1.2)
-        return minilm
-
-    monkeypatch.setattr(pez.jobs.invert, "load_model", slow_load)
+    _load_slowly(monkeypatch, minilm, 1.2)
     caplog.set_level("WARNING", logger="pez")
     res = pez.invert(texts=["a dog"], model="minilm", device="cpu", prompt_len=4, judge=None,
                      budget=pez.Budget(seconds=1))  # fmt: skip

@@ -19,7 +19,7 @@ from pez.records import PromptResult
 # One search for one target: 4 prompts searched together reach a better honest score at every wall-clock budget
 # than one prompt does (benchmarks/bench_defaults.py, benchmarks/RESULTS.md#defaults-chosen-by-quality-per-second);
 # the early stop ends it when its best honest score gained no more than 0.01 in 300 steps: 0.0015 of score lost on
-# average for 20-42% of the time saved (benchmarks/bench_stop.py, docs/defaults.md#early-stop).
+# average for 26-42% of the time saved (benchmarks/bench_stop.py, docs/defaults.md#early-stop).
 INVERT_DEFAULTS = {"restarts": 4, "patience": 300, "min_delta": 0.01}
 # Readable mode (``--readable``): PEZ finds the words the encoder wants (``pez_share`` of a seconds budget, or
 # ``pez_steps`` steps), then the compose method rewrites its prompt into a phrase from the words of every restart's
