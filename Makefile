@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pez-installed
 DEMO_TEXT ?= A man is riding a horse on the beach at sunset.
 
-.PHONY: install demo test test-all test-server bench clean
+.PHONY: install demo test test-slow test-all test-server bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check pez tests benchmarks
 	$(VENV)/bin/ruff format --check pez tests benchmarks
 	$(PY) -m pytest -q -m "not slow and not gpu and not server"
+
+# make test-slow: the tests behind the slow marker (real smollm2 searches, the LM notebook; about 15 min on 2 cores)
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m "slow and not gpu and not server"
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q

@@ -6,6 +6,7 @@ import pytest
 from pez import discover
 
 
+@pytest.mark.slow  # minutes on 2 cores: make test-slow
 def test_discovered_prompt_beats_the_empty_template(smollm2):
     rep = discover(
         smollm2,
