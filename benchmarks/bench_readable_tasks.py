@@ -117,8 +117,8 @@ def compress_part(lm, seconds: float) -> dict:
     rows = {}
     for name, kw in (("pez", {}), ("readable", {"readable": True})):
         t0 = time.perf_counter()
-        steps = {} if kw else {"steps": 60}
-        report = pez.compress(LONG, lm, n_inputs=32, test_size=None, judge="smollm2", **steps, **kw)
+        report = pez.compress(LONG, lm, n_inputs=32, test_size=None, judge="smollm2", budget=pez.Budget(seconds),
+                              **kw)  # fmt: skip
         r = report.readability
         rows[name] = {"text": report.prompt, "kl_before": report.kl_before, "kl_after": report.kl_after,
                       "perplexity": r.get("perplexity"), "seconds": time.perf_counter() - t0,

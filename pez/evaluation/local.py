@@ -48,25 +48,29 @@ def evaluate_local(
     conts = [tok.encode(task.continuation(c)) for c in range(len(v.labels))]
     score = LabelScorer(path)
     empty = path.E[:0][None]  # (1, 0, D): the whole text is in the rows
-    predictions = []
-    for start in range(0, len(examples), batch_size):
-        chunk = range(start, min(len(examples), start + batch_size))
-        prepared = [answer_rows(tok.encode(task.template.fill(prompt, examples[i].text)), conts) for i in chunk]
-        scores, _ = score(empty, prepared, len(conts))  # (1, B, C)
+    prepared = [answer_rows(tok.encode(task.template.fill(prompt, e.text)), conts) for e in examples]
+    order = sorted(range(len(examples)), key=lambda i: max(map(len, prepared[i][0])))  # a batch pads little
+    rows: list[list[float]] = [[] for _ in examples]
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        scores, _ = score(empty, [prepared[i] for i in chunk], len(conts))  # (1, B, C)
         for i, row in zip(chunk, scores[0].tolist()):
-            best = max(range(len(row)), key=row.__getitem__)
-            predictions.append(
-                {
-                    "index": i,
-                    "text": examples[i].text,
-                    "label": v.labels[labels[i]],
-                    "predicted": v.labels[best],
-                    "correct": best == labels[i],
-                    "scores": dict(zip(v.labels, row)),
-                }
-            )
+            rows[i] = row
         if callback is not None:
-            callback(len(predictions), len(examples))
+            callback(start + len(chunk), len(examples))
+    predictions = []
+    for i, row in enumerate(rows):
+        best = max(range(len(row)), key=row.__getitem__)
+        predictions.append(
+            {
+                "index": i,
+                "text": examples[i].text,
+                "label": v.labels[labels[i]],
+                "predicted": v.labels[best],
+                "correct": best == labels[i],
+                "scores": dict(zip(v.labels, row)),
+            }
+        )
     return EvalResult(
         prompt=prompt,
         model=model_name,

@@ -39,7 +39,7 @@ from pez.text.templates import DEFAULT_TEMPLATE
 READABLE_TASK = {
     "ape": {"steps": 2, "instructions": 8},
     "ape_share": 0.4,
-    "refine": {"prior_weight": 0.05, "max_nll_rise": 1.0},
+    "refine": {"prior_weight": 0.05, "max_nll_rise": 1.0, "screen": 16},
     "sweeps": 2,
 }
 

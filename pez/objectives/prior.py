@@ -78,8 +78,8 @@ class PriorObjective:
             full = full + self.prior_term(ids).to(full)
         return loss, full
 
-    def eval_loss(self, embeds, group, ids=None):
-        out = self.base.eval_loss(embeds, group, ids)
+    def eval_loss(self, embeds, group, ids=None, **subset):  # subset: an LM objective's screening ``index``
+        out = self.base.eval_loss(embeds, group, ids, **subset)
         return out if ids is None else out + self.prior_term(ids).to(out)
 
     def eval_loss_ids(self, ids, group):

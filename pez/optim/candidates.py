@@ -75,7 +75,7 @@ class CandidateSearch(PromptOptimizer):
         return grad
 
     @torch.no_grad()
-    def candidate_losses(self, ids: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    def candidate_losses(self, ids: torch.Tensor, group: torch.Tensor, index=None) -> torch.Tensor:
         """Eval loss of candidate prompts, in batched forwards of at most ``eval_chunk`` prompts.
 
         On CUDA out-of-memory the chunk is halved for the rest of the run (the failed forward stays counted).
@@ -83,6 +83,7 @@ class CandidateSearch(PromptOptimizer):
         Args:
             ids: candidate prompts, shape (N, L).
             group: the group of each candidate, shape (N,).
+            index: an LM objective's dev examples to score on (a screening pass), or None: all of them.
 
         Returns:
             their loss on all evaluation targets, shape (N,).
@@ -92,7 +93,9 @@ class CandidateSearch(PromptOptimizer):
             part = ids[start : start + min(self.cfg.eval_chunk, self._chunk_cap)]  # (n, L)
             try:
                 with self.autocast():
-                    out.append(self.obj.eval_loss(self.E[part], group[start : start + len(part)], part).float())
+                    subset = {} if index is None else {"index": index}
+                    loss = self.obj.eval_loss(self.E[part], group[start : start + len(part)], part, **subset)
+                    out.append(loss.float())
             except torch.OutOfMemoryError:
                 if len(part) == 1:
                     raise
@@ -103,18 +106,29 @@ class CandidateSearch(PromptOptimizer):
             start += len(part)
         return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
-    def score_candidates(self, cand: torch.Tensor, filtered: bool) -> torch.Tensor:
-        """Eval loss of candidates (R, W, L) -> (R, W); with ``filtered``, inf for those whose text does not
-        tokenise back to their ids (they are never scored)."""
+    def score_candidates(self, cand: torch.Tensor, filtered: bool, index=None) -> torch.Tensor:
+        """Eval loss of candidates (R, W, L) -> (R, W) (on dev examples ``index`` only, when given); with
+        ``filtered``, inf for those whose text does not tokenise back to their ids (they are never scored)."""
         r, w, length = cand.shape
         flat = cand.reshape(-1, length)  # (R * W, L)
         group = self.group.repeat_interleave(w)
         if not filtered:
-            return self.candidate_losses(flat, group).view(r, w)
+            return self.candidate_losses(flat, group, index).view(r, w)
         ok = survives_retokenization(self.obj.vocab, flat)
         losses = torch.full((len(flat),), torch.inf, device=self.device)
-        losses[ok] = self.candidate_losses(flat[ok], group[ok])
+        losses[ok] = self.candidate_losses(flat[ok], group[ok], index)
         return losses.view(r, w)
+
+    def confirm(self, cand: torch.Tensor, screened: torch.Tensor, k: int) -> torch.Tensor:
+        """The ``k`` best screened candidates of each prompt scored on all of dev, shape (R, W); inf for the rest
+        (and for those the screen refused)."""
+        r, w, length = cand.shape
+        top = screened.topk(min(k, w), dim=1, largest=False).indices  # (R, k)
+        ok = screened.gather(1, top).isfinite()  # (R, k)
+        picked = cand.gather(1, top[..., None].expand(-1, -1, length))  # (R, k, L)
+        full = torch.full(top.shape, torch.inf, device=self.device)
+        full[ok] = self.candidate_losses(picked[ok], self.group[:, None].expand_as(top)[ok])
+        return torch.full_like(screened, torch.inf).scatter_(1, top, full)
 
     def move(self, cand: torch.Tensor, losses: torch.Tensor, only_if_better: bool) -> None:
         """Move each prompt to its best candidate: always (when it has a finite loss), or only if it beats the

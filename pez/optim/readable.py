@@ -36,10 +36,14 @@ class ReadableConfig(CandidateConfig):
     max_nll_rise: float | None = config_field(
         None, "refuse swaps whose text's mean NLL per token under the LM exceeds the first text's by more (None: any)"
     )
+    screen: int | None = config_field(
+        None, "LM tasks: dev examples that rank the candidates first, the best --confirm then on all (None: all)"
+    )
+    confirm: int = config_field(2, "with --screen: the screened candidates per step scored on all dev examples")
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "top_k", "lm_k")
+        check_positive(self, "top_k", "lm_k", "confirm", "screen")
         check_nonnegative(self, "max_nll_rise", allow_none=True)
         if self.top_k + self.lm_k > 4096:
             from pez.errors import PezError
@@ -61,6 +65,15 @@ class Readable(CandidateSearch):
         self._words: dict[int, list[tuple[int, str]]] = {}  # LM token id -> [(encoder id, word)] (cached)
         self._nll: dict[str, float] = {}  # text -> mean NLL per LM token, when the objective has no prior
         self.start_nll: torch.Tensor | None = None  # (R,), the first texts' NLL (the bound of max_nll_rise)
+        self.screen: list[int] | None = None  # the dev examples that rank candidates first (None: all of dev)
+        if self.cfg.screen is not None:
+            if not hasattr(self.obj, "screen_index"):
+                from pez.errors import PezError
+
+                raise PezError("--screen ranks candidates on some of an LM task's dev examples: this objective "
+                               "has none (leave --screen out)")  # fmt: skip
+            index, every = self.obj.screen_index(self.cfg.screen), self.obj.screen_index(10**9)
+            self.screen = index if len(index) < len(every) else None  # a screen of all of dev is no screen
 
     def initial_ids(self) -> torch.Tensor:
         """As every method's, except that the init text's own tokens are kept as they are (a refinement starts
@@ -119,7 +132,7 @@ class Readable(CandidateSearch):
         tokens = torch.where(tokens < 0, ids[:, pos : pos + 1], tokens)  # no proposal: the current token
         cand = ids[:, None, :].repeat(1, tokens.shape[1], 1)  # (R, W, L)
         cand[:, :, pos] = tokens
-        losses = self.score_candidates(cand, filtered=True)  # (R, W)
+        losses = self.score_candidates(cand, filtered=True, index=self.screen)  # (R, W)
         if cfg.max_nll_rise is not None:
             if self.start_nll is None:
                 self.start_nll = self.text_nll(ids)
@@ -127,6 +140,8 @@ class Readable(CandidateSearch):
             nll = torch.full_like(losses, torch.inf)
             nll[scored] = self.text_nll(cand[scored]).to(nll)
             losses = torch.where(nll > self.start_nll[:, None] + cfg.max_nll_rise, torch.inf, losses)
+        if self.screen is not None:  # the move compares losses on all of dev
+            losses = self.confirm(cand, losses, cfg.confirm)
         self.move(cand, losses, only_if_better=True)
         return self.ids, self.cur_loss
 

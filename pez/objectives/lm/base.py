@@ -69,15 +69,27 @@ class LMObjective(ABC):
             index = torch.randperm(n, generator=generator, device=generator.device)[:batch_size].tolist()
         return self._with_fluency(embeds, "train", index, ids), None
 
+    def _length(self, split: str, i: int) -> int:
+        """Tokens in example ``i``'s longest row: evaluation chunks examples of like lengths together, so that a
+        chunk pads little (0 everywhere: the given order)."""
+        return 0
+
+    def screen_index(self, rows: int) -> list[int]:
+        """The dev examples a screening pass scores (:class:`pez.optim.readable.Readable`'s ``screen``): the first
+        ``rows`` (all when there are fewer)."""
+        return list(range(min(rows, self._n("dev"))))
+
     @torch.no_grad()
-    def eval_loss(self, embeds, group, ids=None):
-        n = self._n("dev")
+    def eval_loss(self, embeds, group, ids=None, index: Sequence[int] | None = None):
+        """Mean loss on the dev examples (``index``: only these, a screening pass), in chunks of like lengths
+        with at most ``max_rows`` rows per forward."""
+        order = sorted(range(self._n("dev")) if index is None else index, key=lambda i: self._length("dev", i))
         per = max(1, self.max_rows // max(1, embeds.shape[0]))  # examples per chunk, so a forward has <= max_rows
         total = torch.zeros(embeds.shape[0], device=embeds.device)
-        for start in range(0, n, per):
-            index = list(range(start, min(n, start + per)))
-            total += self._with_fluency(embeds, "dev", index, ids).float() * len(index)
-        return total / n
+        for start in range(0, len(order), per):
+            part = order[start : start + per]
+            total += self._with_fluency(embeds, "dev", part, ids).float() * len(part)
+        return total / len(order)
 
     @torch.no_grad()
     def eval_loss_ids(self, ids, group):

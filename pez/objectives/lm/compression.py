@@ -60,6 +60,9 @@ class CompressionObjective(LMObjective):
     def _n(self, split):
         return len(self._data[split])
 
+    def _length(self, split, i):
+        return len(self._data[split][i])
+
     def _logp(self, prompt: torch.Tensor, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, tuple]:
         """Next-token log-probs at every position of every row: (R, N, M, V), the valid mask (N, M), the run."""
         hidden = self.path.run(prompt, rows)

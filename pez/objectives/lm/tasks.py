@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -50,6 +51,8 @@ class ClassificationObjective(LMObjective):
         self.examples = {"train": list(train), "dev": list(dev)}  # texts and labels (APE shows a few to its LM)
         self._data = {name: self._prepare(examples) for name, examples in self.examples.items()}
         self._score = LabelScorer(self.path)
+        self._hits: torch.Tensor | None = None  # dev hits per prompt while eval_loss runs
+        self._dev_accuracy: dict[tuple[int, ...], float] = {}  # prompt ids -> dev accuracy, from eval_loss's pass
 
     def _prepare(self, examples: Sequence) -> dict:
         v, tok = self.task.verbalizer, self.path.tok
@@ -70,12 +73,41 @@ class ClassificationObjective(LMObjective):
     def task_loss(self, embeds, split, index):
         scores, run = self.label_scores(embeds, split, index)  # (R, B, C)
         y = self._data[split]["labels"][list(index)]  # (B,)
+        if split == "dev" and self._hits is not None:
+            self._hits += (scores.argmax(-1) == y).sum(-1).to(self._hits)
         ce = -F.log_softmax(scores, -1).gather(-1, y.expand(scores.shape[0], -1)[..., None]).squeeze(-1)  # (R, B)
         return ce.mean(1), run
 
+    def _length(self, split, i):
+        return max(len(row) for row in self._data[split]["examples"][i][0])
+
+    def screen_index(self, rows: int) -> list[int]:
+        """The first ``rows`` dev examples taking the labels in turn (a screen as balanced as dev allows)."""
+        labels = self._data["dev"]["labels"].tolist()
+        by_label = [[i for i, y in enumerate(labels) if y == c] for c in sorted(set(labels))]
+        return [i for turn in itertools.zip_longest(*by_label) for i in turn if i is not None][:rows]
+
+    @torch.no_grad()
+    def eval_loss(self, embeds, group, ids=None, index=None):
+        """As every LM objective's; a pass over all of dev also counts each hard prompt's dev hits, so that
+        :meth:`accuracy` of a prompt just scored (APE's candidates, the readable search's) costs no second pass."""
+        self._hits = torch.zeros(embeds.shape[0], device=embeds.device)
+        try:
+            loss = super().eval_loss(embeds, group, ids, index)
+            if index is None and ids is not None and torch.equal(embeds, self.path.E[ids].to(embeds.dtype)):
+                n = self._n("dev")
+                for row, hits in zip(ids.tolist(), self._hits.tolist()):
+                    self._dev_accuracy[tuple(row)] = hits / n
+            return loss
+        finally:
+            self._hits = None
+
     @torch.no_grad()
     def accuracy(self, ids: Sequence[int], split: str = "dev") -> float:
-        """Accuracy of one prompt (token ids) on a split, inserted as ids (the optimiser's view)."""
+        """Accuracy of one prompt (token ids) on a split, inserted as ids (the optimiser's view); on dev, the
+        count :meth:`eval_loss` made when it scored the same ids, if it did."""
+        if split == "dev" and tuple(ids) in self._dev_accuracy:
+            return self._dev_accuracy[tuple(ids)]
         embeds = self.path.E[torch.tensor([list(ids)], device=self.path.device, dtype=torch.long)]
         n = self._n(split)
         hits = 0
@@ -141,6 +173,9 @@ class CompletionObjective(LMObjective):
 
     def _n(self, split):
         return len(self._data[split])
+
+    def _length(self, split, i):
+        return len(self._data[split][i][0][0])
 
     def task_loss(self, embeds, split, index):
         chosen = [self._data[split][i] for i in index]
