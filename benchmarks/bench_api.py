@@ -7,11 +7,16 @@ embedded ``smollm2`` is converted from (build it once with ``make test-server``)
 2. **The API inside the search**: ``pez discover --model smollm2 --target openai:smollm2 --api-budget B``; held-out
    accuracy on the API model of the API-chosen prompt, the local search's own prompt (transfer), the empty
    template and a hand-written prompt, with the requests and tokens spent.
+3. **The API choosing among readable prompts** (issue 29): the same with ``--readable`` (APE's instructions and
+   the readable refinement's texts are the only candidates raced) and a seconds budget for the local search;
+   the chosen prompt against the empty template and the best hand-written instruction (:data:`BEST_HAND`, the
+   best of the three on dev in ``bench_readable_tasks.py``), each with its standard error, and the gain's.
 
 Writes ``benchmarks/results_api.json``.
 
     .venv/bin/python benchmarks/bench_api.py --parts agreement --examples 100                  # ~10 min
     .venv/bin/python benchmarks/bench_api.py --parts search --steps 40 --api-budget 200 --test-size 80  # ~25 min
+    .venv/bin/python benchmarks/bench_api.py --parts readable --seconds 300 --api-budget 400 --test-size 300
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -33,6 +39,7 @@ from tests.llama_server import ServerError, llama_server, server_built  # noqa: 
 
 PROMPT = "Decide whether this movie review is positive or negative."
 HAND = "Is this movie review positive or negative?"
+BEST_HAND = "Classify the sentiment of this movie review."
 KEY_ENV = "PEZ_BENCH_KEY"
 
 
@@ -49,10 +56,11 @@ def main() -> None:
     p.add_argument("--api-budget", type=int, default=400)
     p.add_argument("--test-size", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seconds", type=float, default=300.0, help="the readable part's local search budget")
     p.add_argument(
         "--parts",
         nargs="+",
-        choices=["agreement", "search"],
+        choices=["agreement", "search", "readable"],
         default=["agreement", "search"],
         help="what to measure; each part is written to --out as soon as it is done, next to the others",
     )
@@ -66,7 +74,7 @@ def main() -> None:
     out: dict = json.loads(out_path.read_text()) if out_path.exists() else {}
 
     def save(part: str, figures: dict) -> None:
-        out[part] = {**figures, "args": vars(args), "loadavg": os.getloadavg()}
+        out[part] = {**figures, "args": vars(args) | {"best_hand": BEST_HAND}, "loadavg": os.getloadavg()}
         out_path.write_text(json.dumps(out, indent=2) + "\n")
         print(json.dumps(out[part], indent=2), f"\nwrote {part} to {out_path}", flush=True)
 
@@ -106,6 +114,41 @@ def main() -> None:
                 "requests": found["api"].get("requests"), "tokens": found["api"].get("tokens"),
                 "budget": found["api"].get("budget"), "stopped_by": found["api"].get("stopped_by"),
             })  # fmt: skip
+        if "readable" in args.parts:
+            t0 = time.monotonic()
+            run("discover", "--model", "smollm2", "--device", "cpu", "--target", "openai:smollm2", "--base-url", url,
+                "--api-key-env", KEY_ENV, "--api-budget", str(args.api_budget), "--readable",
+                "--budget-seconds", str(args.seconds), "--test-size", str(args.test_size), "--seed", str(args.seed),
+                "--baseline-prompt", BEST_HAND, "--cache", str(tmp / "r.sqlite"), "--out", str(tmp / "readable.json"),
+                "--quiet")  # fmt: skip
+            found = json.loads((tmp / "readable.json").read_text())
+            save("readable", readable_figures(found, time.monotonic() - t0))
+
+
+def standard_error(p: float, n: int) -> float:
+    return math.sqrt(p * (1 - p) / n)
+
+
+def readable_figures(found: dict, seconds: float) -> dict:
+    """The API-chosen readable prompt against the empty template and the best hand-written instruction on the same
+    held-out reviews: accuracies, standard errors, the gains and their standard errors (the two accuracies' errors
+    combined as if independent: the same reviews make the true one smaller), requests and tokens."""
+    n, chosen, empty = found["n_test"], found["accuracy"], found["baseline_accuracy"]
+    hand = found["baseline_prompts"].get(BEST_HAND)
+    rows = {"chosen": chosen, "empty template": empty, "best hand-written": hand}
+    se = {k: standard_error(v, n) for k, v in rows.items() if v is not None}
+    gains = {k: {"gain": chosen - rows[k], "se": math.hypot(se["chosen"], se[k])} for k in se if k != "chosen"}
+    choice = found["api"].get("choice", {})
+    return {
+        "seconds": seconds, "prompt": found["prompt"], "local_prompt": found["local_prompt"], "n_test": n,
+        "accuracy": rows, "standard_error": se, "gain": gains,
+        "gain_over_two_se": {k: g["gain"] > 2 * g["se"] for k, g in gains.items()},
+        "transfer_accuracy": found["transfer_accuracy"], "local_accuracy": found["local_accuracy"],
+        "dev_accuracy": found["dev_accuracy"], "why": choice,
+        "requests": found["api"].get("requests"), "tokens": found["api"].get("tokens"),
+        "budget": found["api"].get("budget"), "stopped_by": found["api"].get("stopped_by"),
+        "readability": found.get("readability"),
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -137,6 +137,33 @@ def api(data: dict) -> str:
     ]
     for prompt, acc in (f.get("baseline_prompts") or {}).items():
         rows.append(f"| hand-written | `{prompt}` | {acc:.3f} |")
+    if "readable" in data:
+        rows += ["", api_readable(data["readable"])]
+    return "\n".join(rows)
+
+
+def api_readable(r: dict) -> str:
+    """The API choosing among readable prompts (bench_api.py --parts readable)."""
+    req, tok, acc, se = r["requests"], r["tokens"], r["accuracy"], r["standard_error"]
+    why = r["why"].get("why", "")
+    rows = [
+        f"**The API choosing among readable prompts** (`--readable`, {r['args']['seconds']:g} s of local search; "
+        f"held-out accuracy on the API model, {r['n_test']} test reviews, ± one standard error; {req['search']} "
+        f"requests and {tok['search']} tokens choosing (budget {r['budget']}: {r['stopped_by']}), {req['held_out']} "
+        f"requests and {tok['held_out']} tokens on the held-out evaluation; {r['seconds'] / 60:.0f} min in all; "
+        f"the API's reason: {why}):\n",
+        "| prompt | text | API held-out accuracy | chosen's gain (± SE) |",
+        "|---|---|---:|---:|",
+        f"| API-chosen (readable) | `{r['prompt']}` | **{acc['chosen']:.3f}** ± {se['chosen']:.3f} | |",
+        f"| local search alone (transfer) | `{r['local_prompt']}` | {r['transfer_accuracy']:.3f} | |",
+    ]
+    texts = {"empty template": "", "best hand-written": r["args"].get("best_hand", "")}
+    for name in ("empty template", "best hand-written"):
+        if acc.get(name) is not None:
+            g = r["gain"][name]
+            two = "over 2 SE" if r["gain_over_two_se"][name] else "within 2 SE"
+            rows.append(f"| {name} | `{texts[name]}` | {acc[name]:.3f} ± {se[name]:.3f} | "
+                        f"{g['gain']:+.3f} ± {g['se']:.3f} ({two}) |")  # fmt: skip
     return "\n".join(rows)
 
 

@@ -93,3 +93,21 @@ def test_a_screen_needs_an_lm_task(minilm):
     cfg = pez.make_config("readable", {"prompt_len": 4, "screen": 2, "steps": 1})
     with pytest.raises(PezError, match="--screen"):
         pez.optimize(obj, cfg)
+
+
+@pytest.mark.parametrize("job", ["invert", "invert-dataset"])
+def test_the_image_jobs_refuse_a_screen_before_any_model_loads(job, monkeypatch, capsys, tmp_path, astronaut_png):
+    import pez.jobs.invert
+    import pez.jobs.invert_dataset
+    from pez.cli import main
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    for module in (pez.jobs.invert, pez.jobs.invert_dataset):
+        monkeypatch.setattr(module, "load_model", no_load, raising=False)
+    target = ["--text", "A horse."] if job == "invert" else [str(astronaut_png.parent), "--out", str(tmp_path / "o")]
+    code = main([job, "--model", "minilm" if job == "invert" else "tiny-clip", *target, "--method", "readable",
+                 "--screen", "4", "--device", "cpu"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--screen" in err[0], err

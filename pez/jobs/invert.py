@@ -13,6 +13,7 @@ from pez.models import DEFAULT_CLIP, LoadedModel, family_of, family_of_kind, loa
 from pez.objectives.base import Objective, check_init_fits, check_negative_weight
 from pez.optim import Budget, make_config, optimize
 from pez.optim.budget import SLIVER_S, budget_steps, check_budget, remaining
+from pez.optim.readable import check_no_screen
 from pez.optim.tracking import Progress, staged
 from pez.records import PromptResult
 
@@ -164,6 +165,7 @@ def invert(
     if not readable:
         config = budget_steps(config, budget)
     cfg = make_config("compose" if readable else method, config, None if readable else INVERT_DEFAULTS)
+    check_no_screen(cfg, "pez invert")
     t0 = time.perf_counter()
     images, negative_images = check_targets(model, images, texts, negative_images, negative_weight)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, resolve_device(device))

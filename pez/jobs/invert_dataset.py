@@ -35,6 +35,7 @@ from pez.models import DEFAULT_CLIP, LoadedModel, load_model, resolve_device
 from pez.optim import Budget, make_config
 from pez.optim.budget import budget_steps, check_budget
 from pez.optim.config import MAX_BATCH
+from pez.optim.readable import check_no_screen
 from pez.records import DatasetRun
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,7 @@ def invert_dataset(
     if not os.path.isdir(folder):
         raise PezError(f"--out {out}: folder {folder} does not exist (create it first)")
     cfg = make_config(method, budget_steps(config, budget), INVERT_DATASET_DEFAULTS)
+    check_no_screen(cfg, "pez invert-dataset")
     if os.path.isfile(out):
         check_results_file(out)  # another kind of file is never appended to
     items = list_images(source)

@@ -51,6 +51,15 @@ class ReadableConfig(CandidateConfig):
             raise PezError(f"top-k + lm-k is {self.top_k + self.lm_k}: at most 4096 candidates per step")
 
 
+def check_no_screen(cfg, job: str) -> None:
+    """``--screen`` ranks candidates on an LM task's dev examples: refused (before any load) by the jobs that
+    have none."""
+    if getattr(cfg, "screen", None) is not None:
+        from pez.errors import PezError
+
+        raise PezError(f"--screen ranks candidates on an LM task's dev examples: {job} has none (leave it out)")
+
+
 class Readable(CandidateSearch):
     name = "readable"
     writes_text = True
@@ -68,10 +77,7 @@ class Readable(CandidateSearch):
         self.screen: list[int] | None = None  # the dev examples that rank candidates first (None: all of dev)
         if self.cfg.screen is not None:
             if not hasattr(self.obj, "screen_index"):
-                from pez.errors import PezError
-
-                raise PezError("--screen ranks candidates on some of an LM task's dev examples: this objective "
-                               "has none (leave --screen out)")  # fmt: skip
+                check_no_screen(self.cfg, f"a {type(self.obj).__name__}")
             index, every = self.obj.screen_index(self.cfg.screen), self.obj.screen_index(10**9)
             self.screen = index if len(index) < len(every) else None  # a screen of all of dev is no screen
 
