@@ -23,7 +23,7 @@ import statistics
 import time
 
 import pez
-from pez.jobs.discover import readable_task_search
+from pez.jobs.discover import READABLE_TASK, readable_task_search
 from pez.jobs.lm import LM_DEFAULTS, LMTask
 
 HAND = [
@@ -47,7 +47,13 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--compress", action="store_true", help="also compress --readable against plain (KL)")
     ap.add_argument("--out", default="benchmarks/results_readable_tasks.json")
+    ap.add_argument("--ape-share", type=float, default=None,
+                    help="readable mode's share of the budget for APE (default: READABLE_TASK's); its rows are "
+                         "named readable-apeSHARE")  # fmt: skip
+    ap.add_argument("--append", action="store_true", help="add these methods' rows to --out's (same splits)")
     args = ap.parse_args()
+    if args.ape_share is not None:
+        READABLE_TASK["ape_share"] = args.ape_share
     t_start, load0 = time.time(), os.getloadavg()[0]
     task = LMTask("smollm2", "movie-reviews", dev_size=args.dev_size, test_size=args.test_size, device="cpu")
     data = task.load()
@@ -68,9 +74,14 @@ def main() -> None:
         print(json.dumps(row | extra), flush=True)
         return row | extra
 
-    fixed = {"empty template": measure(""), **{f"hand-written {i + 1}": measure(t) for i, t in enumerate(HAND)}}
+    before = json.load(open(args.out)) if args.append else None
+    if before is not None:
+        fixed, runs = before["fixed"], before["runs"]
+    else:
+        fixed = {"empty template": measure(""), **{f"hand-written {i + 1}": measure(t) for i, t in enumerate(HAND)}}
+        runs: dict[str, list[dict]] = {}
     best_hand = max(HAND, key=lambda t: fixed[f"hand-written {HAND.index(t) + 1}"]["dev_accuracy"])
-    runs: dict[str, list[dict]] = {}
+    suffix = "" if args.ape_share is None else f"-ape{args.ape_share:g}"
     budget = pez.Budget(args.seconds)
     for method in args.methods.split(","):
         for seed in range(args.seeds):
@@ -86,7 +97,10 @@ def main() -> None:
             if "readable" in res.extras:
                 r = res.extras["readable"]
                 extra |= {"start": r["start"], "start_from": r["start_from"], "ape_s": r["ape_s"]}
-            runs.setdefault(method, []).append(measure(res.text, res.timings["total_s"], **extra))
+            if method.startswith("readable"):
+                extra["ape_share"] = READABLE_TASK["ape_share"]
+            name = method + suffix if method.startswith("readable") else method
+            runs.setdefault(name, []).append(measure(res.text, res.timings["total_s"], **extra))
     summary = {name: summarise([row]) for name, row in fixed.items()}
     summary |= {name: summarise(rows) for name, rows in runs.items()}
     out = {
@@ -104,9 +118,17 @@ def main() -> None:
     }
     if args.compress:
         out["compress"] = compress_part(lm, args.seconds)
-    out["machine"] = {"device": "cpu", "cores": os.cpu_count(), "python": platform.python_version(),
-                      "loadavg_start": round(load0, 2), "loadavg_end": round(os.getloadavg()[0], 2)}  # fmt: skip
-    out["elapsed_s"] = time.time() - t_start
+    elif before is not None and "compress" in before:
+        out["compress"] = before["compress"]
+    if before is not None:  # the first run's machine and time, and this one's
+        out["appended"] = [*before.get("appended", []), {"methods": args.methods, "ape_share": args.ape_share,
+                                                         "elapsed_s": time.time() - t_start,
+                                                         "loadavg_start": round(load0, 2)}]  # fmt: skip
+        out["machine"], out["elapsed_s"] = before["machine"], before["elapsed_s"]
+    else:
+        out["machine"] = {"device": "cpu", "cores": os.cpu_count(), "python": platform.python_version(),
+                          "loadavg_start": round(load0, 2), "loadavg_end": round(os.getloadavg()[0], 2)}  # fmt: skip
+        out["elapsed_s"] = time.time() - t_start
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
     print(markdown(out))
@@ -157,12 +179,16 @@ def markdown(data: dict) -> str:
     ]
     names = {"pez": "plain PEZ", "ape": "APE", "readable": "readable mode, from scratch (APE start)",
              "readable-hand": f"readable mode, from `{data['readable_hand_start']}`"}  # fmt: skip
+    for key in data["summary"]:
+        if key.startswith("readable-ape"):
+            names[key] = f"readable mode, from scratch, APE given {float(key[len('readable-ape') :]):.0%} of the time"
     for key, s in data["summary"].items():
         ppl = "" if s["ppl_median"] is None else f"{s['ppl_median']:,.0f}"
         secs = "" if s["seconds"] is None else f"{s['seconds']:.0f}"
         text = s["texts"][0].replace("|", "\\|")
         spread = f" ± {s['accuracy_std']:.3f}" if data["seeds"] > 1 and key in data["runs"] else ""
         out.append(f"| {names.get(key, key)} | {s['accuracy_mean']:.3f}{spread} | {ppl} | {secs} | `{text}` |")
+    out += ["", *verdicts(data, names)]
     if data.get("compress"):
         out += [
             "",
@@ -175,6 +201,30 @@ def markdown(data: dict) -> str:
         first = next(iter(data["compress"].values()))
         out.append(f"| no prompt | {first['kl_before']:.4f} | | | |")
     return "\n".join(out)
+
+
+def verdicts(data: dict, names: dict) -> list[str]:
+    """Each searched readable prompt against the issue's aim: held-out accuracy at least plain PEZ's and 0.10 above
+    the best hand-written instruction's (on the same test reviews), judge perplexity at most twice the hand-written
+    instructions' median."""
+    summary = data["summary"]
+    hand = [summary[f"hand-written {i + 1}"] for i in range(len(data["hand_written"]))]
+    best_hand = max(h["accuracy_mean"] for h in hand)
+    hand_ppl = statistics.median(h["ppl_median"] for h in hand)
+    pez_acc = summary["pez"]["accuracy_mean"] if "pez" in summary else None
+    lines = [
+        f"Against the aim (plain PEZ {pez_acc:.3f}; best hand-written {best_hand:.3f}, so at least "
+        f"{best_hand + 0.10:.3f}; perplexity at most {2 * hand_ppl:,.0f}, twice the hand-written median):"
+    ]
+    for key, s in summary.items():
+        if key == "pez" or key not in data["runs"]:
+            continue
+        acc, ppl = s["accuracy_mean"], s["ppl_median"]
+        checks = [("≥ PEZ", pez_acc is None or acc >= pez_acc), ("≥ best hand + 0.10", acc >= best_hand + 0.10),
+                  ("perplexity", ppl is not None and ppl <= 2 * hand_ppl)]  # fmt: skip
+        said = ", ".join(f"{name} {'met' if ok else 'not met'}" for name, ok in checks)
+        lines.append(f"- {names.get(key, key)}: {acc:.3f}, perplexity {ppl:,.0f}: {said}.")
+    return lines
 
 
 if __name__ == "__main__":
