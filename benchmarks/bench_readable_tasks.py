@@ -153,7 +153,7 @@ def compress_part(lm, seconds: float) -> dict:
 def summarise(rows: list[dict]) -> dict:
     acc = [r["accuracy"] for r in rows]
     ppl = [r["perplexity"] for r in rows if r["perplexity"] is not None]
-    secs = [r["seconds"] for r in rows if r["seconds"] is not None]
+    secs = [r.get("wall_s", r["seconds"]) for r in rows if r["seconds"] is not None]  # what the user waited
     return {
         "accuracy_mean": statistics.fmean(acc),
         "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,

@@ -111,3 +111,26 @@ def test_the_image_jobs_refuse_a_screen_before_any_model_loads(job, monkeypatch,
                  "--screen", "4", "--device", "cpu"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--screen" in err[0], err
+
+
+def test_honest_scores_a_text_once_however_often_it_recurs(llama):
+    """Readable mode's best history repeats its texts; the honest rescoring reads each distinct text once."""
+    from pez.objectives.prior import PriorObjective
+    from pez.records import PromptResult
+
+    class Reader:  # the prior's reading is not what is counted here
+        name = "reader"
+
+    obj = _objective(llama)
+    prior = PriorObjective(obj, Reader(), 0.1)
+    prior.nll = lambda texts: [1.0 for _ in texts]
+    ids = obj.vocab.encode("Is this review positive")
+    text = obj.vocab.decode(ids)
+    res = PromptResult(text=text, ids=ids, text_ids=ids, score=-1.0, internal_score=-1.0, retokenized=False,
+                       method="readable", restarts=[{"text": text}],
+                       best_history=[{"step": s, "text": text} for s in range(5)])  # fmt: skip
+    before = obj.counts["forward"]
+    prior.honest([res])
+    assert obj.counts["forward"] - before == len(DEV)  # one pass over dev
+    expect = -float(obj.eval_loss_ids([ids], torch.zeros(1, dtype=torch.long))[0])
+    assert res.score == expect and all(e["score"] == expect for e in res.best_history)

@@ -104,9 +104,12 @@ class PriorObjective:
         score and the prior's NLL go to ``extras``."""
         for g, res in enumerate(results):
             group = torch.full((1,), g, dtype=torch.long, device=self.vocab.embeddings.device)
+            memo: dict[tuple[int, ...], float] = {}  # the same text recurs (best history, restarts): scored once
 
-            def score(ids, group=group) -> float:
-                return -float(self.base.eval_loss_ids([ids], group)[0])
+            def score(ids, group=group, memo=memo) -> float:
+                if tuple(ids) not in memo:
+                    memo[tuple(ids)] = -float(self.base.eval_loss_ids([ids], group)[0])
+                return memo[tuple(ids)]
 
             res.extras.update(search_score=res.score, prior=self.prior.name, prior_weight=self.weight,
                               prior_nll=self.nll([res.text + self.end])[0])  # fmt: skip
