@@ -163,6 +163,25 @@ def test_the_api_chooses_among_readable_candidates_within_its_budget(server, tin
     assert KEY not in json.dumps(report.to_dict())
 
 
+def test_the_api_races_apes_instructions_while_readable_mode_starts_from_scratch(server, tiny, files, tmp_path):  # noqa: F811
+    """APE's instructions are shorter than the prompt length (their ids padded with -1): the syncs of the APE
+    stage race their texts, not the padding (the real server run crashed there, decoding -1)."""
+    report = pez.discover(tiny, files["train"], eval_data=files["dev"], test_data=files["test"], readable=True,
+                          steps=2, instructions=3, prompt_len=12, sync_every=1, target="openai:smollm2",
+                          base_url=server.url, api_budget=60, api_key_env=KEY_ENV, cache=tmp_path / "c.sqlite",
+                          api_dev_size=4, backoff=0.01, **(SMALL | {"test_size": None}))  # fmt: skip
+    info = report.search["extras"]["readable"]
+    assert info["start_from"] == "ape"
+    raced = {r["prompt"] for r in report.api["choice"]["scored"]}
+    ape = {c["text"] for c in info["ape_candidates"]}
+    assert raced & ape and report.api["requests"]["search"] <= 60
+    assert any(len(report_ids) < 12 for report_ids in [pez_ids(tiny, t) for t in ape])  # the padded case happened
+
+
+def pez_ids(loaded, text: str) -> list[int]:
+    return loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 DISCOVER = ["discover", "--model", "smollm2", "--steps", "2", "--quiet"]
 BAD = [
     ([*DISCOVER, "--readable", "--method", "gcg"], "--readable picks its own methods"),

@@ -147,7 +147,10 @@ class Vocabulary:
         return full[n:] if full[:n] == self.prefix_ids else full
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(ids)
+        """The text of a prompt's ids; -1 is no token (the padding of the methods that write texts shorter than
+        the prompt length: APE, compose, VGD), so a padded row decodes to its text."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else ids
+        return self.tokenizer.decode([t for t in ids if t >= 0])
 
     def word_id(self, piece: str, starts_word: bool = False) -> int | None:
         """This vocabulary's single token for another tokenizer's ``piece`` that is one alphabetic word (another
