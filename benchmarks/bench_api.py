@@ -16,7 +16,7 @@ Writes ``benchmarks/results_api.json``.
 
     .venv/bin/python benchmarks/bench_api.py --parts agreement --examples 100                  # ~10 min
     .venv/bin/python benchmarks/bench_api.py --parts search --steps 40 --api-budget 200 --test-size 80  # ~25 min
-    .venv/bin/python benchmarks/bench_api.py --parts readable --seconds 300 --api-budget 400 --test-size 300
+    .venv/bin/python benchmarks/bench_api.py --parts readable --seconds 150 --api-budget 150 --test-size 300
 """
 
 from __future__ import annotations
