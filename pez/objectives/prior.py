@@ -69,7 +69,7 @@ class PriorObjective:
     def prior_term(self, ids) -> torch.Tensor:
         """``weight * nll`` of each prompt's decoded text, shape (N,), on the base objective's device."""
         rows = ids.tolist() if isinstance(ids, torch.Tensor) else [list(r) for r in ids]
-        texts = [self.vocab.sentence_case(self.vocab.decode([t for t in r if t >= 0])) + self.end for r in rows]
+        texts = [self.vocab.sentence_case(self.vocab.decode(r)) + self.end for r in rows]
         return self.weight * torch.tensor(self.nll(texts), device=self.vocab.embeddings.device)
 
     def loss(self, embeds, group, batch_size, generator, ids=None):
