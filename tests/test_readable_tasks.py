@@ -71,16 +71,34 @@ def test_readable_discover_reports_what_a_fresh_evaluate_gives(from_instruction,
 
 
 def test_readable_discover_keeps_texts_that_read(from_instruction, smollm2):
-    """Every move of the refinement keeps the text within max_nll_rise of the start's mean NLL under the prior."""
+    """Every move of the refinement keeps the text within max_nll_rise of its start's mean NLL under the prior
+    (APE's texts are the LM's own sentences)."""
     from pez.models.lm import load_text_lm
     from pez.objectives.prior import mean_nll
 
     report = from_instruction
+    info = report.search["extras"]["readable"]
+    ape = {c["text"] for c in info["ape_candidates"]}
+    moves = [t for t in [report.prompt, *info["candidates"]] if t not in ape]
+    assert moves
     lm = load_text_lm("smollm2", "cpu")
-    start, *found = mean_nll(lm, [INSTRUCTION, report.prompt, *report.search["extras"]["readable"]["candidates"]])
+    start, *found = mean_nll(lm, [info["refined_from"], *moves])
     bound = report.config["max_nll_rise"]
     assert bound is not None and all(v <= start + bound + 1e-4 for v in found)
     assert report.config["prompt_len"] <= 10 and len(report.ids) <= report.config["prompt_len"]
+
+
+def test_readable_mode_varies_the_persons_instruction_and_keeps_it_unless_beaten(from_instruction):
+    """APE's pool starts with the person's instruction (scored as every candidate is): its first step writes
+    variations of it, and the refinement begins at the best of them on dev, the person's own if none is better."""
+    info = from_instruction.search["extras"]["readable"]
+    rows = info["ape_candidates"]
+    seeded = [r for r in rows if r["step"] == 0]
+    assert [r["text"] for r in seeded] == [INSTRUCTION] and seeded[0]["origin"].startswith("your instruction")
+    assert any(r["origin"] == f"variation of: {INSTRUCTION}" for r in rows if r["step"] == 1)
+    best = max(rows, key=lambda r: r["score"])
+    assert info["refined_from"] == best["text"] and best["score"] >= seeded[0]["score"]
+    assert info["start_score"] == seeded[0]["score"]
 
 
 def test_readable_discover_from_scratch_starts_from_ape(tiny):
@@ -157,8 +175,12 @@ def test_the_api_chooses_among_readable_candidates_within_its_budget(server, tin
     assert "readable candidates" in choice["why"] and choice["scored_on_all"] >= 1
     raced = [r["prompt"] for r in choice["scored"]]
     assert report.prompt in raced and INSTRUCTION in report.baseline_prompts
+    info = report.search["extras"]["readable"]
+    ape = {c["text"] for c in info["ape_candidates"]}  # the LM's own sentences (and the person's)
+    assert set(raced) <= set(info["candidates"]) | set(report.baseline_prompts)
+    moves = [t for t in raced if t not in ape and t not in report.baseline_prompts]
     lm = load_text_lm("smollm2", "cpu")
-    start, *others = mean_nll(lm, [INSTRUCTION, *raced])  # no gradient swap: every raced text reads
+    start, *others = mean_nll(lm, [info["refined_from"], *moves])  # no gradient swap: every raced text reads
     assert all(v <= start + report.config["max_nll_rise"] + 1e-4 for v in others)
     assert KEY not in json.dumps(report.to_dict())
 

@@ -99,6 +99,8 @@ def readable_lines(report) -> list[str]:
             line += f" (held-out {info['start_accuracy']:.4f}; the search added {info['gain']:+.4f})"
         elif info.get("kl_start") is not None:
             line += f" (held-out KL {info['kl_start']:.4f})"
+        if info.get("refined_from") not in (None, info["start"]):
+            line += f"; APE's variation {info['refined_from']!r} scored better on dev and was refined"
         lines.append(line)
     choice = getattr(report, "api", {}).get("choice")
     if choice:

@@ -2,8 +2,8 @@
 API target, the local search's prompts are chosen among on the API model (:mod:`pez.jobs.discover_api`).
 
 Readable mode (``readable=True``, :func:`readable_task_search`) writes a task prompt that reads as an instruction:
-APE (:class:`pez.optim.ape.APE`) proposes instructions from labelled examples, or a person's ``init_text`` is
-taken as it is, and the readable method (:class:`pez.optim.readable.Readable`) refines it with gradient and LM
+APE (:class:`pez.optim.ape.APE`) proposes instructions from labelled examples (and variations of a person's
+``init_text`` when one is given, which stays in its pool), and the readable method (:class:`pez.optim.readable.Readable`) refines it with gradient and LM
 swaps scored with the LM prior (docs/algorithms.md#readable-task-prompts)."""
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from pez.records import EvalResult, PromptResult, TaskReport
 from pez.text.templates import DEFAULT_TEMPLATE
 
 # Readable mode of the LM jobs (``--readable``): APE proposes instructions (``ape``: its steps and candidates per
-# step; ``ape_share`` of a seconds budget), or ``init_text`` is the start; the readable method then refines the
+# step; ``ape_share`` of a seconds budget), from examples and as variations of ``init_text`` when one is given
+# (which competes with them on dev); the readable method then refines the
 # start's own tokens for ``sweeps`` passes over its positions, with the LM prior and a bound on how much less
 # likely than the start its text may become (benchmarks/bench_readable_tasks.py).
 READABLE_TASK = {
@@ -80,27 +81,27 @@ def readable_task_search(
     budget: Budget | None = None,
     **config,
 ) -> PromptResult:
-    """Readable mode for an LM objective (a task, or a compression): the start is ``init_text`` (a person's
-    instruction) or APE's best instruction (:data:`READABLE_TASK` ``["ape"]``); the readable method refines it
+    """Readable mode for an LM objective (a task, or a compression): the start is APE's best instruction
+    (:data:`READABLE_TASK` ``["ape"]``), its pool seeded with ``init_text`` (a person's instruction: APE writes
+    variations of it, and it is the start when none scores better on dev); the readable method refines it
     from its own tokens for ``READABLE_TASK["sweeps"]`` passes (or ``steps``), scored with the LM prior, never
     moving to a text whose mean NLL per token exceeds the start's by more than ``max_nll_rise``. ``config``: fields
     of the refinement (``prompt_len`` (the most tokens; the start's own length is kept), ``seed``, ``init_text``,
     ``prior_weight``, ``top_k``, ``lm_k``, ``max_nll_rise``, ``steps``, ``batch_size``, ...). A ``budget`` of seconds
     covers both stages (APE gets ``ape_share`` of it). ``callback`` sees both stages' syncs (so an API target races
-    APE's instructions too). ``extras["readable"]``: where it started (``start``, ``start_from``, the start's dev
-    score ``start_score``), APE's candidates and time."""
+    APE's instructions too). ``extras["readable"]``: where it started (``start``: the person's instruction, else
+    APE's best; ``start_from``; the start's dev score ``start_score``; ``refined_from``: the text the refinement
+    began at), APE's candidates and time."""
     ape_given, config = split_readable(config)
     config = {**READABLE_TASK["refine"], **LM_DEFAULTS, **config}
-    prompt_len, seed, start = config["prompt_len"], config.get("seed", 0), config.get("init_text")
-    check_init_fits(objective, start, prompt_len)
-    first, spent = None, 0.0
-    if not start:
-        ape = {**READABLE_TASK["ape"], **ape_given, "prompt_len": prompt_len, "seed": seed}
-        ape_budget = None
-        if budget is not None and budget.seconds is not None:
-            ape, ape_budget = {**ape, "steps": 10**9}, Budget(budget.seconds * READABLE_TASK["ape_share"])
-        first = optimize(objective, make_config("ape", ape), callback=callback, budget=ape_budget)
-        start, spent = first.text, first.timings["total_s"]
+    prompt_len, seed, given = config["prompt_len"], config.get("seed", 0), config.pop("init_text", None)
+    check_init_fits(objective, given, prompt_len)
+    ape = {**READABLE_TASK["ape"], **ape_given, "prompt_len": prompt_len, "seed": seed, "init_text": given}
+    ape_budget = None
+    if budget is not None and budget.seconds is not None:
+        ape, ape_budget = {**ape, "steps": 10**9}, Budget(budget.seconds * READABLE_TASK["ape_share"])
+    first = optimize(objective, make_config("ape", ape), callback=callback, budget=ape_budget)
+    start, spent = first.text, first.timings["total_s"]
     n = max(1, min(prompt_len, len(objective.vocab.encode(start))))
     steps = config.pop("steps", None)
     settings = {**config, "prompt_len": n, "init_text": start, "steps": steps or READABLE_TASK["sweeps"] * n}
@@ -109,19 +110,16 @@ def readable_task_search(
         budget = Budget(max(1e-3, budget.seconds - spent), budget.passes)
     res = optimize(objective, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
                    budget=budget)  # fmt: skip
-    import torch
-
-    start_ids = objective.vocab.encode(start)
-    group = torch.zeros(1, dtype=torch.long, device=objective.vocab.embeddings.device)
-    with torch.no_grad():
-        start_score = -float(objective.eval_loss_ids([start_ids], group)[0])
-    ape_rows = sorted(first.extras.get("candidates", []), key=lambda c: -c["score"]) if first is not None else []
+    ape_rows = sorted(first.extras.get("candidates", []), key=lambda c: -c["score"])
+    scores = {c["text"]: c["score"] for c in ape_rows}  # APE scored every text of its stage exactly on dev
+    person = given and first.extras["candidates"][0]["text"]  # the person's instruction as APE scored it (step 0)
     texts = [res.text, *(e["text"] for e in reversed(res.best_history)), start, *(c["text"] for c in ape_rows)]
     res.extras["readable"] = {
         "candidates": [t for t in dict.fromkeys(texts) if t][:8],  # readable texts, best first (an API races them)
-        "start": start,
-        "start_from": "init-text" if first is None else "ape",
-        "start_score": start_score,
+        "start": person or start,  # what the search added is measured against this text
+        "start_from": "init-text" if given else "ape",
+        "start_score": scores[person or start],
+        "refined_from": start,  # APE's best instruction (the person's own when no variation beat it on dev)
         "ape_s": spent,
         "ape_candidates": ape_rows,
     }

@@ -6,6 +6,8 @@ instructions ("forward generation": the examples, then "write the instruction");
 on the dev split (the objective's ``eval_loss_ids``, as every method's prompts are), and later steps resample the
 best ones as variations ("Generate a variation of the following instruction while keeping the semantic meaning",
 the paper's iterative Monte Carlo search), with a share of fresh proposals from new examples. No gradient.
+A person's instruction (``init_text``) is scored first and enters the pool as step 0, so the first step already
+writes variations of it (and keeps it unless a candidate scores better on dev).
 
 In pez's loop: a step proposes ``instructions`` per prompt (sampled with the run's seeded
 ``torch.Generator``), scores them all, and reports the best of the step as the encoder ids of its text (padded
@@ -116,6 +118,17 @@ class APE(PromptOptimizer):
         self.pool: list[list[tuple[float, str]]] = [[] for _ in range(r)]  # (dev loss, text), best first
         self.scored: list[list[dict]] = [[] for _ in range(r)]  # every candidate scored, in order
         self._texts: dict[tuple[int, ...], str] = {}  # encoder ids -> the text they were made from
+        if self.cfg.init_text:
+            self.seed_pool(self.cfg.init_text)
+
+    def seed_pool(self, text: str) -> None:
+        """Score a person's instruction as every candidate is scored and put it in every prompt's pool (step 0)."""
+        found = self.clean(text)
+        if found is None:
+            raise PezError(f"--init-text {text!r} leaves no instruction APE can use (blocked words, or nothing left "
+                           "after ascii-only): give another text")  # fmt: skip
+        for r in range(self.n_prompts):
+            self.add(r, 0, {found[0]: (found[1], "your instruction (--init-text)")})
 
     def state_dict(self) -> dict:
         return {"pool": self.pool, "scored": self.scored, "texts": [[list(k), v] for k, v in self._texts.items()]}
@@ -247,17 +260,7 @@ class APE(PromptOptimizer):
                     found = self.clean(raw)
                     if found and found[0] not in seen and found[0] not in new:
                         new[found[0]] = (found[1], origin)
-            if new:
-                texts = list(new)
-                ids = [new[t][0] for t in texts]
-                losses = self.score(ids, int(self.group[r]))
-                for t, i, loss in zip(texts, ids, losses):
-                    self._texts[tuple(i)] = t
-                    acc = self.obj.accuracy(i, "dev") if hasattr(self.obj, "accuracy") else None
-                    self.scored[r].append({"step": step + 1, "text": t, "score": -loss, "dev_accuracy": acc,
-                                           "origin": new[t][1]})  # fmt: skip
-                    self.pool[r].append((loss, t))
-                self.pool[r].sort(key=lambda p: p[0])
+            self.add(r, step + 1, new)
             if self.pool[r]:  # the best so far: the loop keeps the best of all steps
                 loss, text = self.pool[r][0]
                 ids = self.obj.vocab.encode(text)[:n]
@@ -265,6 +268,21 @@ class APE(PromptOptimizer):
                 out_ids[r, : len(ids)] = torch.tensor(ids, device=self.device)
                 out_loss[r] = loss
         return out_ids, out_loss
+
+    def add(self, r: int, step: int, new: dict[str, tuple[list[int], str]]) -> None:
+        """Score ``new`` candidates (text -> (ids, origin)) of prompt ``r`` on dev and add them to its pool."""
+        if not new:
+            return
+        texts = list(new)
+        ids = [new[t][0] for t in texts]
+        losses = self.score(ids, int(self.group[r]))
+        for t, i, loss in zip(texts, ids, losses):
+            self._texts[tuple(i)] = t
+            acc = self.obj.accuracy(i, "dev") if hasattr(self.obj, "accuracy") else None
+            self.scored[r].append({"step": step, "text": t, "score": -loss, "dev_accuracy": acc,
+                                   "origin": new[t][1]})  # fmt: skip
+            self.pool[r].append((loss, t))
+        self.pool[r].sort(key=lambda p: p[0])
 
     def score(self, ids: list[list[int]], group: int) -> list[float]:
         """Dev loss of prompts of any lengths, exactly as every method's prompts are scored, in chunks."""
