@@ -3,8 +3,9 @@ API target, the local search's prompts are chosen among on the API model (:mod:`
 
 Readable mode (``readable=True``, :func:`readable_task_search`) writes a task prompt that reads as an instruction:
 APE (:class:`pez.optim.ape.APE`) proposes instructions from labelled examples (and variations of a person's
-``init_text`` when one is given, which stays in its pool), and the readable method (:class:`pez.optim.readable.Readable`) refines it with gradient and LM
-swaps scored with the LM prior (docs/algorithms.md#readable-task-prompts)."""
+``init_text`` when one is given, which stays in its pool), and the readable method
+(:class:`pez.optim.readable.Readable`) refines the best with gradient and LM swaps scored with the LM prior
+(docs/algorithms.md#readable-task-prompts)."""
 
 from __future__ import annotations
 
