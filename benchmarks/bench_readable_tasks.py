@@ -83,7 +83,11 @@ def main() -> None:
     best_hand = max(HAND, key=lambda t: fixed[f"hand-written {HAND.index(t) + 1}"]["dev_accuracy"])
     suffix = "" if args.ape_share is None else f"-ape{args.ape_share:g}"
     budget = pez.Budget(args.seconds)
+    superseded = before.get("superseded", {}) if before is not None else {}
     for method in args.methods.split(","):
+        name = method + suffix if method.startswith("readable") else method
+        if name in runs:  # a rerun replaces the method's rows; the earlier ones are kept beside, marked
+            superseded.setdefault(name, []).append(runs.pop(name))
         for seed in range(args.seeds):
             t0 = time.perf_counter()
             if method in ("pez", "ape"):
@@ -99,7 +103,6 @@ def main() -> None:
                 extra |= {"start": r["start"], "start_from": r["start_from"], "ape_s": r["ape_s"]}
             if method.startswith("readable"):
                 extra["ape_share"] = READABLE_TASK["ape_share"]
-            name = method + suffix if method.startswith("readable") else method
             runs.setdefault(name, []).append(measure(res.text, res.timings["total_s"], **extra))
     summary = {name: summarise([row]) for name, row in fixed.items()}
     summary |= {name: summarise(rows) for name, rows in runs.items()}
@@ -115,6 +118,7 @@ def main() -> None:
         "fixed": fixed,
         "runs": runs,
         "summary": summary,
+        **({"superseded": superseded} if superseded else {}),
     }
     if args.compress:
         out["compress"] = compress_part(lm, args.seconds)
