@@ -195,6 +195,12 @@ def markdown(data: dict) -> str:
         text = s["texts"][0].replace("|", "\\|")
         spread = f" ± {s['accuracy_std']:.3f}" if data["seeds"] > 1 and key in data["runs"] else ""
         out.append(f"| {names.get(key, key)} | {s['accuracy_mean']:.3f}{spread} | {ppl} | {secs} | `{text}` |")
+    for key, earlier in data.get("superseded", {}).items():  # the method's rows before its last rerun
+        s = summarise(earlier[-1])
+        spread = f" ± {s['accuracy_std']:.3f}" if len(earlier[-1]) > 1 else ""
+        text = s["texts"][0].replace("|", "\\|")
+        out.append(f"| {names.get(key, key)}, the version before (see below) | {s['accuracy_mean']:.3f}{spread} | "
+                   f"{s['ppl_median']:,.0f} | {s['seconds']:.0f} | `{text}` |")  # fmt: skip
     out += ["", *verdicts(data, names)]
     if data.get("compress"):
         out += [

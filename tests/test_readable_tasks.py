@@ -248,3 +248,31 @@ def test_the_task_tab_runs_readable_mode_from_its_start(tmp_path):
     assert report.method == "readable" and info["start"] == "Positive or negative?" and path.is_file()
     assert report.config["steps"] == 2 * report.config["prompt_len"]  # readable mode sized it: the page's 100 unused
     assert "readable: started from 'Positive or negative?'" in accuracy_table(report)
+
+
+def test_readable_mode_does_not_start_a_refinement_step_its_budget_has_no_room_for(tiny, monkeypatch):
+    """Under a seconds budget APE runs its steps; when less is left than one of them took (a refinement step scores
+    about as much of dev), the refinement is not started (the loop runs one step whatever is left, and overran the
+    budget by a whole step: 250 s of wall-clock for 200 s on smollm2), and APE's best is the result, with why."""
+    import pez.optim.loop
+    from pez.optim.ape import APE
+    from pez.optim.readable import Readable
+    from tests.test_budgets import StepClock
+
+    clock, step, refined = StepClock(), APE.step, []
+
+    def ten_seconds(self, i):  # an APE step takes 10 s on this clock; nothing else takes any time
+        out = step(self, i)
+        clock.now += 10.0
+        return out
+
+    monkeypatch.setattr(APE, "step", ten_seconds)
+    monkeypatch.setattr(Readable, "step", lambda self, i: refined.append(i))
+    monkeypatch.setattr(pez.optim.loop, "time", clock)
+    report = pez.discover(tiny, "movie-reviews", readable=True, instructions=3, prompt_len=8, budget=pez.Budget(25),
+                          **SMALL)  # fmt: skip
+    info = report.search["extras"]["readable"]
+    assert not refined and report.search["steps_done"] == 2  # APE's two steps (17.5 of 21 s), then nothing
+    assert "budget left" in info["refinement_skipped"] and "takes about 10 s" in info["refinement_skipped"]
+    assert report.method == "readable" and report.prompt == info["ape_candidates"][0]["text"] == info["start"]
+    assert report.search["timings"]["total_s"] == pytest.approx(20.0)

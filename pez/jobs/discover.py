@@ -10,6 +10,7 @@ APE (:class:`pez.optim.ape.APE`) proposes instructions from labelled examples (a
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -26,11 +27,13 @@ from pez.jobs.lm import (
     task_report,
 )
 from pez.models import LoadedModel
+from pez.models.lm import load_judge
 from pez.objectives.base import check_init_fits
 from pez.optim import Budget, make_config, optimize, optimize_each
 from pez.optim.budget import budget_steps, check_budget, remaining
 from pez.optim.tracking import Progress
 from pez.records import EvalResult, PromptResult, TaskReport
+from pez.text.readability import judge_results
 from pez.text.templates import DEFAULT_TEMPLATE
 
 # Readable mode of the LM jobs (``--readable``): APE proposes instructions (``ape``: its steps and candidates per
@@ -108,10 +111,18 @@ def readable_task_search(
     steps = config.pop("steps", None)
     settings = {**config, "prompt_len": n, "init_text": start, "steps": steps or READABLE_TASK["sweeps"] * n}
     cfg = make_config("readable", settings, LM_DEFAULTS)
+    skipped = "interrupted during APE (Ctrl-C): its best so far" if first.interrupted else None
     if budget is not None and budget.seconds is not None:
         budget = Budget(max(1e-3, budget.seconds - spent), budget.passes)
-    res = optimize(objective, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
-                   budget=budget)  # fmt: skip
+        step_s = first.timings.get("s_per_step", math.nan)
+        if not skipped and budget.seconds < step_s:  # a refinement step scores about as much of dev as APE's
+            skipped = f"{budget.seconds:.0f} s of the budget left, and a step takes about {step_s:.0f} s"
+    if skipped:  # APE's best is readable mode's result (its config APE's), judged as a search's result is
+        res = dataclasses.replace(first, method="readable")
+        judge_results([res], load_judge(judge, objective.vocab.embeddings.device))
+    else:
+        res = optimize(objective, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
+                       budget=budget)  # fmt: skip
     ape_rows = sorted(first.extras.get("candidates", []), key=lambda c: -c["score"])
     scores = {c["text"]: c["score"] for c in ape_rows}  # APE scored every text of its stage exactly on dev
     person = given and first.extras["candidates"][0]["text"]  # the person's instruction as APE scored it (step 0)
@@ -122,10 +133,12 @@ def readable_task_search(
         "start_from": "init-text" if given else "ape",
         "start_score": scores[person or start],
         "refined_from": start,  # APE's best instruction (the person's own when no variation beat it on dev)
+        "refinement_skipped": skipped,  # why the refinement did not run (None: it ran)
         "ape_s": spent,
         "ape_candidates": ape_rows,
     }
-    res.timings["total_s"] += spent
+    if not skipped:
+        res.timings["total_s"] += spent
     return res
 
 
@@ -187,7 +200,7 @@ def discover(
         make_config("ape", {**READABLE_TASK["ape"], **ape}, LM_DEFAULTS)
         cfg = lm_config("readable", refine)
         if "steps" not in refine:  # what readable mode will run, for an API target's pacing and --dry-run's plan
-            steps = READABLE_TASK["ape"]["steps"] * (not cfg.init_text) + READABLE_TASK["sweeps"] * cfg.prompt_len
+            steps = READABLE_TASK["ape"]["steps"] + READABLE_TASK["sweeps"] * cfg.prompt_len
             cfg = dataclasses.replace(cfg, steps=steps)
     else:
         cfg = lm_config(method, options)
