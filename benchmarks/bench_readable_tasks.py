@@ -178,6 +178,12 @@ def markdown(data: dict) -> str:
         f"{data['elapsed_s'] / 60:.0f} min on {data['machine']['cores']} CPU cores (load average "
         f"{data['machine']['loadavg_start']} at the start, {data['machine'].get('loadavg_end', '?')} at the end"
         f"{shared}).\n",
+        *(
+            f"Rerun with `--append --methods {a['methods']}` ({a['elapsed_s'] / 60:.0f} min, load average "
+            f"{a['loadavg_start']} at its start): those rows replace the earlier run's, which are kept below them as "
+            "'the version before'.\n"
+            for a in data.get("appended", [])[-1:]
+        ),
         "| prompt | held-out accuracy (mean ± std) | judge perplexity (median) | s | text (seed 0) |",
         "|---|---:|---:|---:|---|",
     ]
