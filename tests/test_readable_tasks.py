@@ -70,13 +70,18 @@ def test_readable_discover_reports_what_a_fresh_evaluate_gives(from_instruction,
     assert start.accuracy == info["start_accuracy"]
 
 
-def test_readable_discover_keeps_texts_that_read(from_instruction, smollm2):
+@pytest.fixture(scope="module")
+def from_scratch(tiny):
+    return pez.discover(tiny, "movie-reviews", readable=True, steps=4, instructions=3, prompt_len=8, **SMALL)
+
+
+def test_readable_discover_keeps_texts_that_read(from_scratch, smollm2):
     """Every move of the refinement keeps the text within max_nll_rise of its start's mean NLL under the prior
     (APE's texts are the LM's own sentences)."""
     from pez.models.lm import load_text_lm
     from pez.objectives.prior import mean_nll
 
-    report = from_instruction
+    report = from_scratch
     info = report.search["extras"]["readable"]
     ape = {c["text"] for c in info["ape_candidates"]}
     moves = [t for t in [report.prompt, *info["candidates"]] if t not in ape]
@@ -88,6 +93,26 @@ def test_readable_discover_keeps_texts_that_read(from_instruction, smollm2):
     assert report.config["prompt_len"] <= 10 and len(report.ids) <= report.config["prompt_len"]
 
 
+def test_readable_mode_never_reads_worse_than_the_persons_instruction_by_more_than_its_bound(from_instruction):
+    """With a person's instruction, max_nll_rise bounds APE's pool and the refinement together: the start, the
+    result and every candidate an API would race read at most that much worse than the person's text; APE's
+    variations beyond it (here the tiny random model's, the best on dev among them) are scored and listed, never
+    chosen (the start used to be the best on dev, whatever it read like)."""
+    from pez.jobs.discover import READABLE_TASK
+    from pez.models.lm import load_text_lm
+    from pez.objectives.prior import mean_nll
+
+    report, rise = from_instruction, READABLE_TASK["refine"]["max_nll_rise"]  # ln 2: twice the perplexity
+    info = report.search["extras"]["readable"]
+    lm = load_text_lm("smollm2", "cpu")
+    person, *found = mean_nll(lm, [INSTRUCTION, info["refined_from"], report.prompt, *info["candidates"]])
+    assert all(v <= person + rise + 1e-4 for v in found)
+    rows = info["ape_candidates"]
+    assert [r["nll"] for r in rows] == pytest.approx(mean_nll(lm, [r["text"] for r in rows]), abs=1e-5)
+    assert [r["pooled"] for r in rows] == [r["nll"] <= person + rise for r in rows]
+    assert not rows[0]["pooled"] and rows[0]["score"] > info["start_score"]  # the best on dev reads worse
+
+
 def test_readable_mode_varies_the_persons_instruction_and_keeps_it_unless_beaten(from_instruction):
     """APE's pool starts with the person's instruction (scored as every candidate is): its first step writes
     variations of it, and the refinement begins at the best of them on dev, the person's own if none is better."""
@@ -96,13 +121,13 @@ def test_readable_mode_varies_the_persons_instruction_and_keeps_it_unless_beaten
     seeded = [r for r in rows if r["step"] == 0]
     assert [r["text"] for r in seeded] == [INSTRUCTION] and seeded[0]["origin"].startswith("your instruction")
     assert any(r["origin"] == f"variation of: {INSTRUCTION}" for r in rows if r["step"] == 1)
-    best = max(rows, key=lambda r: r["score"])
+    best = max((r for r in rows if r["pooled"]), key=lambda r: r["score"])
     assert info["refined_from"] == best["text"] and best["score"] >= seeded[0]["score"]
     assert info["start_score"] == seeded[0]["score"]
 
 
-def test_readable_discover_from_scratch_starts_from_ape(tiny):
-    report = pez.discover(tiny, "movie-reviews", readable=True, steps=2, instructions=3, prompt_len=8, **SMALL)
+def test_readable_discover_from_scratch_starts_from_ape(from_scratch):
+    report = from_scratch
     info = report.search["extras"]["readable"]
     assert info["start_from"] == "ape" and info["ape_candidates"]
     assert info["start"] == max(info["ape_candidates"], key=lambda c: c["score"])["text"]

@@ -7,7 +7,9 @@ on the dev split (the objective's ``eval_loss_ids``, as every method's prompts a
 best ones as variations ("Generate a variation of the following instruction while keeping the semantic meaning",
 the paper's iterative Monte Carlo search), with a share of fresh proposals from new examples. No gradient.
 A person's instruction (``init_text``) is scored first and enters the pool as step 0, so the first step already
-writes variations of it (and keeps it unless a candidate scores better on dev).
+writes variations of it (and keeps it unless a candidate scores better on dev). With ``max_nll_rise`` the pool keeps
+only texts that read at most that much worse (mean NLL per token under ``prior``) than the person's: a variation that
+scores better on dev but reads worse is scored and listed (``pooled`` False), never resampled or returned.
 
 In pez's loop: a step proposes ``instructions`` per prompt (sampled with the run's seeded
 ``torch.Generator``), scores them all, and reports the best of the step as the encoder ids of its text (padded
@@ -27,7 +29,7 @@ import torch
 
 from pez.errors import PezError
 from pez.objectives.lm.path import cache_of
-from pez.optim.config import CandidateConfig, check_positive, config_field
+from pez.optim.config import CandidateConfig, check_nonnegative, check_positive, config_field
 from pez.optim.loop import PromptOptimizer
 
 log = logging.getLogger(__name__)
@@ -62,10 +64,16 @@ class APEConfig(CandidateConfig):
     paraphrase_request: str = config_field(PARAPHRASE, "APE's request on a compression; {instruction}: the long one")
     variation_request: str = config_field(VARY, "APE's variation request; {instruction}: the one to vary")
     system_prompt: str = config_field(SYSTEM, "the proposer's system message ('' for none)")
+    max_nll_rise: float | None = config_field(
+        None,
+        "with --init-text: keep out of the pool every instruction whose mean NLL per token under --prior "
+        "exceeds the init text's by more (scored and listed all the same; None: any)",
+    )
 
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "demos", "instructions", "keep", "temperature", "top_p", "max_new_tokens")
+        check_nonnegative(self, "max_nll_rise", allow_none=True)
         if not 0 <= self.fresh <= 1:
             raise PezError(f"--fresh must be from 0 to 1 (a share of the candidates), got {self.fresh}")
         if self.top_p > 1:
@@ -118,17 +126,30 @@ class APE(PromptOptimizer):
         self.pool: list[list[tuple[float, str]]] = [[] for _ in range(r)]  # (dev loss, text), best first
         self.scored: list[list[dict]] = [[] for _ in range(r)]  # every candidate scored, in order
         self._texts: dict[tuple[int, ...], str] = {}  # encoder ids -> the text they were made from
+        self.bound: float | None = None  # with init_text and max_nll_rise: the most mean NLL a pooled text has
         if self.cfg.init_text:
             self.seed_pool(self.cfg.init_text)
 
     def seed_pool(self, text: str) -> None:
-        """Score a person's instruction as every candidate is scored and put it in every prompt's pool (step 0)."""
+        """Score a person's instruction as every candidate is scored and put it in every prompt's pool (step 0);
+        with ``max_nll_rise``, its mean NLL under the prior plus the rise bounds every text the pool keeps."""
         found = self.clean(text)
         if found is None:
             raise PezError(f"--init-text {text!r} leaves no instruction APE can use (blocked words, or nothing left "
                            "after ascii-only): give another text")  # fmt: skip
+        if self.cfg.max_nll_rise is not None:
+            self.bound = self.text_nll([found[0]])[0] + self.cfg.max_nll_rise
         for r in range(self.n_prompts):
             self.add(r, 0, {found[0]: (found[1], "your instruction (--init-text)")})
+
+    def text_nll(self, texts: list[str]) -> list[float]:
+        """Mean NLL per token of each text under the prior LM (``--prior``), as readable mode measures it."""
+        from pez.models.lm import load_text_lm
+        from pez.objectives.prior import mean_nll
+
+        if not hasattr(self, "_nll"):
+            self._nll: dict[str, float] = {}
+        return mean_nll(load_text_lm(self.cfg.prior, self.device), texts, self._nll)
 
     def state_dict(self) -> dict:
         return {"pool": self.pool, "scored": self.scored, "texts": [[list(k), v] for k, v in self._texts.items()]}
@@ -270,18 +291,22 @@ class APE(PromptOptimizer):
         return out_ids, out_loss
 
     def add(self, r: int, step: int, new: dict[str, tuple[list[int], str]]) -> None:
-        """Score ``new`` candidates (text -> (ids, origin)) of prompt ``r`` on dev and add them to its pool."""
+        """Score ``new`` candidates (text -> (ids, origin)) of prompt ``r`` on dev and add them to its pool (those
+        within the readability bound, when there is one: ``nll`` and ``pooled`` in their rows say)."""
         if not new:
             return
         texts = list(new)
         ids = [new[t][0] for t in texts]
         losses = self.score(ids, int(self.group[r]))
-        for t, i, loss in zip(texts, ids, losses):
+        nlls = self.text_nll(texts) if self.bound is not None else [None] * len(texts)
+        for t, i, loss, nll in zip(texts, ids, losses, nlls):
             self._texts[tuple(i)] = t
             acc = self.obj.accuracy(i, "dev") if hasattr(self.obj, "accuracy") else None
+            pooled = nll is None or nll <= self.bound
             self.scored[r].append({"step": step, "text": t, "score": -loss, "dev_accuracy": acc,
-                                   "origin": new[t][1]})  # fmt: skip
-            self.pool[r].append((loss, t))
+                                   "origin": new[t][1], "nll": nll, "pooled": pooled})  # fmt: skip
+            if pooled:
+                self.pool[r].append((loss, t))
         self.pool[r].sort(key=lambda p: p[0])
 
     def score(self, ids: list[list[int]], group: int) -> list[float]:
