@@ -50,6 +50,7 @@ class BudgetMeter:
         self.limits = {"budget_seconds": seconds, "budget_passes": passes}
         self.setup_s = setup_s
         self.prev = (seconds0 + setup_s, passes0)
+        self.last_cost: dict[str, float] = {}  # what the last step cost, per budget: the rule's forecast of the next
         self.setup_spent = seconds is not None and seconds0 + setup_s >= seconds
         if self.setup_spent and seconds > SLIVER_S:  # one step all the same (a sliver: remaining() said so)
             log.warning("the method's set-up (its vocabulary masks, initial prompt, VGD's first-word ranking) took "
@@ -66,7 +67,7 @@ class BudgetMeter:
         loop's ``seconds`` so far."""
         now = (seconds + self.setup_s, passes)
         cost = [n - p for n, p in zip(now, self.prev)]
-        self.prev = now
+        self.prev, self.last_cost = now, dict(zip(self.limits, cost))  # the next step's predicted cost
         for (name, limit), n, c in zip(self.limits.items(), now, cost):
             if limit is not None and n + c > limit:
                 return name

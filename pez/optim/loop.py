@@ -275,7 +275,7 @@ class PromptOptimizer(ABC):
                     run.stopped_by = "early-stop"
                     return
             if spent is not None:
-                run.stopped_by = spent
+                run.stopped_by, run.next_step_s = spent, budget.last_cost["budget_seconds"]
                 return
 
     # -- checkpoints -----------------------------------------------------------------------------------------
@@ -317,6 +317,7 @@ class _RunState:
         self.consistent = True  # False after an interrupt mid-step: no checkpoint of a half step
         self.in_step = False
         self.last_ids: torch.Tensor | None = None  # the hard ids of the last step run
+        self.next_step_s: float | None = None  # a budget's stop: the seconds it forecast for the step it had no room for
 
     def resume_from(self, state: dict) -> None:
         self.start = self.done = self.reported = state["step"]
@@ -345,4 +346,5 @@ class _RunState:
             "backward": counts["backward"],
             "passes": passes(counts),
             "stopped_by": self.stopped_by,
+            "next_step_s": self.next_step_s,
         }
