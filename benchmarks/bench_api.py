@@ -131,13 +131,20 @@ def standard_error(p: float, n: int) -> float:
 
 def readable_figures(found: dict, seconds: float) -> dict:
     """The API-chosen readable prompt against the empty template and the best hand-written instruction on the same
-    held-out reviews: accuracies, standard errors, the gains and their standard errors (the two accuracies' errors
-    combined as if independent: the same reviews make the true one smaller), requests and tokens."""
+    held-out reviews: accuracies, standard errors, the gains and their standard errors (the report's paired ones,
+    from the same reviews' answers; the two accuracies' errors combined as if independent beside them, larger),
+    requests and tokens."""
     n, chosen, empty = found["n_test"], found["accuracy"], found["baseline_accuracy"]
     hand = found["baseline_prompts"].get(BEST_HAND)
     rows = {"chosen": chosen, "empty template": empty, "best hand-written": hand}
     se = {k: standard_error(v, n) for k, v in rows.items() if v is not None}
-    gains = {k: {"gain": chosen - rows[k], "se": math.hypot(se["chosen"], se[k])} for k in se if k != "chosen"}
+    paired = found["api"].get("gains", {})
+    gains = {}
+    for k, prompt in (("empty template", ""), ("best hand-written", BEST_HAND)):
+        if k in se:
+            g = {"gain": chosen - rows[k], "se_independent": math.hypot(se["chosen"], se[k])}
+            g["se"] = paired[prompt]["se"] if prompt in paired else g["se_independent"]
+            gains[k] = g
     choice = found["api"].get("choice", {})
     return {
         "seconds": seconds, "prompt": found["prompt"], "local_prompt": found["local_prompt"], "n_test": n,

@@ -2,6 +2,7 @@
 (tests/openai_server.py, shared with tests/test_remote.py), the selection race on its own, and the dry run."""
 
 import json
+import math
 
 import pytest
 
@@ -144,11 +145,20 @@ def test_the_reported_api_accuracies_are_pez_evaluates(found, server):
     report = found["report"]
     examples = [type("E", (), {"text": p["text"], "label": p["label"]}) for p in report.predictions]
     task = pez.make_task("{prompt} {text} It was", "negative,positive")
+    right = {}
     for prompt, acc in [(report.prompt, report.accuracy), (report.local_prompt, report.transfer_accuracy),
                         ("", report.baseline_accuracy), (BASELINE, report.baseline_prompts[BASELINE])]:  # fmt: skip
         again = evaluate_remote(prompt, examples, task, "smollm2", ApiOptions(server.url, KEY_ENV, found["cache"]))
         assert again.accuracy == acc and again.extras["requests"] == 0
+        right[prompt] = [p["correct"] for p in again.predictions]
     assert server.stats()["requests"] == 0
+    # each gain of the chosen prompt, with its paired standard error, from the same examples' answers
+    for other in ("", report.local_prompt, BASELINE):
+        d = [a - b for a, b in zip(right[report.prompt], right[other])]
+        mean = sum(d) / len(d)
+        se = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d))
+        assert report.api["gains"][other] == pytest.approx({"gain": mean, "se": se})
+    assert f"(chosen {report.api['gains']['']['gain']:+.4f} +- " in report.summary()
 
 
 def test_dry_run_sends_nothing_and_bounds_the_run(found):

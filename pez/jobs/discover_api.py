@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import statistics
 from collections.abc import Callable, Sequence
 
 import torch
@@ -263,11 +264,18 @@ def _held_out(report: ApiSearchReport, scorer, test, task, baseline_prompts, con
         rows = results[prompt]
         return sum(r["best"] == gold[r["index"]] for r in rows) / len(rows)
 
+    def gain(other: str) -> dict:  # paired on the same examples: the standard error of the mean difference
+        right = {p: {r["index"]: r["best"] == gold[r["index"]] for r in results[p]} for p in (report.prompt, other)}
+        d = [right[report.prompt][k] - right[other][k] for k in right[report.prompt]]
+        se = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+        return {"gain": statistics.fmean(d), "se": se}
+
     v = task.verbalizer
     report.accuracy, report.n_test = acc(report.prompt), len(test)
     report.transfer_accuracy = acc(report.local_prompt)
     report.baseline_accuracy = acc("")
     report.baseline_prompts = {p: acc(p) for p in baseline_prompts}
+    report.api["gains"] = {p: gain(p) for p in dict.fromkeys(["", report.local_prompt, *baseline_prompts])}
     report.predictions = []
     for r in sorted(results[report.prompt], key=lambda r: r["index"]):
         k, best, out = r["index"], r["best"], r["out"]

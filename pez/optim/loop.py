@@ -317,7 +317,7 @@ class _RunState:
         self.consistent = True  # False after an interrupt mid-step: no checkpoint of a half step
         self.in_step = False
         self.last_ids: torch.Tensor | None = None  # the hard ids of the last step run
-        self.next_step_s: float | None = None  # a budget's stop: the seconds it forecast for the step it had no room for
+        self.next_step_s: float | None = None  # a budget stop: the seconds it forecast for the step it had no room for
 
     def resume_from(self, state: dict) -> None:
         self.start = self.done = self.reported = state["step"]

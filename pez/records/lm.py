@@ -103,7 +103,8 @@ class ApiSearchReport(TaskReport):
     returns), ``baseline_accuracy`` (empty template), ``baseline_prompts``; all on the same held-out examples.
     ``local_accuracy`` is ``local_prompt``'s held-out accuracy on the local model; ``dev_accuracy`` the chosen
     prompt's on the API's dev examples. ``api`` holds the scoring method and why, the server check, the
-    requests and tokens spent, the budget and each selection round."""
+    requests and tokens spent, the budget, each selection round, and ``gains``: the chosen prompt's held-out gain
+    over each other prompt ("" the empty template) with its paired standard error (the same examples)."""
 
     target: str = ""
     local_prompt: str = ""
@@ -120,11 +121,17 @@ class ApiSearchReport(TaskReport):
             lines = [f"the API chose nothing ({why}): the prompt is the local search's: {self.prompt}"]
         if self.accuracy is not None:
             lines.append(f"held-out accuracy on {self.target} ({self.n_test} examples):")
+            gains = a.get("gains", {})
+
+            def vs(prompt: str) -> str:  # the chosen prompt's gain over this one, paired standard error
+                g = gains.get(prompt)
+                return f"  (chosen {g['gain']:+.4f} +- {g['se']:.4f})" if g and prompt != self.prompt else ""
+
             lines.append(f"  chosen on the API        {self.accuracy:.4f}")
-            lines.append(f"  local search (transfer)  {self.transfer_accuracy:.4f}")
-            lines.append(f"  empty template           {self.baseline_accuracy:.4f}")
+            lines.append(f"  local search (transfer)  {self.transfer_accuracy:.4f}{vs(self.local_prompt)}")
+            lines.append(f"  empty template           {self.baseline_accuracy:.4f}{vs('')}")
             for p, acc in self.baseline_prompts.items():
-                lines.append(f"  baseline {p!r}: {acc:.4f}")
+                lines.append(f"  baseline {p!r}: {acc:.4f}{vs(p)}")
         elif a.get("held_out_error"):
             lines.append(f"no held-out accuracy on {self.target}: {a['held_out_error']}")
         if self.local_accuracy is not None:
