@@ -162,8 +162,9 @@ def api_readable(r: dict) -> str:
         if acc.get(name) is not None:
             g = r["gain"][name]
             two = "over 2 SE" if r["gain_over_two_se"][name] else "within 2 SE"
+            both = f"paired; ± {g['se_independent']:.3f} independent, " if "se_independent" in g else ""
             rows.append(f"| {name} | `{texts[name]}` | {acc[name]:.3f} ± {se[name]:.3f} | "
-                        f"{g['gain']:+.3f} ± {g['se']:.3f} ({two}) |")  # fmt: skip
+                        f"{g['gain']:+.3f} ± {g['se']:.3f} ({both}{two}) |")  # fmt: skip
     return "\n".join(rows)
 
 
