@@ -72,6 +72,12 @@ def main() -> None:
         help="only give the readable part in --out paired standard errors, from a run made before reports had them: "
         "DIR is that run's folder (its readable.json and r.sqlite; every answer comes from the cache)",
     )
+    p.add_argument(
+        "--workdir",
+        help="the run's folder (caches, server log, reports); a rerun with the same folder "
+        "and --port reads every answer already given from the cache (default: a new temporary folder)",
+    )
+    p.add_argument("--port", type=int, help="the server's port (default: a free one)")
     p.add_argument("--out", default=str(HERE / "results_api.json"))
     args = p.parse_args()
     if args.paired_from:
@@ -79,7 +85,9 @@ def main() -> None:
     if not server_built():
         raise SystemExit("llama-cpp-python[server] is not built: run make test-server once")
     os.environ[KEY_ENV] = "no-key-needed"
-    tmp = Path(tempfile.mkdtemp())
+    tmp = Path(args.workdir or tempfile.mkdtemp())
+    tmp.mkdir(parents=True, exist_ok=True)
+    print(f"run folder {tmp} (a rerun: --workdir {tmp} --port PORT)", flush=True)
     out_path = Path(args.out)
     out: dict = json.loads(out_path.read_text()) if out_path.exists() else {}
 
@@ -90,7 +98,8 @@ def main() -> None:
 
     with contextlib.ExitStack() as stack:
         try:
-            url = stack.enter_context(llama_server(tmp / "server.log"))
+            url = stack.enter_context(llama_server(tmp / "server.log", port=args.port))
+            print(f"server {url}", flush=True)
         except ServerError as e:
             raise SystemExit(str(e)) from None
         api = ["--model", "openai:smollm2", "--base-url", url, "--api-key-env", KEY_ENV]

@@ -36,14 +36,16 @@ def server_built() -> bool:
 
 
 @contextlib.contextmanager
-def llama_server(log_file: Path, start_timeout: float = 180.0) -> Iterator[str]:
-    """``python -m llama_cpp.server`` on a free loopback port, as the README tells users to start it; yields the
-    base URL (``http://127.0.0.1:PORT/v1``) once ``/models`` answers, and stops the server afterwards."""
+def llama_server(log_file: Path, start_timeout: float = 180.0, port: int | None = None) -> Iterator[str]:
+    """``python -m llama_cpp.server`` on a loopback port (``port``, else a free one), as the README tells users to
+    start it; yields the base URL (``http://127.0.0.1:PORT/v1``) once ``/models`` answers, and stops the server
+    afterwards. The same port gives the same base URL, so a rerun reads an earlier run's cached answers."""
     if not server_built():
         raise ServerError("llama-cpp-python[server] is not built: run make test-server once")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_file()), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", "1024", "--logits_all", "true"]  # fmt: skip
     with open(log_file, "w") as log:

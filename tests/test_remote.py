@@ -555,3 +555,43 @@ def test_some_unreadable_answers_are_counted_and_said(server, tmp_path, caplog, 
     sent = server.stats()["requests"]  # the CLI's run: the check and 6 examples of 2 labels
     again = run(server, tmp_path / "b.sqlite")  # the unreadable answers were not cached: only they are asked again
     assert again.unreadable == 3 and server.stats()["requests"] - sent == 2 * 3
+
+
+def test_a_reader_holding_the_cache_does_not_stop_a_run(tmp_path):
+    """Another process reading the cache (a second pez run sharing it, sqlite3 on the command line) never blocks
+    the run storing its answers: the file is in WAL mode (a bench run died with 'database is locked' when a long
+    read held the file)."""
+    import sqlite3
+
+    from pez.evaluation.client import ResponseCache
+
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    cache.put("a", "/completions", {"n": 1})
+    cache._db.execute("PRAGMA busy_timeout = 200")  # the old journal waited its 30 s, then raised
+    reader = sqlite3.connect(tmp_path / "c.sqlite", timeout=0.2)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM responses").fetchone() == (1,)  # a read transaction, held open
+    cache.put("b", "/completions", {"n": 2})
+    assert cache.get("b") == {"n": 2}
+    reader.rollback()
+    reader.close()
+
+
+def test_an_answer_the_cache_cannot_store_is_used_all_the_same(tmp_path, caplog):
+    """A cache write that fails (another writer holding the file past the wait) costs the cache that answer, not
+    the run: a warning, once, and the run goes on."""
+    import sqlite3
+
+    from pez.evaluation.client import ResponseCache
+
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    cache._db.execute("PRAGMA busy_timeout = 100")
+    writer = sqlite3.connect(tmp_path / "c.sqlite", timeout=0.1)
+    writer.execute("BEGIN IMMEDIATE")  # another process writing, past the wait
+    with caplog.at_level("WARNING"):
+        cache.put("a", "/completions", {"n": 1})
+        cache.put("b", "/completions", {"n": 2})
+    writer.rollback()
+    writer.close()
+    assert cache.get("a") is None and cache.get("b") is None
+    assert len([r for r in caplog.records if "not kept in the cache" in r.message]) == 1

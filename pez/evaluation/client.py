@@ -131,7 +131,9 @@ class ResponseCache:
     """API answers in a SQLite file, keyed by sha256 of (base URL, endpoint, canonical JSON payload).
 
     Each answer is committed as it is stored, so an interrupted run keeps everything it was answered. Safe to
-    share between threads (one lock) and processes (SQLite's own locking).
+    share between threads (one lock) and processes (SQLite's own locking, in WAL mode so that a reader never holds
+    up a writer). An answer that cannot be stored (another writer holding the file past the 30 s wait) is used
+    all the same and not kept (one warning): the cache saves requests, it never stops a run.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -140,6 +142,8 @@ class ResponseCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")  # readers and the writer do not wait on each other
+            self._warned = False
             with self._db:
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS responses "
@@ -166,11 +170,17 @@ class ResponseCache:
         return None if row is None else json.loads(row[0])
 
     def put(self, key: str, endpoint: str, response: dict) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
-                (key, endpoint, json.dumps(response, ensure_ascii=False), time.time()),
-            )
+        try:
+            with self._lock, self._db:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
+                    (key, endpoint, json.dumps(response, ensure_ascii=False), time.time()),
+                )
+        except sqlite3.OperationalError as e:  # locked past the wait, disk full: the answer is still good
+            if not self._warned:
+                self._warned = True
+                log.warning("an API answer was not kept in the cache %s (%s): it is used, and a rerun asks again; "
+                            "said once", self.path, e)  # fmt: skip
 
     def get_check(self, base_url: str, model: str) -> dict | None:
         """The stored verdict of a server check for (base URL, model), or None."""
