@@ -17,7 +17,6 @@ Writes ``benchmarks/results_api.json``.
     .venv/bin/python benchmarks/bench_api.py --parts agreement --examples 100                  # ~10 min
     .venv/bin/python benchmarks/bench_api.py --parts search --steps 40 --api-budget 200 --test-size 80  # ~25 min
     .venv/bin/python benchmarks/bench_api.py --parts readable --seconds 200 --api-budget 150 --test-size 300
-    .venv/bin/python benchmarks/bench_api.py --paired-from /tmp/tmpXXXX   # that run's folder: its paired errors
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import contextlib
 import json
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -67,12 +65,6 @@ def main() -> None:
         help="what to measure; each part is written to --out as soon as it is done, next to the others",
     )
     p.add_argument(
-        "--paired-from",
-        metavar="DIR",
-        help="only give the readable part in --out paired standard errors, from a run made before reports had them: "
-        "DIR is that run's folder (its readable.json and r.sqlite; every answer comes from the cache)",
-    )
-    p.add_argument(
         "--workdir",
         help="the run's folder (caches, server log, reports); a rerun with the same folder "
         "and --port reads every answer already given from the cache (default: a new temporary folder)",
@@ -80,8 +72,6 @@ def main() -> None:
     p.add_argument("--port", type=int, help="the server's port (default: a free one)")
     p.add_argument("--out", default=str(HERE / "results_api.json"))
     args = p.parse_args()
-    if args.paired_from:
-        return paired_from(Path(args.paired_from), Path(args.out))
     if not server_built():
         raise SystemExit("llama-cpp-python[server] is not built: run make test-server once")
     os.environ[KEY_ENV] = "no-key-needed"
@@ -142,39 +132,6 @@ def main() -> None:
                 "--quiet")  # fmt: skip
             found = json.loads((tmp / "readable.json").read_text())
             save("readable", readable_figures(found, time.monotonic() - t0))
-
-
-def paired_from(folder: Path, out_path: Path) -> None:
-    """The chosen prompt's paired gains over the empty template and the best hand-written instruction, from pez
-    evaluate's per-example answers on the same held-out reviews through the earlier run's cache (as the report's
-    ``api.gains`` are computed now), written into ``--out``'s readable part."""
-    import pez
-    from pez.evaluation.options import ApiOptions
-    from pez.evaluation.remote import evaluate_remote
-    from pez.text.templates import DEFAULT_TEMPLATE
-
-    os.environ[KEY_ENV] = "no-key-needed"
-    found = json.loads((folder / "readable.json").read_text())
-    reviews = [type("Review", (), {"text": p["text"], "label": p["label"]}) for p in found["predictions"]]
-    task = pez.make_task(DEFAULT_TEMPLATE, "negative,positive")
-    options = ApiOptions(found["api"]["base_url"], KEY_ENV, str(folder / "r.sqlite"))
-    right = {}
-    for prompt in dict.fromkeys([found["prompt"], "", BEST_HAND]):
-        again = evaluate_remote(prompt, reviews, task, "smollm2", options)
-        if again.extras["requests"]:
-            raise SystemExit(f"{again.extras['requests']} answers were not in {folder / 'r.sqlite'}")
-        right[prompt] = [p["correct"] for p in again.predictions]
-    gains = {}
-    for prompt in ("", BEST_HAND):
-        d = [a - b for a, b in zip(right[found["prompt"]], right[prompt])]
-        gains[prompt] = {"gain": statistics.fmean(d), "se": statistics.stdev(d) / math.sqrt(len(d))}
-    out = json.loads(out_path.read_text())
-    seconds = out["readable"]["seconds"]
-    args = out["readable"]["args"] | {"paired_from": str(folder)}
-    found["api"]["gains"] = gains
-    out["readable"] = {**readable_figures(found, seconds), "args": args, "loadavg": out["readable"]["loadavg"]}
-    out_path.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out["readable"]["gain"], indent=2), f"\nwrote readable's paired gains to {out_path}")
 
 
 def standard_error(p: float, n: int) -> float:

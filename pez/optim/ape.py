@@ -127,6 +127,7 @@ class APE(PromptOptimizer):
         self.scored: list[list[dict]] = [[] for _ in range(r)]  # every candidate scored, in order
         self._texts: dict[tuple[int, ...], str] = {}  # encoder ids -> the text they were made from
         self.bound: float | None = None  # with init_text and max_nll_rise: the most mean NLL a pooled text has
+        self._nll: dict[str, float] = {}  # text -> mean NLL per prior token (the texts the bound was checked on)
         if self.cfg.init_text:
             self.seed_pool(self.cfg.init_text)
 
@@ -147,8 +148,6 @@ class APE(PromptOptimizer):
         from pez.models.lm import load_text_lm
         from pez.objectives.prior import mean_nll
 
-        if not hasattr(self, "_nll"):
-            self._nll: dict[str, float] = {}
         return mean_nll(load_text_lm(self.cfg.prior, self.device), texts, self._nll)
 
     def state_dict(self) -> dict:
