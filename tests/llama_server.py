@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import socket
 import subprocess
 import sys
@@ -46,8 +47,10 @@ def llama_server(log_file: Path, start_timeout: float = 180.0, port: int | None 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+    # --n_threads: the server's default is 1 thread for generated tokens (2 for prompts) whatever the cores
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_file()), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "1024", "--logits_all", "true"]  # fmt: skip
+           "--port", str(port), "--n_ctx", "1024", "--logits_all", "true",
+           "--n_threads", str(os.cpu_count() or 1)]  # fmt: skip
     with open(log_file, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
