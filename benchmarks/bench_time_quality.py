@@ -11,11 +11,12 @@ text features of an 8-word sentence (a perfect 8-word prompt exists), 16-token p
   steps once per target; at each of ``--ref-steps`` its best prompt (as the official code keeps it) is decoded and
   scored honestly (the text re-tokenised and encoded by pez's scorer, as every pez score is), with the seconds the
   loop took to get there (its construction counted).
-- **pez**: ``pez.optimize`` with the settings a user gets from ``pez invert`` (``INVERT_DEFAULTS``: 4 prompts,
-  lr 0.1, ...) or the ones named in ``--pez``, under a seconds budget (``--pez-seconds``), seeds ``--seeds``;
-  its honest best against the seconds of the call (set-up counted) is the curve, and the time to quality is the
-  first point of the curve at or above the reference's honest score (a run that never gets there within its
-  budget counts as infinitely slow: ratio 0, in the median, not left out).
+- **pez**: ``pez.invert`` as a user calls it, on the loaded model: its defaults (``INVERT_DEFAULTS``: 4 prompts,
+  lr 0.1, the early stop; under a seconds budget the polish, ``POLISH``: the last half of the time goes to exact
+  swaps from PEZ's best prompt) or the ones named in ``--pez`` (``'{"polish": 0}'``: PEZ alone), under a seconds
+  budget (``--pez-seconds``), seeds ``--seeds``; its honest best against the seconds of the call (set-up counted)
+  is the curve, and the time to quality is the first point of the curve at or above the reference's honest score
+  (a run that never gets there within its budget counts as infinitely slow: ratio 0, in the median, not left out).
 
 Reported per target and mean: the reference's honest score and seconds at each N, pez's seconds to reach it (None
 when the budget ran out first), and the ratio. Writes ``benchmarks/results_time_quality.json``; RESULTS.md's
@@ -40,7 +41,7 @@ from pathlib import Path
 import torch
 
 import pez
-from pez.jobs.invert import INVERT_DEFAULTS
+from pez.jobs.invert import INVERT_DEFAULTS, POLISH
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_speed import ReferencePEZ, cpu_snapshot, foreign_cores  # noqa: E402
@@ -78,21 +79,32 @@ def run_reference(obj, loaded, checkpoints: list[int], prompt_len: int, seed: in
     return points
 
 
-def run_pez(obj, settings: dict, seconds: float, seed: int) -> dict:
-    cfg = pez.make_config("pez", {"prompt_len": 16, "steps": 10**6, "seed": seed, **settings}, INVERT_DEFAULTS)
+def run_pez(loaded, text: str, settings: dict, seconds: float, seed: int) -> dict:
+    """``pez.invert`` as a user calls it (its defaults, the polish included, beside ``settings``) on the loaded
+    model under a seconds budget; the curve is its best honest score against the seconds of the call."""
     snap = cpu_snapshot()
     t0 = time.perf_counter()
-    res = pez.optimize(obj, cfg, budget=pez.Budget(seconds=seconds))
+    res = pez.invert(texts=[text], model=loaded, prompt_len=16, seed=seed, judge=None,
+                     budget=pez.Budget(seconds=seconds), **settings)  # fmt: skip
     wall = time.perf_counter() - t0
-    lead = res.timings["setup_s"]  # the call's seconds before the loop's first step
+    lead = res.timings["before_search_s"] + res.timings["setup_s"]  # the call's seconds before the loop's first step
     curve = [(h["time_s"] + lead, h["score"]) for h in res.best_history]
     return {"seed": seed, "score": res.score, "text": res.text, "wall_s": wall, "steps": res.steps_done,
-            "curve": curve, "other_cores": foreign_cores(snap, cpu_snapshot())}  # fmt: skip
+            "polish": res.extras.get("polish"), "curve": curve,
+            "other_cores": foreign_cores(snap, cpu_snapshot())}  # fmt: skip
 
 
 def time_to(curve: list, level: float) -> float | None:
     """The first time the curve's best honest score is at or above ``level`` (None: never)."""
     return next((t for t, s in curve if s >= level), None)
+
+
+def seconds_to(runs: list[dict], level: float) -> float | None:
+    """The seconds one seed needs to reach ``level``: the earliest point at or above it over that seed's runs at
+    every budget tried (a search under a budget schedules its stages by the budget, so each budget is a run of
+    its own, as a user would call it; None: no run got there)."""
+    times = [t for t in (time_to(run["curve"], level) for run in runs) if t is not None]
+    return min(times) if times else None
 
 
 def summarise(targets: list[dict], checkpoints: list[int]) -> list[dict]:
@@ -103,12 +115,13 @@ def summarise(targets: list[dict], checkpoints: list[int]) -> list[dict]:
             point = next(p for p in t["reference"] if p["steps"] == n)
             ref_s.append(point["seconds"])
             ref_score.append(point["score"])
-            for run in t["pez"]:  # a run that never reached it counts as infinitely slow (ratio 0), not left out
-                got = time_to(run["curve"], point["score"])
+            seeds = sorted({run["seed"] for run in t["pez"]})
+            for seed in seeds:  # a seed that never reached it counts as infinitely slow (ratio 0), not left out
+                got = seconds_to([run for run in t["pez"] if run["seed"] == seed], point["score"])
                 reached += got is not None
                 pez_s.append(math.inf if got is None else got)
                 ratios.append(0.0 if got is None else point["seconds"] / got)
-        runs = sum(len(t["pez"]) for t in targets)
+        runs = len(pez_s)
         rows.append({
             "ref_steps": n, "ref_score_mean": statistics.fmean(ref_score), "ref_seconds_mean": statistics.fmean(ref_s),
             "pez_reached": reached, "pez_runs": runs,
@@ -122,7 +135,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--targets", type=int, default=3, help=f"how many of the {len(PLANTED)} planted sentences")
     p.add_argument("--ref-steps", type=int, nargs="+", default=[1000, 3000], help="the reference's step counts")
-    p.add_argument("--pez-seconds", type=float, default=40.0, help="pez's seconds budget per run")
+    p.add_argument("--pez-seconds", type=float, nargs="+", default=[5.0, 7.0, 10.0, 14.0, 20.0, 40.0],
+                   help="pez's seconds budgets: one run per budget and seed (the time to a score is the earliest "
+                        "over them)")  # fmt: skip
     p.add_argument("--seeds", type=int, default=2, help="pez runs per target (seeds 0..)")
     p.add_argument("--pez", default="{}", help="pez settings beside the defaults, as JSON, e.g. '{\"lr\": 0.3}'")
     p.add_argument("--reference-from", help="reuse the reference points of an earlier run's JSON (same targets)")
@@ -140,7 +155,8 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "device": args.device, "loadavg_start": os.getloadavg()},
         "settings": {"model": "ViT-B-32/random", "prompt_len": 16, "reference": "ReferencePEZ, 1 prompt, lr 0.1, "
-                     "pez's vocabulary mask", "pez": {**INVERT_DEFAULTS, **settings}, "pez_seconds": args.pez_seconds},
+                     "pez's vocabulary mask", "pez": {**INVERT_DEFAULTS, "polish": POLISH, **settings},
+                     "pez_seconds": args.pez_seconds},
         "targets": [],
     }  # fmt: skip
     for text in PLANTED[: args.targets]:
@@ -150,12 +166,13 @@ def main() -> None:
         reference = earlier.get(text) or run_reference(obj, loaded, args.ref_steps, 16, seed=0)
         entry = {"target": text, "reference": reference, "pez": []}
         for seed in range(args.seeds):
-            run = run_pez(obj, settings, args.pez_seconds, seed)
-            entry["pez"].append(run)
-            reach = ", ".join(f"{p['steps']} steps' {p['score']:.4f} at {time_to(run['curve'], p['score'])} s"
-                              for p in entry["reference"])  # fmt: skip
-            print(f"  pez seed {seed}: {run['score']:.4f} in {run['wall_s']:.1f} s ({run['steps']} steps); {reach}",
-                  flush=True)  # fmt: skip
+            for seconds in args.pez_seconds:
+                run = {**run_pez(loaded, text, settings, seconds, seed), "budget_s": seconds}
+                entry["pez"].append(run)
+                reach = ", ".join(f"{p['steps']} steps' {p['score']:.4f} at {time_to(run['curve'], p['score'])} s"
+                                  for p in entry["reference"])  # fmt: skip
+                print(f"  pez seed {seed}, {seconds:g} s: {run['score']:.4f} in {run['wall_s']:.1f} s "
+                      f"({run['steps']} steps); {reach}", flush=True)  # fmt: skip
         out["targets"].append(entry)
         out["summary"] = summarise(out["targets"], args.ref_steps)
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")  # what is done is kept

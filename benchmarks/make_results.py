@@ -259,9 +259,12 @@ def bad_inputs(data: dict) -> str:
 
 def time_quality(data: dict) -> str:
     s = data["settings"]
-    head = (f"{s['model']}, {s['prompt_len']} tokens, {len(data['targets'])} planted targets x "
-            f"{len(data['targets'][0]['pez'])} pez seeds; pez {s['pez']} under a {s['pez_seconds']:g} s budget; "
-            f"{data['machine']['cpus']} CPU cores, {data['machine']['device']}.\n")  # fmt: skip
+    budgets = s["pez_seconds"] if isinstance(s["pez_seconds"], list) else [s["pez_seconds"]]
+    seeds = len({run["seed"] for run in data["targets"][0]["pez"]})
+    head = (f"{s['model']}, {s['prompt_len']} tokens, {len(data['targets'])} planted targets x {seeds} pez seeds; "
+            f"pez {s['pez']}, one run per seed under each budget of {', '.join(f'{b:g}' for b in budgets)} s (a "
+            f"seed's time to a score: the earliest over its runs); {data['machine']['cpus']} CPU cores, "
+            f"{data['machine']['device']}.\n")  # fmt: skip
     out = [head, "| reference steps | its honest score (mean) | its seconds (mean) | pez reached it | pez seconds "
            "(median) | ratio median (min-max) |", "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in data["summary"]:

@@ -17,10 +17,27 @@ def test_time_to_is_the_first_point_at_or_above_the_level():
 
 def test_runs_that_never_reach_the_reference_count_as_ratio_zero():
     ref = [{"steps": 1000, "seconds": 100.0, "score": 0.9}]
-    runs = [{"curve": [(5.0, 0.91)]}, {"curve": [(10.0, 0.95)]}, {"curve": [(3.0, 0.5)]}]
+    runs = [
+        {"seed": 0, "curve": [(5.0, 0.91)]},
+        {"seed": 1, "curve": [(10.0, 0.95)]},
+        {"seed": 2, "curve": [(3.0, 0.5)]},
+    ]
     (row,) = bench.summarise([{"reference": ref, "pez": runs}], [1000])
     assert row["pez_reached"] == 2 and row["pez_runs"] == 3
     assert row["ratio_median"] == 10.0 and row["ratio_min"] == 0.0 and row["ratio_max"] == 20.0
     assert row["pez_seconds_median"] == 10.0
     (none,) = bench.summarise([{"reference": ref, "pez": runs[2:]}], [1000])
     assert none["pez_seconds_median"] is None and none["ratio_median"] == 0.0
+
+
+def test_a_seeds_time_is_the_earliest_over_its_budgets():
+    """A search under a budget schedules its stages by the budget (PEZ, then the polish): each budget is a run of
+    its own, and a seed reaches a score at the earliest point of any of its runs; its runs count once."""
+    ref = [{"steps": 1000, "seconds": 100.0, "score": 0.9}]
+    runs = [{"seed": 0, "budget_s": 40.0, "curve": [(12.0, 0.85), (25.0, 0.92)]},  # PEZ until 20 s, then polish
+            {"seed": 0, "budget_s": 10.0, "curve": [(4.0, 0.85), (8.0, 0.91)]},  # its polish from 5 s gets there
+            {"seed": 1, "budget_s": 10.0, "curve": [(4.0, 0.80)]}]  # fmt: skip
+    (row,) = bench.summarise([{"reference": ref, "pez": runs}], [1000])
+    assert row["pez_runs"] == 2 and row["pez_reached"] == 1
+    assert sorted([bench.seconds_to(runs[:2], 0.9), bench.seconds_to(runs[2:], 0.9)], key=str) == [8.0, None]
+    assert row["ratio_max"] == 100.0 / 8.0 and row["ratio_min"] == 0.0

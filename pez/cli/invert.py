@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--readable", action=argparse.BooleanOptionalAction, default=False, help=what)
     add_search_options(p, fluency=False, defaults=INVERT_DEFAULTS)
     add_budget_option(p)
+    p.add_argument("--polish", type=float, metavar="SHARE",
+                   help="share of the search's time for exact swaps from PEZ's best prompt at the end (0: off; "
+                        "default: 0.5 with --budget-seconds, off without)")  # fmt: skip
     p.set_defaults(run=run)
 
 
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             judge=args.judge,
             readable=args.readable,
             budget=budget,
+            polish=args.polish,
             **config,
         )
     print(res.text)
@@ -124,7 +128,10 @@ def time_split(t: dict, startup: float | None, imports: float) -> str:
     """Where the run's time went, on one line: start-up and imports, model load, targets, set-up, search."""
     first = f"start-up {startup + imports:.1f} s" if startup is not None else f"imports {imports:.1f} s"
     search = f"set-up {t['setup_s']:.1f} s, search {t['loop_s']:.1f} s ({t['steps_run']} steps)"
-    if "pez_s" in t:  # readable mode: both stages, each with its own set-up
+    if "polish_s" in t:  # PEZ, then the polish
+        search = (f"search {t['total_s']:.1f} s (PEZ {t['steps_run']} steps {t['pez_s']:.1f} s, then the polish "
+                  f"{t['polish_steps']} steps {t['polish_s']:.1f} s)")  # fmt: skip
+    elif "pez_s" in t:  # readable mode: both stages, each with its own set-up
         search = (f"search {t['pez_s'] + t['compose_s']:.1f} s (PEZ {t['pez_steps']} steps {t['pez_s']:.1f} s, then "
                   f"compose {t['steps_run']} rounds {t['compose_s']:.1f} s)")  # fmt: skip
     return f"time: {first}, model {t.get('model_load_s', 0):.1f} s, targets {t.get('targets_s', 0):.1f} s, {search}"

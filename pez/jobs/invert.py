@@ -12,7 +12,7 @@ from pez.images import load_image
 from pez.models import DEFAULT_CLIP, LoadedModel, family_of, family_of_kind, load_model, resolve_device
 from pez.objectives.base import Objective, check_init_fits, check_negative_weight
 from pez.optim import Budget, make_config, optimize
-from pez.optim.budget import SLIVER_S, budget_steps, check_budget, remaining
+from pez.optim.budget import SLIVER_S, UNLIMITED_STEPS, budget_steps, check_budget, remaining
 from pez.optim.readable import check_no_screen
 from pez.optim.tracking import Progress, staged
 from pez.records import PromptResult
@@ -27,6 +27,16 @@ INVERT_DEFAULTS = {"restarts": 4, "patience": 300, "min_delta": 0.01}
 # prompt, by exact edits under the LM prior, until no edit helps (``compose_steps`` rounds at most) or the budget is
 # spent (benchmarks/bench_readable.py, docs/defaults.md#readable-mode).
 READABLE = {"pez_steps": 60, "pez_share": 0.2, "compose_steps": 12, "pez": {"restarts": 4}}
+# The polish (``--polish SHARE``, docs/algorithms.md#polish): PEZ's gradient finds the region, exact swaps finish it.
+# The last ``share`` of the search's time goes to GCG from PEZ's best prompt (``search_width`` single-token swaps a
+# step, drawn from the ``top_k`` tokens of best first-order score per position, each scored exactly); the result is
+# the better of the two stages' honest bests. On by default under a seconds budget (the clock is then the user's
+# setting, and the polish is how it is best spent: benchmarks/bench_time_quality.py); off without one, so a run
+# without a clock is the same as before (``polish=share`` turns it on: the polish then gets share / (1 - share) of
+# PEZ's own time).
+POLISH = {"share": 0.5, "gcg": {"search_width": 32, "top_k": 16}}
+# what the polish keeps of PEZ's settings: the vocabulary it may use
+POLISH_KEEPS = ("prompt_len", "seed", "ascii_only", "whole_words", "blocklist", "amp", "eval_every", "batch_size")
 
 
 def check_targets(model, images: Sequence, texts: Sequence[str], negative_images: Sequence, negative_weight: float):
@@ -120,6 +130,80 @@ def readable_search(
     return res
 
 
+def check_polish(polish, method: str, readable: bool, budget: Budget | None) -> float:
+    """The polish share a run uses (checked before any load): ``polish`` as given (0 <= share < 1), or the default
+    (:data:`POLISH`'s share under a seconds budget for plain PEZ, else 0)."""
+    if polish is None:
+        timed = budget is not None and budget.seconds is not None
+        return POLISH["share"] if timed and method == "pez" and not readable else 0.0
+    if isinstance(polish, bool) or not isinstance(polish, int | float) or not 0 <= polish < 1:
+        raise PezError(f"--polish is the share of the search's time for the exact-swap polish: a number from 0 "
+                       f"(off) to below 1, got {polish!r}")  # fmt: skip
+    if polish and readable:
+        raise PezError("--polish is plain PEZ's last stage; readable mode has its own (compose): leave out --polish")
+    if polish and method != "pez":
+        raise PezError(f"--polish finishes PEZ's search with exact swaps; --method {method} has none: leave out "
+                       "--polish or use --method pez")  # fmt: skip
+    return float(polish)
+
+
+def polish_search(
+    objective: Objective,
+    cfg,
+    share: float,
+    *,
+    callback: Callable[[Progress], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    judge: str | None = None,
+    budget: Budget | None = None,
+) -> PromptResult:
+    """PEZ (``cfg``), then GCG's exact swaps from its best prompt for the last ``share`` of the time
+    (:data:`POLISH`): of a seconds ``budget``, or ``share / (1 - share)`` of PEZ's own seconds without one. The
+    result is PEZ's, with the polished prompt where the polish found a better honest score (never a worse one),
+    ``extras["polish"]`` saying what it did, both stages' times in ``timings`` (``pez_s``, ``polish_s``) and one
+    best-score history over both (the polish's times after PEZ's). A Ctrl-C in PEZ ends the run with PEZ's best;
+    ``checkpoint`` / ``resume`` keep PEZ's stage (the polish is short and runs again)."""
+    from pez.models.lm import load_judge
+    from pez.text.readability import judge_results
+
+    seconds = budget.seconds if budget is not None else None
+    first_budget = Budget(seconds * (1 - share), budget.passes) if seconds is not None else budget
+    first = optimize(objective, cfg, callback=staged(callback, "PEZ"), checkpoint=checkpoint, resume=resume,
+                     budget=first_budget)  # fmt: skip
+    res, spent = first, first.timings["total_s"]
+    if seconds is not None and seconds - spent <= SLIVER_S:  # nothing left to polish with (loading took it)
+        first.extras["polish"] = {"share": share, "skipped": "no time left after PEZ"}
+    elif not first.interrupted:
+        rest = seconds - spent if seconds is not None else spent * share / (1 - share)
+        passes = None if budget is None or budget.passes is None else max(1, budget.passes - first.timings["passes"])
+        kept = {k: getattr(cfg, k) for k in POLISH_KEEPS}
+        gcg = make_config("gcg", {**kept, **POLISH["gcg"], "init_text": first.text, "steps": UNLIMITED_STEPS})
+        second = optimize(objective, gcg, callback=staged(callback, "polish"), budget=Budget(rest, passes))
+        res = _polished(first, second, share)
+    judge_results([res], load_judge(judge, objective.vocab.embeddings.device))
+    return res
+
+
+def _polished(first: PromptResult, second: PromptResult, share: float) -> PromptResult:
+    """PEZ's result with the polish's prompt where it scores higher, the two histories joined and both times."""
+    res, t1, t2, before = first, first.timings, second.timings, first.score  # res is first, updated below
+    better = second.score > before
+    res.extras["polish"] = {"share": share, **POLISH["gcg"], "steps": second.steps_done, "improved": better,
+                            "pez_text": first.text, "pez_score": before}  # fmt: skip
+    if better:
+        for name in ("text", "ids", "score", "internal_score", "text_ids", "retokenized", "target_scores"):
+            setattr(res, name, getattr(second, name))
+    after = t1["total_s"] + t2["setup_s"] - t1["setup_s"]  # the polish's loop times on PEZ's clock
+    res.best_history = [*first.best_history, *({**h, "time_s": h["time_s"] + after, "stage": "polish"}
+                                               for h in second.best_history if h["score"] > before)]  # fmt: skip
+    res.timings = {**t1, "pez_s": t1["total_s"], "polish_s": t2["total_s"], "polish_steps": second.steps_done,
+                   "total_s": t1["total_s"] + t2["total_s"], "passes": t1["passes"] + t2["passes"],
+                   "stopped_by": t2["stopped_by"] or t1["stopped_by"], "next_step_s": t2["next_step_s"]}  # fmt: skip
+    res.interrupted = second.interrupted
+    return res
+
+
 def invert(
     images: Sequence = (),
     texts: Sequence[str] = (),
@@ -136,6 +220,7 @@ def invert(
     judge: str | None = "smollm2",
     readable: bool = False,
     budget: Budget | None = None,
+    polish: float | None = None,
     **config,
 ) -> PromptResult:
     """Find a readable hard prompt whose features match images and/or texts under a model.
@@ -156,12 +241,15 @@ def invert(
             in that time, loading the model and the targets and the method's setup counted
             (``timings["before_search_s"]``, ``timings["setup_s"]``); ``timings["stopped_by"]`` says when the
             budget stopped it.
+        polish: the share of the search's time for the exact-swap polish after PEZ (:func:`polish_search`,
+            0: none); None: :data:`POLISH`'s share under a seconds budget, none without one.
         **config: fields of the method's config, e.g. ``prompt_len=8, steps=300, seed=0``; ``restarts``
             defaults to 4 here and the early stop is on (:data:`INVERT_DEFAULTS`; ``patience=None``: off).
     """
     if readable and method != "pez":
         raise PezError(f"--readable picks its own methods (PEZ, then compose): leave out --method {method}")
     check_budget(budget)
+    polish = check_polish(polish, method, readable, budget)
     if not readable:
         config = budget_steps(config, budget)
     cfg = make_config("compose" if readable else method, config, None if readable else INVERT_DEFAULTS)
@@ -177,6 +265,9 @@ def invert(
     if readable:
         res = readable_search(obj, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
                               budget=budget, **config)  # fmt: skip
+    elif polish:
+        res = polish_search(obj, cfg, polish, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge,
+                            budget=budget)  # fmt: skip
     else:
         res = optimize(obj, cfg, callback=callback, checkpoint=checkpoint, resume=resume, judge=judge, budget=budget)
     res.timings.update(model_load_s=t1 - t0, targets_s=t2 - t1, before_search_s=t2 - t0)  # where it went
