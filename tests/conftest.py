@@ -148,4 +148,7 @@ def kept_budget(timings: dict, seconds: float, before: float = 0.0) -> bool:
         return False
     if before + timings["setup_s"] >= seconds:
         return timings["steps_run"] == 1
-    return before + timings["total_s"] <= seconds + 2 * timings["loop_s"] / timings["steps_run"]
+    step = timings["loop_s"] / timings["steps_run"]
+    if timings.get("polish_steps"):  # PEZ, then the polish (pez invert under a clock): its step is the last one
+        step = max(step, timings["polish_loop_s"] / timings["polish_steps"])
+    return before + timings["total_s"] <= seconds + 2 * step

@@ -198,6 +198,7 @@ def _polished(first: PromptResult, second: PromptResult, share: float) -> Prompt
     res.best_history = [*first.best_history, *({**h, "time_s": h["time_s"] + after, "stage": "polish"}
                                                for h in second.best_history if h["score"] > before)]  # fmt: skip
     res.timings = {**t1, "pez_s": t1["total_s"], "polish_s": t2["total_s"], "polish_steps": second.steps_done,
+                   "polish_loop_s": t2["loop_s"],
                    "total_s": t1["total_s"] + t2["total_s"], "passes": t1["passes"] + t2["passes"],
                    "stopped_by": t2["stopped_by"] or t1["stopped_by"], "next_step_s": t2["next_step_s"]}  # fmt: skip
     res.interrupted = second.interrupted
