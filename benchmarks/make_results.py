@@ -146,10 +146,11 @@ def api_readable(r: dict) -> str:
     """The API choosing among readable prompts (bench_api.py --parts readable)."""
     req, tok, acc, se = r["requests"], r["tokens"], r["accuracy"], r["standard_error"]
     why = r["why"].get("why", "")
+    spent = r["stopped_by"] or f"not spent: every readable candidate was raced ({r['why'].get('raced')})"
     rows = [
         f"**The API choosing among readable prompts** (`--readable`, {r['args']['seconds']:g} s of local search; "
         f"held-out accuracy on the API model, {r['n_test']} test reviews, ± one standard error; {req['search']} "
-        f"requests and {tok['search']} tokens choosing (budget {r['budget']}: {r['stopped_by']}), {req['held_out']} "
+        f"requests and {tok['search']} tokens choosing (budget {r['budget']}: {spent}), {req['held_out']} "
         f"requests and {tok['held_out']} tokens on the held-out evaluation; {r['seconds'] / 60:.0f} min in all; "
         f"the API's reason: {why}):\n",
         "| prompt | text | API held-out accuracy | chosen's gain (± SE) |",
@@ -293,6 +294,7 @@ def stop(data: dict) -> str:
 
 TABLES = {
     "time-quality": ("results_time_quality.json", time_quality),
+    "time-quality-pez-alone": ("results_time_quality_pez_alone.json", time_quality),
     "stop": ("results_stop.json", stop),
     "bad-inputs": ("results_bad_inputs.json", bad_inputs),
     "readable-tasks": ("results_readable_tasks.json", readable_tasks),
