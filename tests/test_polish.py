@@ -80,3 +80,14 @@ def test_the_cli_says_both_stages(minilm, capsys):
                  "--polish", "0.5", "--device", "cpu", "--no-judge"]) == 0  # fmt: skip
     err = capsys.readouterr().err
     assert "PEZ 10 steps" in err and "then the polish" in err, err
+
+
+def test_with_steps_and_a_long_budget_the_polish_takes_its_share_not_the_whole_budget(minilm):
+    """PEZ ended by its ``--steps`` long before a 600 s budget: the polish gets its share of the search's time
+    (as much as PEZ took, at 0.5), not all that is left of the budget, and the run says its steps ended it (the
+    web UI's text tab waited the whole budget before this was fixed)."""
+    res = pez.invert(texts=[TEXT], model=minilm, prompt_len=6, steps=5, seed=0, judge=None,
+                     budget=pez.Budget(seconds=600))  # fmt: skip
+    t = res.timings
+    assert t["stopped_by"] == "steps" and t["polish_stopped_by"] == "budget_seconds"
+    assert t["polish_loop_s"] <= t["pez_s"] + 2 * t["polish_loop_s"] / t["polish_steps"], t

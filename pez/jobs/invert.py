@@ -175,18 +175,22 @@ def polish_search(
     if seconds is not None and seconds - spent <= SLIVER_S:  # nothing left to polish with (loading took it)
         first.extras["polish"] = {"share": share, "skipped": "no time left after PEZ"}
     elif not first.interrupted:
-        rest = seconds - spent if seconds is not None else spent * share / (1 - share)
+        own = spent * share / (1 - share)  # the polish's share of the search's time, by PEZ's
+        bound = seconds is not None and seconds - spent <= own  # the user's clock ends it, not its share
+        rest = seconds - spent if bound else own
         passes = None if budget is None or budget.passes is None else max(1, budget.passes - first.timings["passes"])
         kept = {k: getattr(cfg, k) for k in POLISH_KEEPS}
         gcg = make_config("gcg", {**kept, **POLISH["gcg"], "init_text": first.text, "steps": UNLIMITED_STEPS})
         second = optimize(objective, gcg, callback=staged(callback, "polish"), budget=Budget(rest, passes))
-        res = _polished(first, second, share)
+        res = _polished(first, second, share, bound)
     judge_results([res], load_judge(judge, objective.vocab.embeddings.device))
     return res
 
 
-def _polished(first: PromptResult, second: PromptResult, share: float) -> PromptResult:
-    """PEZ's result with the polish's prompt where it scores higher, the two histories joined and both times."""
+def _polished(first: PromptResult, second: PromptResult, share: float, bound: bool) -> PromptResult:
+    """PEZ's result with the polish's prompt where it scores higher, the two histories joined and both times.
+    ``bound``: the user's budget, not the polish's share, set the polish's time (then a stop by time is the
+    budget's; otherwise the run ended as PEZ did: steps, early stop)."""
     res, t1, t2, before = first, first.timings, second.timings, first.score  # res is first, updated below
     better = second.score > before
     res.extras["polish"] = {"share": share, **POLISH["gcg"], "steps": second.steps_done, "improved": better,
@@ -197,10 +201,12 @@ def _polished(first: PromptResult, second: PromptResult, share: float) -> Prompt
     after = t1["total_s"] + t2["setup_s"] - t1["setup_s"]  # the polish's loop times on PEZ's clock
     res.best_history = [*first.best_history, *({**h, "time_s": h["time_s"] + after, "stage": "polish"}
                                                for h in second.best_history if h["score"] > before)]  # fmt: skip
+    by_share = t2["stopped_by"] == "budget_seconds" and not bound  # its own share of the time ran out
     res.timings = {**t1, "pez_s": t1["total_s"], "polish_s": t2["total_s"], "polish_steps": second.steps_done,
-                   "polish_loop_s": t2["loop_s"],
-                   "total_s": t1["total_s"] + t2["total_s"], "passes": t1["passes"] + t2["passes"],
-                   "stopped_by": t2["stopped_by"] or t1["stopped_by"], "next_step_s": t2["next_step_s"]}  # fmt: skip
+                   "polish_loop_s": t2["loop_s"], "total_s": t1["total_s"] + t2["total_s"],
+                   "passes": t1["passes"] + t2["passes"], "polish_stopped_by": t2["stopped_by"],
+                   "stopped_by": t1["stopped_by"] if by_share else t2["stopped_by"],
+                   "next_step_s": t2["next_step_s"] if bound else t1["next_step_s"]}  # fmt: skip
     res.interrupted = second.interrupted
     return res
 
