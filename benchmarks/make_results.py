@@ -294,7 +294,6 @@ def stop(data: dict) -> str:
 
 TABLES = {
     "time-quality": ("results_time_quality.json", time_quality),
-    "time-quality-pez-alone": ("results_time_quality_pez_alone.json", time_quality),
     "stop": ("results_stop.json", stop),
     "bad-inputs": ("results_bad_inputs.json", bad_inputs),
     "readable-tasks": ("results_readable_tasks.json", readable_tasks),

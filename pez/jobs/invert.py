@@ -27,7 +27,7 @@ INVERT_DEFAULTS = {"restarts": 4, "patience": 300, "min_delta": 0.01}
 # prompt, by exact edits under the LM prior, until no edit helps (``compose_steps`` rounds at most) or the budget is
 # spent (benchmarks/bench_readable.py, docs/defaults.md#readable-mode).
 READABLE = {"pez_steps": 60, "pez_share": 0.2, "compose_steps": 12, "pez": {"restarts": 4}}
-# The polish (``--polish SHARE``, docs/algorithms.md#polish): PEZ's gradient finds the region, exact swaps finish it.
+# The polish (``--polish SHARE``, docs/algorithms.md#the-polish): PEZ's gradient finds the region, exact swaps end it.
 # The last ``share`` of the search's time goes to GCG from PEZ's best prompt (``search_width`` single-token swaps a
 # step, drawn from the ``top_k`` tokens of best first-order score per position, each scored exactly); the result is
 # the better of the two stages' honest bests. On by default under a seconds budget (the clock is then the user's
