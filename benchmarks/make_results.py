@@ -267,13 +267,16 @@ def time_quality(data: dict) -> str:
             f"seed's time to a score: the earliest over its runs); {data['machine']['cpus']} CPU cores, "
             f"{data['machine']['device']}.\n")  # fmt: skip
     out = [head, "| reference steps | its honest score (mean) | its seconds (mean) | pez reached it | pez seconds "
-           "(median) | ratio median (min-max) |", "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+           "(median) | ratio median (min-max) | every run above it at a budget of | ratio there (fastest reference) |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in data["summary"]:
         ratio = "-" if r["ratio_median"] is None else (
             f"{r['ratio_median']:.1f}x ({r['ratio_min']:.1f}-{r['ratio_max']:.1f})")  # fmt: skip
         secs = "-" if r["pez_seconds_median"] is None else f"{r['pez_seconds_median']:.1f}"
+        budget = r.get("every_run_budget_s")
+        fixed = "- | -" if budget is None else f"{budget:g} s | **{r['every_run_ratio']:.1f}x**"
         out.append(f"| {r['ref_steps']} | {r['ref_score_mean']:.4f} | {r['ref_seconds_mean']:.0f} | "
-                   f"{r['pez_reached']}/{r['pez_runs']} | {secs} | {ratio} |")  # fmt: skip
+                   f"{r['pez_reached']}/{r['pez_runs']} | {secs} | {ratio} | {fixed} |")  # fmt: skip
     return "\n".join(out)
 
 

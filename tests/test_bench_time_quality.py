@@ -37,7 +37,26 @@ def test_a_seeds_time_is_the_earliest_over_its_budgets():
     runs = [{"seed": 0, "budget_s": 40.0, "curve": [(12.0, 0.85), (25.0, 0.92)]},  # PEZ until 20 s, then polish
             {"seed": 0, "budget_s": 10.0, "curve": [(4.0, 0.85), (8.0, 0.91)]},  # its polish from 5 s gets there
             {"seed": 1, "budget_s": 10.0, "curve": [(4.0, 0.80)]}]  # fmt: skip
+    runs = [{**run, "score": run["curve"][-1][1]} for run in runs]
     (row,) = bench.summarise([{"reference": ref, "pez": runs}], [1000])
     assert row["pez_runs"] == 2 and row["pez_reached"] == 1
     assert sorted([bench.seconds_to(runs[:2], 0.9), bench.seconds_to(runs[2:], 0.9)], key=str) == [8.0, None]
     assert row["ratio_max"] == 100.0 / 8.0 and row["ratio_min"] == 0.0
+
+
+def test_the_budget_every_run_ends_above_the_reference_at():
+    """The smallest budget at which every run of every target and seed ended at or above its target's reference
+    score; a budget where one run fell short, or one seed has no run, does not count."""
+    ref = [{"steps": 1000, "seconds": 100.0, "score": 0.9}]
+    other = [{"steps": 1000, "seconds": 80.0, "score": 0.8}]
+    a = [{"seed": 0, "budget_s": 5.0, "score": 0.95, "curve": []}, {"seed": 1, "budget_s": 5.0, "score": 0.85,
+         "curve": []}, {"seed": 0, "budget_s": 10.0, "score": 0.91, "curve": []},
+         {"seed": 1, "budget_s": 10.0, "score": 0.9, "curve": []}, {"seed": 0, "budget_s": 20.0, "score": 0.99,
+         "curve": []}]  # fmt: skip
+    b = [{"seed": s, "budget_s": x, "score": 0.81, "curve": []} for s in (0, 1) for x in (5.0, 10.0, 20.0)]
+    targets = [{"reference": ref, "pez": a}, {"reference": other, "pez": b}]
+    assert bench.every_run_budget(targets, 1000) == 10.0  # 5 s: seed 1 of the first target fell short
+    (row,) = bench.summarise(targets, [1000])
+    assert row["every_run_budget_s"] == 10.0 and row["every_run_ratio"] == 80.0 / 10.0
+    b[4]["score"] = 0.7  # seed 1 at 10 s of the second target now falls short; 20 s lacks the first's seed 1
+    assert bench.every_run_budget(targets, 1000) is None

@@ -160,6 +160,21 @@ def test_ape_is_seeded(tiny, files):
     assert [r["text"] for r in a] == [r["text"] for r in b]
 
 
+def test_ape_scores_a_persons_instruction_once_for_all_its_starts(tiny, files, monkeypatch):
+    """With several starts on one dev split, the person's instruction is scored once; every start's pool has it."""
+    from pez.optim.ape import APE, PERSON
+
+    scored = []
+    score = APE.score
+    monkeypatch.setattr(APE, "score", lambda self, ids, group: scored.extend(ids) or score(self, ids, group))
+    report = pez.discover(tiny, files["train"], eval_data=files["dev"], method="ape", steps=1, restarts=3,
+                          instructions=2, prompt_len=12, init_text=INSTRUCTION, **SMALL)  # fmt: skip
+    person = pez_ids(tiny, INSTRUCTION)
+    assert sum([i for i in ids if i >= 0] == person for ids in scored) == 1  # APE pads short texts with -1
+    rows = [r for r in report.search["extras"]["candidates"] if r["origin"] == PERSON]
+    assert len(rows) == 3 and len({(r["text"], r["score"]) for r in rows}) == 1
+
+
 def test_ape_without_a_chat_template_says_so_and_writes_plain_text(tiny, files, caplog):
     tok = copy.deepcopy(tiny.tokenizer)
     tok.chat_template = None

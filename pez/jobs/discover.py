@@ -30,6 +30,7 @@ from pez.models import LoadedModel
 from pez.models.lm import load_judge
 from pez.objectives.base import check_init_fits
 from pez.optim import Budget, make_config, optimize, optimize_each
+from pez.optim.ape import PERSON
 from pez.optim.budget import budget_steps, check_budget, remaining
 from pez.optim.tracking import Progress
 from pez.records import EvalResult, PromptResult, TaskReport
@@ -117,7 +118,7 @@ def readable_task_search(
     steps = config.pop("steps", None)
     settings = {**config, "prompt_len": n, "init_text": start, "steps": steps or READABLE_TASK["sweeps"] * n}
     rows = first.extras.get("candidates", [])
-    person = next((c for c in rows if c["step"] == 0), None) if given else None  # as APE scored it (step 0)
+    person = next((c for c in rows if c["origin"] == PERSON), None) if given else None  # as APE scored it
     if person is not None and rise is not None:  # the rise APE's start left: the result reads within rise of it
         nll = {c["text"]: c["nll"] for c in rows}
         settings["max_nll_rise"] = max(0.0, rise - (nll.get(start, person["nll"]) - person["nll"]))

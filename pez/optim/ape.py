@@ -45,6 +45,7 @@ VARY = (
 )
 SYSTEM = "You write short instructions for a language model. Answer with the instruction only."
 PAD = -1
+PERSON = "your instruction (--init-text)"  # the origin of a person's instruction in APE's rows
 ENDS = ".?!:"
 
 
@@ -140,8 +141,16 @@ class APE(PromptOptimizer):
                            "after ascii-only): give another text")  # fmt: skip
         if self.cfg.max_nll_rise is not None:
             self.bound = self.text_nll([found[0]])[0] + self.cfg.max_nll_rise
-        for r in range(self.n_prompts):
-            self.add(r, 0, {found[0]: (found[1], "your instruction (--init-text)")})
+        first: dict[int, int] = {}  # group -> the row that scored the text (its dev split is the group's)
+        for r, g in enumerate(self.group.tolist()):
+            if g not in first:
+                first[g] = r
+                self.add(r, 0, {found[0]: (found[1], PERSON)})
+                continue
+            row = dict(self.scored[first[g]][0])  # the same text on the same split: its row, not a second scoring
+            self.scored[r].append(row)
+            if row["pooled"]:
+                self.pool[r].append((-row["score"], row["text"]))
 
     def text_nll(self, texts: list[str]) -> list[float]:
         """Mean NLL per token of each text under the prior LM (``--prior``), as readable mode measures it."""
