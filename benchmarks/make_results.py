@@ -280,6 +280,22 @@ def time_quality(data: dict) -> str:
     return "\n".join(out)
 
 
+def polish(data: dict) -> str:
+    s = data["settings"]
+    head = (
+        f"{s['model']}, {s['prompt_len']} tokens, {len({r['target'] for r in data['runs']})} sentences x "
+        f"{s['seeds']} seeds, one `pez.invert` call per budget and setting; {data['machine']['cpus']} CPU cores.\n"
+    )
+    out = [head, "| budget | PEZ alone (mean) | PEZ + polish (mean) | gain (paired mean ± SE) | won / lost / pairs | "
+           "seconds per call (alone, polish) |", "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in data["summary"]:
+        se = "" if r["gain_se"] is None else f" ± {r['gain_se']:.4f}"
+        out.append(f"| {r['budget_s']:g} s | {r['alone_mean']:.4f} | {r['polish_mean']:.4f} | "
+                   f"**{r['gain_mean']:+.4f}**{se} | {r['won']} / {r['lost']} / {r['pairs']} | "
+                   f"{r['alone_wall_s']:.1f}, {r['polish_wall_s']:.1f} |")  # fmt: skip
+    return "\n".join(out)
+
+
 def stop(data: dict) -> str:
     out = []
     for task, entry in data["tasks"].items():
@@ -297,6 +313,7 @@ def stop(data: dict) -> str:
 
 TABLES = {
     "time-quality": ("results_time_quality.json", time_quality),
+    "polish": ("results_polish.json", polish),
     "stop": ("results_stop.json", stop),
     "bad-inputs": ("results_bad_inputs.json", bad_inputs),
     "readable-tasks": ("results_readable_tasks.json", readable_tasks),

@@ -1,8 +1,10 @@
 """benchmarks/bench_time_quality.py's reading of the runs: the time a curve reaches a level, and a run that never
-reaches it counted as infinitely slow (ratio 0), never left out of the median."""
+reaches it counted as infinitely slow (ratio 0), never left out of the median; bench_polish.py's paired gain."""
 
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -60,3 +62,23 @@ def test_the_budget_every_run_ends_above_the_reference_at():
     assert row["every_run_budget_s"] == 10.0 and row["every_run_ratio"] == 80.0 / 10.0
     b[4]["score"] = 0.7  # seed 1 at 10 s of the second target now falls short; 20 s lacks the first's seed 1
     assert bench.every_run_budget(targets, 1000) is None
+
+
+def test_the_polish_benchmark_pairs_runs_by_sentence_seed_and_budget():
+    """bench_polish.py's gain is paired (same sentence, seed and budget), counts wins and losses, and leaves out a
+    run without its pair."""
+    import bench_polish
+
+    def run(target, seed, budget, setting, score):
+        return {"target": target, "seed": seed, "budget_s": budget, "setting": setting, "score": score, "wall_s": 4.0}
+
+    rows = [run("a", 0, 4.0, "pez alone", 0.90), run("a", 0, 4.0, "pez + polish", 0.95),
+            run("b", 0, 4.0, "pez alone", 0.80), run("b", 0, 4.0, "pez + polish", 0.78),
+            run("c", 0, 4.0, "pez alone", 0.10),  # no pair: left out
+            run("a", 0, 8.0, "pez alone", 0.99), run("a", 0, 8.0, "pez + polish", 0.99)]  # fmt: skip
+    four = bench_polish.paired(rows, 4.0)
+    assert four["pairs"] == 2 and four["won"] == 1 and four["lost"] == 1
+    assert four["alone_mean"] == pytest.approx(0.85) and four["gain_mean"] == pytest.approx(0.015)
+    assert four["gain_se"] == pytest.approx(0.035)  # stdev of (+0.05, -0.02) over sqrt 2
+    eight = bench_polish.paired(rows, 8.0)
+    assert eight["pairs"] == 1 and eight["won"] == eight["lost"] == 0 and eight["gain_se"] is None
