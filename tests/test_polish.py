@@ -55,6 +55,7 @@ def test_a_seconds_budget_polishes_by_default_and_keeps_the_budget(minilm):
     p, t = res.extras["polish"], res.timings
     assert p["share"] == POLISH["share"] and t["polish_steps"] >= 1
     assert res.score >= p["pez_score"]
+    assert t["stopped_by"] == "budget_seconds"  # the result says the budget stopped it
     assert kept_budget(t, 6, before=t["before_search_s"]), t
 
 
